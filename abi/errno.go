@@ -1,0 +1,70 @@
+package abi
+
+import "errors"
+
+// Errno is the one error-code enum every host function uses. A host function
+// returns a negative i32 for an error: the code is the negation of the result.
+type Errno int32
+
+// Error codes.
+const (
+	// ErrnoSuccess is not an error.
+	ErrnoSuccess Errno = 0
+	// ErrnoBadPointer: a (pointer, length) pair is outside guest memory.
+	ErrnoBadPointer Errno = 1
+	// ErrnoInvalid: an argument is malformed (empty id, bad list encoding,
+	// unknown flag, session not a JSON object).
+	ErrnoInvalid Errno = 2
+	// ErrnoNotFound: the client is not connected.
+	ErrnoNotFound Errno = 3
+	// ErrnoTooLarge: a message or value is over the configured maximum.
+	ErrnoTooLarge Errno = 4
+	// ErrnoQueueFull: the client's send queue is full; it is being closed as
+	// a slow consumer.
+	ErrnoQueueFull Errno = 5
+	// ErrnoUnavailable: the registry backend could not answer in time.
+	ErrnoUnavailable Errno = 6
+	// ErrnoInternal: a host failure unrelated to the arguments.
+	ErrnoInternal Errno = 7
+)
+
+var errnoNames = [...]string{
+	ErrnoSuccess:     "success",
+	ErrnoBadPointer:  "bad pointer",
+	ErrnoInvalid:     "invalid argument",
+	ErrnoNotFound:    "not found",
+	ErrnoTooLarge:    "too large",
+	ErrnoQueueFull:   "queue full",
+	ErrnoUnavailable: "unavailable",
+	ErrnoInternal:    "internal error",
+}
+
+// String returns the code's name.
+func (e Errno) String() string {
+	if e >= 0 && int(e) < len(errnoNames) {
+		return errnoNames[e]
+	}
+	return "unknown errno"
+}
+
+// Error makes Errno an error so host implementations can return it.
+func (e Errno) Error() string { return "wasmgate: " + e.String() }
+
+// Result is the i32 a host function returns for err: the negated code, or
+// ErrnoInternal's for an error that is not an Errno.
+func Result(err error) int32 {
+	return -int32(ErrnoOf(err))
+}
+
+// ErrnoOf maps err to its code: nil is ErrnoSuccess; an error wrapping an
+// Errno is that code; anything else is ErrnoInternal.
+func ErrnoOf(err error) Errno {
+	if err == nil {
+		return ErrnoSuccess
+	}
+	var e Errno
+	if errors.As(err, &e) {
+		return e
+	}
+	return ErrnoInternal
+}

@@ -1,0 +1,110 @@
+package runtime
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/tetratelabs/wazero/api"
+
+	"github.com/wasmgate/wasmgate/abi"
+)
+
+// hostFuncs implements the ABI's host functions on top of an abi.Host. Each
+// function decodes its arguments from guest memory (bounds-checked), calls
+// the host and encodes the result; none panics on guest input.
+type hostFuncs struct {
+	host abi.Host
+}
+
+// impls maps every abi.HostFuncs name to its implementation.
+func (h hostFuncs) impls() map[string]api.GoModuleFunc {
+	return map[string]api.GoModuleFunc{
+		abi.FuncSendToClient:            h.sendToClient,
+		abi.FuncSendToAll:               h.sendToAll,
+		abi.FuncCloseClient:             h.closeClient,
+		abi.FuncIsOnline:                h.isOnline,
+		abi.FuncBindUid:                 h.bindUid,
+		abi.FuncUnbindUid:               h.unbindUid,
+		abi.FuncIsUidOnline:             h.isUidOnline,
+		abi.FuncGetClientIdByUid:        h.getClientIdByUid,
+		abi.FuncGetUidByClientId:        h.getUidByClientId,
+		abi.FuncSendToUid:               h.sendToUid,
+		abi.FuncJoinGroup:               h.joinGroup,
+		abi.FuncLeaveGroup:              h.leaveGroup,
+		abi.FuncUngroup:                 h.ungroup,
+		abi.FuncSendToGroup:             h.sendToGroup,
+		abi.FuncGetClientIdCountByGroup: h.getClientIdCountByGroup,
+		abi.FuncGetClientIdListByGroup:  h.getClientIdListByGroup,
+		abi.FuncGetUidListByGroup:       h.getUidListByGroup,
+		abi.FuncGetUidCountByGroup:      h.getUidCountByGroup,
+		abi.FuncGetAllClientIdCount:     h.getAllClientIdCount,
+		abi.FuncGetAllClientIdList:      h.getAllClientIdList,
+		abi.FuncGetAllUidList:           h.getAllUidList,
+		abi.FuncGetAllUidCount:          h.getAllUidCount,
+		abi.FuncGetAllGroupIdList:       h.getAllGroupIdList,
+		abi.FuncSetSession:              h.setSession,
+		abi.FuncUpdateSession:           h.updateSession,
+		abi.FuncGetSession:              h.getSession,
+		abi.FuncLog:                     h.log,
+		abi.FuncNow:                     h.now,
+	}
+}
+
+// instantiateHostModule registers every host function of the ABI, in the
+// order abi.HostFuncs gives, under abi.HostModule.
+func (r *Runtime) instantiateHostModule(ctx context.Context) error {
+	impls := hostFuncs{host: r.host}.impls()
+	b := r.wz.NewHostModuleBuilder(abi.HostModule)
+	for _, f := range abi.HostFuncs() {
+		impl, ok := impls[f.Name]
+		if !ok {
+			return fmt.Errorf("no implementation of host function %s", f.Name)
+		}
+		b.NewFunctionBuilder().
+			WithGoModuleFunction(impl, toAPI(f.Params), toAPI(f.Results)).
+			WithParameterNames(f.ParamNames...).
+			Export(f.Name)
+	}
+	_, err := b.Instantiate(ctx)
+	return err
+}
+
+// Result encoders: each writes the i32 result to stack[0].
+
+func setResult(stack []uint64, v int32) { stack[0] = api.EncodeI32(v) }
+
+func setErrno(stack []uint64, e abi.Errno) { setResult(stack, -int32(e)) }
+
+func setErr(stack []uint64, err error) { setResult(stack, abi.Result(err)) }
+
+func setCount(stack []uint64, n int, err error) {
+	if err != nil {
+		setErr(stack, err)
+		return
+	}
+	setResult(stack, int32(min(n, 1<<31-1)))
+}
+
+func setBool(stack []uint64, b bool, err error) {
+	n := 0
+	if b {
+		n = 1
+	}
+	setCount(stack, n, err)
+}
+
+func setList(mem api.Memory, stack []uint64, outAt int, items []string, err error) {
+	if err != nil {
+		setErr(stack, err)
+		return
+	}
+	setResult(stack, writeOut(mem, stack, outAt, abi.EncodeList(items)))
+}
+
+func setBytes(mem api.Memory, stack []uint64, outAt int, data []byte, err error) {
+	if err != nil {
+		setErr(stack, err)
+		return
+	}
+	setResult(stack, writeOut(mem, stack, outAt, data))
+}

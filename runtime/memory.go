@@ -1,0 +1,83 @@
+package runtime
+
+import (
+	"github.com/tetratelabs/wazero/api"
+
+	"github.com/wasmgate/wasmgate/abi"
+)
+
+// Guest memory is untrusted: every (ptr, len) pair from a guest goes through
+// these helpers, which copy what they return and report abi.ErrnoBadPointer
+// instead of panicking.
+
+// view returns the guest bytes at stack[i] (ptr) and stack[i+1] (len). The
+// slice aliases guest memory: use it before the call returns, never keep it.
+func view(mem api.Memory, stack []uint64, i int) ([]byte, abi.Errno) {
+	ptr, n := api.DecodeU32(stack[i]), api.DecodeU32(stack[i+1])
+	if n == 0 {
+		return nil, abi.ErrnoSuccess
+	}
+	b, ok := mem.Read(ptr, n)
+	if !ok {
+		return nil, abi.ErrnoBadPointer
+	}
+	return b, abi.ErrnoSuccess
+}
+
+// readBytes is view plus a copy.
+func readBytes(mem api.Memory, stack []uint64, i int) ([]byte, abi.Errno) {
+	b, e := view(mem, stack, i)
+	if e != abi.ErrnoSuccess || b == nil {
+		return nil, e
+	}
+	return append([]byte(nil), b...), e
+}
+
+// readString reads a non-empty string argument.
+func readString(mem api.Memory, stack []uint64, i int) (string, abi.Errno) {
+	b, e := view(mem, stack, i)
+	if e != abi.ErrnoSuccess {
+		return "", e
+	}
+	if len(b) == 0 {
+		return "", abi.ErrnoInvalid
+	}
+	return string(b), abi.ErrnoSuccess
+}
+
+// readList decodes an abi list argument.
+func readList(mem api.Memory, stack []uint64, i int) ([]string, abi.Errno) {
+	b, e := view(mem, stack, i)
+	if e != abi.ErrnoSuccess {
+		return nil, e
+	}
+	items, err := abi.DecodeList(b)
+	if err != nil {
+		return nil, abi.ErrnoInvalid
+	}
+	return items, abi.ErrnoSuccess
+}
+
+// readMessage reads a message at stack[i], stack[i+1] with flags at
+// stack[flagsAt]. allowed lists the flag bits this function accepts.
+func readMessage(mem api.Memory, stack []uint64, i, flagsAt int, allowed uint32) (abi.Message, abi.Errno) {
+	flags := api.DecodeU32(stack[flagsAt])
+	if flags&^allowed != 0 {
+		return abi.Message{}, abi.ErrnoInvalid
+	}
+	data, e := readBytes(mem, stack, i)
+	return abi.Message{Data: data, Binary: flags&abi.FlagBinary != 0}, e
+}
+
+// writeOut writes data to the (out_ptr, out_cap) pair at stack[i] if it
+// fits, and returns its full size (or -ErrnoBadPointer).
+func writeOut(mem api.Memory, stack []uint64, i int, data []byte) int32 {
+	ptr, capacity := api.DecodeU32(stack[i]), api.DecodeU32(stack[i+1])
+	if uint64(len(data)) > uint64(capacity) || len(data) == 0 {
+		return int32(len(data))
+	}
+	if !mem.Write(ptr, data) {
+		return -int32(abi.ErrnoBadPointer)
+	}
+	return int32(len(data))
+}

@@ -1,0 +1,142 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+
+	"github.com/wasmgate/wasmgate/abi"
+)
+
+// Module is one loaded handler: compiled code plus a pool of instances. Its
+// On* methods deliver events; each runs on one instance from the pool.
+type Module struct {
+	rt       *Runtime
+	name     string
+	config   string
+	compiled wazero.CompiledModule
+	exports  exportSet
+	pool     *pool
+}
+
+func newModule(rt *Runtime, name string, compiled wazero.CompiledModule, exports exportSet, config string) *Module {
+	m := &Module{rt: rt, name: name, config: config, compiled: compiled, exports: exports}
+	m.pool = newPool(rt.cfg.PoolSize, m.newInstance)
+	return m
+}
+
+// Name returns the name the module was loaded under.
+func (m *Module) Name() string { return m.name }
+
+// ErrTrap reports a guest call that failed: a trap, or a broken ABI promise
+// such as a bad buffer. The instance it ran on has been discarded.
+var ErrTrap = errors.New("handler failed")
+
+// OnHandshake asks the module whether to accept an upgrade. It returns 0 to
+// accept or the HTTP status to refuse with. A module without on_handshake
+// accepts everything; one that fails refuses with 500.
+func (m *Module) OnHandshake(ctx context.Context, h *abi.Handshake) (int, error) {
+	if !m.exports.handshake {
+		return 0, nil
+	}
+	input := abi.EncodeList(h.Fields())
+	rc, err := m.event(ctx, "on_handshake", h.ClientID, func(inst *instance) (int32, error) {
+		if err := inst.writeInput(input); err != nil {
+			return 0, err
+		}
+		return inst.call(inst.onHandshake, uint64(len(input)))
+	})
+	if err != nil {
+		return http.StatusInternalServerError, err
+	}
+	switch {
+	case rc == 0:
+		return 0, nil
+	case rc >= 400 && rc <= 599:
+		return int(rc), nil
+	default:
+		m.rt.log.Warn("on_handshake returned an invalid status; refusing with 500", "module", m.name, "client", h.ClientID, "status", rc)
+		return http.StatusInternalServerError, nil
+	}
+}
+
+// OnConnect delivers on_connect, if the module has it.
+func (m *Module) OnConnect(ctx context.Context, clientID string) error {
+	if !m.exports.connect {
+		return nil
+	}
+	return m.idEvent(ctx, "on_connect", clientID, func(inst *instance) api.Function { return inst.onConnect })
+}
+
+// OnClose delivers on_close, if the module has it.
+func (m *Module) OnClose(ctx context.Context, clientID string) error {
+	if !m.exports.close {
+		return nil
+	}
+	return m.idEvent(ctx, "on_close", clientID, func(inst *instance) api.Function { return inst.onClose })
+}
+
+// OnMessage delivers one message to on_message.
+func (m *Module) OnMessage(ctx context.Context, clientID string, msg abi.Message) error {
+	var flags uint64
+	if msg.Binary {
+		flags = uint64(abi.FlagBinary)
+	}
+	rc, err := m.event(ctx, "on_message", clientID, func(inst *instance) (int32, error) {
+		if err := inst.writeMessage(clientID, msg.Data); err != nil {
+			return 0, err
+		}
+		return inst.call(inst.onMessage, uint64(len(clientID)), uint64(len(msg.Data)), flags)
+	})
+	m.warnResult("on_message", clientID, rc)
+	return err
+}
+
+func (m *Module) idEvent(ctx context.Context, event, clientID string, fn func(*instance) api.Function) error {
+	rc, err := m.event(ctx, event, clientID, func(inst *instance) (int32, error) {
+		if err := inst.writeString(clientID); err != nil {
+			return 0, err
+		}
+		return inst.call(fn(inst), uint64(len(clientID)))
+	})
+	m.warnResult(event, clientID, rc)
+	return err
+}
+
+func (m *Module) warnResult(event, clientID string, rc int32) {
+	if rc != 0 {
+		m.rt.log.Warn("handler returned non-zero", "module", m.name, "event", event, "client", clientID, "result", rc)
+	}
+}
+
+// event runs fn on a pooled instance. A failed call is logged with the
+// module, event and client, and its instance discarded.
+func (m *Module) event(ctx context.Context, event, clientID string, fn func(*instance) (int32, error)) (int32, error) {
+	inst, err := m.pool.get(ctx)
+	if err != nil {
+		m.rt.log.Error("no instance for event", "module", m.name, "event", event, "client", clientID, "err", err)
+		return 0, fmt.Errorf("%s %s: %w", m.name, event, err)
+	}
+	rc, err := fn(inst)
+	m.pool.put(inst, err == nil)
+	if err != nil {
+		m.rt.log.Error("handler failed; instance discarded", "module", m.name, "event", event, "client", clientID, "err", err)
+		return 0, fmt.Errorf("%s %s: %w: %w", m.name, event, ErrTrap, err)
+	}
+	return rc, nil
+}
+
+// Close stops the module: idle instances close now, busy ones when their
+// event ends.
+func (m *Module) Close(ctx context.Context) error {
+	m.pool.close()
+	return m.compiled.Close(ctx)
+}
+
+// LogValue lets a *Module be logged by name.
+func (m *Module) LogValue() slog.Value { return slog.StringValue(m.name) }

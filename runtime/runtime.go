@@ -1,0 +1,129 @@
+// Package runtime runs wasmgate event handlers: WebAssembly modules that
+// implement the ABI in package abi. It compiles each module once, checks it
+// against the ABI, keeps a pool of instances per module and exposes the
+// handler events as plain Go methods. It exports no wazero types.
+//
+// # Concurrency
+//
+// A Runtime and its Modules are safe for concurrent use. An instance serves
+// one event at a time: each event takes an instance from the module's pool for
+// the length of one guest call and gives it back. An instance whose call
+// failed (trap, exit) is closed, never reused. Ordering of one client's events
+// is the caller's job: the server delivers them from the client's reader
+// goroutine, one after the other.
+package runtime
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
+
+	"github.com/wasmgate/wasmgate/abi"
+)
+
+// Config tunes a Runtime.
+type Config struct {
+	// PoolSize is the maximum number of instances per module; events beyond
+	// it wait for a free instance.
+	PoolSize int
+	// CacheDir keeps compiled modules between restarts; empty keeps them in
+	// memory only.
+	CacheDir string
+}
+
+// Runtime compiles and runs handler modules against one abi.Host.
+type Runtime struct {
+	cfg   Config
+	wz    wazero.Runtime
+	cache wazero.CompilationCache
+	host  abi.Host
+	log   *slog.Logger
+}
+
+// New returns a Runtime whose host functions call host. Close it to release
+// compiled code.
+func New(ctx context.Context, cfg Config, host abi.Host, log *slog.Logger) (*Runtime, error) {
+	if cfg.PoolSize < 1 {
+		return nil, fmt.Errorf("runtime: pool size %d: must be at least 1", cfg.PoolSize)
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	cache, err := newCache(cfg.CacheDir)
+	if err != nil {
+		return nil, err
+	}
+	wz := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfig().WithCompilationCache(cache))
+	r := &Runtime{cfg: cfg, wz: wz, cache: cache, host: host, log: log}
+	if _, err := wasi_snapshot_preview1.Instantiate(ctx, wz); err != nil {
+		return nil, fmt.Errorf("runtime: instantiate wasi: %w", err)
+	}
+	if err := r.instantiateHostModule(ctx); err != nil {
+		return nil, fmt.Errorf("runtime: instantiate host module: %w", err)
+	}
+	return r, nil
+}
+
+func newCache(dir string) (wazero.CompilationCache, error) {
+	if dir == "" {
+		return wazero.NewCompilationCache(), nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("runtime: cache dir: %w", err)
+	}
+	cache, err := wazero.NewCompilationCacheWithDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("runtime: cache dir %s: %w", dir, err)
+	}
+	return cache, nil
+}
+
+// LoadFile reads, compiles and validates the module at path and starts its
+// first instance. name identifies it in logs.
+func (r *Runtime) LoadFile(ctx context.Context, name, path, moduleConfig string) (*Module, error) {
+	wasm, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("load %s: %w", path, err)
+	}
+	m, err := r.Load(ctx, name, wasm, moduleConfig)
+	if err != nil {
+		return nil, fmt.Errorf("load %s: %w", path, err)
+	}
+	return m, nil
+}
+
+// Load compiles and validates wasm, then starts one instance so that a module
+// that cannot start (wrong ABI version, failing on_start) is refused now
+// rather than at its first event.
+func (r *Runtime) Load(ctx context.Context, name string, wasm []byte, moduleConfig string) (*Module, error) {
+	compiled, err := r.wz.CompileModule(ctx, wasm)
+	if err != nil {
+		return nil, fmt.Errorf("not a valid wasm module: %w", err)
+	}
+	exports, err := validate(compiled)
+	if err != nil {
+		_ = compiled.Close(ctx)
+		return nil, err
+	}
+	m := newModule(r, name, compiled, exports, moduleConfig)
+	inst, err := m.pool.get(ctx)
+	if err != nil {
+		_ = m.Close(ctx)
+		return nil, err
+	}
+	m.pool.put(inst, true)
+	return m, nil
+}
+
+// Close releases every module and compiled code.
+func (r *Runtime) Close(ctx context.Context) error {
+	err := r.wz.Close(ctx)
+	if cerr := r.cache.Close(ctx); err == nil {
+		err = cerr
+	}
+	return err
+}

@@ -1,0 +1,194 @@
+package runtime
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/wasmgate/wasmgate/abi"
+)
+
+type logBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func newTestRuntime(t *testing.T, host abi.Host) (*Runtime, *logBuffer) {
+	t.Helper()
+	logs := &logBuffer{}
+	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	r, err := New(context.Background(), Config{PoolSize: 2}, host, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = r.Close(context.Background()) })
+	return r, logs
+}
+
+func loadFixture(t *testing.T, r *Runtime, name, config string) (*Module, error) {
+	t.Helper()
+	return r.LoadFile(context.Background(), name, filepath.Join("testdata", name+".wasm"), config)
+}
+
+func TestLoad_RefusesBadModules(t *testing.T) {
+	r, _ := newTestRuntime(t, &recordingHost{})
+	tests := []struct{ name, config, want string }{
+		{"notwasm", "", "not a valid wasm module"},
+		{"version2", "", "declares ABI version 2, this host implements version 1"},
+		{"unknown_import", "", "imports unknown host function wasmgate.send_to_moon"},
+		{"env_import", "", `imports env.abort from unknown module "env"`},
+		{"bad_signature", "", "imports wasmgate.send_to_client with signature (i32, i32) -> (i32)"},
+		{"no_on_message", "", `does not export required function "on_message"`},
+		{"start_fails", "nope", "on_start returned 1"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := loadFixture(t, r, tc.name, tc.config)
+			if err == nil {
+				t.Fatal("loaded; want refusal")
+			}
+			if !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), tc.name+".wasm") {
+				t.Fatalf("error %q should name the file and contain %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestLoad_OnStartGetsConfig(t *testing.T) {
+	r, _ := newTestRuntime(t, &recordingHost{})
+	if _, err := loadFixture(t, r, "start_fails", "ok"); err != nil {
+		t.Fatalf("config %q should be accepted: %v", "ok", err)
+	}
+}
+
+func TestModule_Echo(t *testing.T) {
+	host := &recordingHost{}
+	r, logs := newTestRuntime(t, host)
+	m, err := loadFixture(t, r, "echo", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	big := bytes.Repeat([]byte("x"), 200_000) // forces the guest buffer to grow
+	steps := []error{
+		m.OnConnect(ctx, "c1"),
+		m.OnMessage(ctx, "c1", abi.Message{Data: []byte("hi")}),
+		m.OnMessage(ctx, "c1", abi.Message{Data: []byte{0, 1, 2}, Binary: true}),
+		m.OnMessage(ctx, "c1", abi.Message{Data: big}),
+		m.OnClose(ctx, "c1"),
+	}
+	for i, err := range steps {
+		if err != nil {
+			t.Fatalf("step %d: %v", i, err)
+		}
+	}
+	got := host.messages()
+	want := []sent{{"c1", abi.Message{Data: []byte("connected")}}, {"c1", abi.Message{Data: []byte("hi")}},
+		{"c1", abi.Message{Data: []byte{0, 1, 2}, Binary: true}}, {"c1", abi.Message{Data: big}}}
+	if len(got) != len(want) {
+		t.Fatalf("got %d sends, want %d", len(got), len(want))
+	}
+	for i := range want {
+		if got[i].to != want[i].to || !bytes.Equal(got[i].msg.Data, want[i].msg.Data) || got[i].msg.Binary != want[i].msg.Binary {
+			t.Errorf("send %d = %q %q binary=%v", i, got[i].to, trim(got[i].msg.Data), got[i].msg.Binary)
+		}
+	}
+	if !strings.Contains(logs.String(), "msg=closed module=echo") {
+		t.Errorf("guest log line missing from %q", logs.String())
+	}
+}
+
+func trim(b []byte) []byte { return b[:min(len(b), 20)] }
+
+func TestModule_TrapDiscardsInstanceOnly(t *testing.T) {
+	host := &recordingHost{}
+	r, logs := newTestRuntime(t, host)
+	m, err := loadFixture(t, r, "trap", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for i := 0; i < 5; i++ {
+		err := m.OnMessage(ctx, "c1", abi.Message{Data: []byte("trap")})
+		if !errors.Is(err, ErrTrap) {
+			t.Fatalf("trap %d: err = %v, want ErrTrap", i, err)
+		}
+		if err := m.OnMessage(ctx, "c1", abi.Message{Data: []byte("ok")}); err != nil {
+			t.Fatalf("message after trap %d: %v", i, err)
+		}
+	}
+	if n := len(host.messages()); n != 5 {
+		t.Fatalf("%d echoes, want 5", n)
+	}
+	if !strings.Contains(logs.String(), "module=trap event=on_message client=c1") {
+		t.Errorf("trap log should name module, event and client: %q", logs.String())
+	}
+}
+
+func TestHost_BadPointerGetsErrno(t *testing.T) {
+	host := &recordingHost{}
+	r, _ := newTestRuntime(t, host)
+	m, err := loadFixture(t, r, "badptr", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.OnMessage(context.Background(), "c1", abi.Message{Data: []byte("x")}); err != nil {
+		t.Fatal(err)
+	}
+	got := host.messages()
+	if len(got) != 1 || len(got[0].msg.Data) != 8 {
+		t.Fatalf("sends = %+v, want one 8-byte report", got)
+	}
+	for i := 0; i < 2; i++ {
+		if rc := int32(binary.LittleEndian.Uint32(got[0].msg.Data[4*i:])); rc != -int32(abi.ErrnoBadPointer) {
+			t.Errorf("call %d returned %d, want %d", i, rc, -int32(abi.ErrnoBadPointer))
+		}
+	}
+}
+
+func TestRuntime_HostFuncsAllImplemented(t *testing.T) {
+	impls := hostFuncs{}.impls()
+	for _, f := range abi.HostFuncs() {
+		if impls[f.Name] == nil {
+			t.Errorf("%s has no implementation", f.Name)
+		}
+	}
+	if len(impls) != len(abi.HostFuncs()) {
+		t.Errorf("%d implementations for %d ABI functions", len(impls), len(abi.HostFuncs()))
+	}
+}
+
+func TestRuntime_CacheDir(t *testing.T) {
+	dir := t.TempDir()
+	r, err := New(context.Background(), Config{PoolSize: 1, CacheDir: dir}, &recordingHost{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close(context.Background())
+	if _, err := loadFixture(t, r, "echo", ""); err != nil {
+		t.Fatal(err)
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) == 0 {
+		t.Fatal("compilation cache dir is empty after a load")
+	}
+}
