@@ -1,0 +1,44 @@
+# wasmgate — `make run` to start the gateway, `make test` to run every test.
+GO       ?= go
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS  := -X main.version=$(VERSION)
+HANDLERS := $(CURDIR)/handlers
+FUZZTIME ?= 20s
+
+.PHONY: all build guests run test vet bench fuzz testdata clean
+
+all: build guests
+
+build:
+	CGO_ENABLED=0 $(GO) build -ldflags "$(LDFLAGS)" -o bin/wasmgate ./cmd/wasmgate
+
+# The example handlers (Go and Rust) built from source into handlers/.
+guests:
+	$(MAKE) -C guest-examples OUT=$(HANDLERS)
+
+run: build guests
+	./bin/wasmgate start -c config.toml
+
+vet:
+	$(GO) vet ./...
+	cd guest-examples && GOOS=wasip1 GOARCH=wasm $(GO) vet ./...
+
+test: guests vet
+	$(GO) test -race -count=1 -timeout 15m ./...
+
+bench: build guests
+	$(GO) run ./cmd/wasmgate-bench
+
+fuzz:
+	$(GO) test ./abi -run '^$$' -fuzz FuzzDecodeList -fuzztime $(FUZZTIME)
+	$(GO) test ./server -run '^$$' -fuzz FuzzUpdateSession -fuzztime $(FUZZTIME)
+	$(GO) test ./server -run '^$$' -fuzz FuzzLoadConfig -fuzztime $(FUZZTIME)
+
+# Test fixtures in WAT; the .wasm files are committed so `go test` needs no
+# wabt. Regenerate after editing a .wat.
+testdata:
+	command -v wat2wasm >/dev/null || apt-get install -y wabt
+	for f in runtime/testdata/*.wat; do wat2wasm $$f -o $${f%.wat}.wasm; done
+
+clean:
+	rm -rf bin handlers .wasmgate-cache

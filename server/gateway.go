@@ -1,0 +1,250 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"unicode/utf8"
+
+	"github.com/wasmgate/wasmgate/abi"
+)
+
+// Gateway implements GatewayWorker's Lib\Gateway commands on top of a
+// Registry (who is connected, uids, groups, sessions) and the local hub (the
+// sockets). It is the one implementation of their semantics: the WASM host
+// functions call it through abi.Host, and backend push ports call the same
+// methods.
+type Gateway struct {
+	reg            Registry
+	hub            *hub
+	maxMessageSize int
+}
+
+// checkMessage refuses what must never reach a socket: an oversize message
+// or a text frame that is not UTF-8 (browsers close on it).
+func (g *Gateway) checkMessage(msg abi.Message) error {
+	if len(msg.Data) > g.maxMessageSize {
+		return fmt.Errorf("message of %d bytes exceeds max_message_size %d: %w", len(msg.Data), g.maxMessageSize, abi.ErrnoTooLarge)
+	}
+	if !msg.Binary && !utf8.Valid(msg.Data) {
+		return fmt.Errorf("text message is not valid UTF-8: %w", abi.ErrnoInvalid)
+	}
+	return nil
+}
+
+// SendToClient queues msg for one client.
+func (g *Gateway) SendToClient(_ context.Context, clientID string, msg abi.Message) error {
+	if err := g.checkMessage(msg); err != nil {
+		return err
+	}
+	c := g.hub.get(clientID)
+	if c == nil {
+		return abi.ErrnoNotFound
+	}
+	return c.send(msg)
+}
+
+// SendToAll queues msg for every client, or only those listed when
+// onlyGiven, minus exclude.
+func (g *Gateway) SendToAll(_ context.Context, msg abi.Message, only []string, onlyGiven bool, exclude []string) (int, error) {
+	if err := g.checkMessage(msg); err != nil {
+		return 0, err
+	}
+	skip := toSet(exclude)
+	if onlyGiven {
+		return g.deliver(only, skip, msg), nil
+	}
+	n := 0
+	g.hub.each(func(c *conn) {
+		if _, ok := skip[c.id]; !ok && c.send(msg) == nil {
+			n++
+		}
+	})
+	return n, nil
+}
+
+// deliver sends msg once to each id not in skip and returns how many
+// queued it.
+func (g *Gateway) deliver(ids []string, skip map[string]struct{}, msg abi.Message) int {
+	n := 0
+	seen := make(map[string]struct{}, len(ids))
+	for _, id := range ids {
+		if _, dup := seen[id]; dup {
+			continue
+		}
+		seen[id] = struct{}{}
+		if _, ok := skip[id]; ok {
+			continue
+		}
+		if c := g.hub.get(id); c != nil && c.send(msg) == nil {
+			n++
+		}
+	}
+	return n
+}
+
+func toSet(ids []string) map[string]struct{} {
+	if len(ids) == 0 {
+		return nil
+	}
+	set := make(map[string]struct{}, len(ids))
+	for _, id := range ids {
+		set[id] = struct{}{}
+	}
+	return set
+}
+
+// CloseClient sends final (if not nil) and closes the client normally.
+func (g *Gateway) CloseClient(_ context.Context, clientID string, final *abi.Message) error {
+	if final != nil {
+		if err := g.checkMessage(*final); err != nil {
+			return err
+		}
+	}
+	c := g.hub.get(clientID)
+	if c == nil {
+		return abi.ErrnoNotFound
+	}
+	return c.close(final, closeNormal, "")
+}
+
+// IsOnline reports whether the client is connected.
+func (g *Gateway) IsOnline(ctx context.Context, clientID string) (bool, error) {
+	return g.reg.HasClient(ctx, clientID)
+}
+
+// BindUid binds the client to uid, replacing an earlier uid.
+func (g *Gateway) BindUid(ctx context.Context, clientID, uid string) error {
+	return g.reg.BindUid(ctx, clientID, uid)
+}
+
+// UnbindUid removes the client's binding to uid.
+func (g *Gateway) UnbindUid(ctx context.Context, clientID, uid string) error {
+	return g.reg.UnbindUid(ctx, clientID, uid)
+}
+
+// IsUidOnline reports whether any client is bound to uid.
+func (g *Gateway) IsUidOnline(ctx context.Context, uid string) (bool, error) {
+	ids, err := g.reg.ClientsByUid(ctx, uid)
+	return len(ids) > 0, err
+}
+
+// GetClientIdByUid lists the clients bound to uid.
+func (g *Gateway) GetClientIdByUid(ctx context.Context, uid string) ([]string, error) {
+	return g.reg.ClientsByUid(ctx, uid)
+}
+
+// GetUidByClientId returns the client's uid, "" if it has none.
+func (g *Gateway) GetUidByClientId(ctx context.Context, clientID string) (string, error) {
+	return g.reg.UidOf(ctx, clientID)
+}
+
+// SendToUid queues msg once for every client bound to any of uids.
+func (g *Gateway) SendToUid(ctx context.Context, uids []string, msg abi.Message) (int, error) {
+	if err := g.checkMessage(msg); err != nil {
+		return 0, err
+	}
+	var ids []string
+	for _, uid := range uids {
+		got, err := g.reg.ClientsByUid(ctx, uid)
+		if err != nil {
+			return 0, err
+		}
+		ids = append(ids, got...)
+	}
+	return g.deliver(ids, nil, msg), nil
+}
+
+// JoinGroup adds the client to group.
+func (g *Gateway) JoinGroup(ctx context.Context, clientID, group string) error {
+	return g.reg.JoinGroup(ctx, clientID, group)
+}
+
+// LeaveGroup removes the client from group.
+func (g *Gateway) LeaveGroup(ctx context.Context, clientID, group string) error {
+	return g.reg.LeaveGroup(ctx, clientID, group)
+}
+
+// Ungroup removes every member from group.
+func (g *Gateway) Ungroup(ctx context.Context, group string) error {
+	return g.reg.Ungroup(ctx, group)
+}
+
+// SendToGroup queues msg once for every member of any of groups, minus
+// exclude.
+func (g *Gateway) SendToGroup(ctx context.Context, groups []string, msg abi.Message, exclude []string) (int, error) {
+	if err := g.checkMessage(msg); err != nil {
+		return 0, err
+	}
+	var ids []string
+	for _, group := range groups {
+		got, err := g.reg.GroupClients(ctx, group)
+		if err != nil {
+			return 0, err
+		}
+		ids = append(ids, got...)
+	}
+	return g.deliver(ids, toSet(exclude), msg), nil
+}
+
+// GetClientIdCountByGroup counts the group's members.
+func (g *Gateway) GetClientIdCountByGroup(ctx context.Context, group string) (int, error) {
+	return g.reg.GroupClientCount(ctx, group)
+}
+
+// GetClientIdListByGroup lists the group's members.
+func (g *Gateway) GetClientIdListByGroup(ctx context.Context, group string) ([]string, error) {
+	return g.reg.GroupClients(ctx, group)
+}
+
+// GetUidListByGroup lists the distinct uids of the group's members.
+func (g *Gateway) GetUidListByGroup(ctx context.Context, group string) ([]string, error) {
+	return g.reg.GroupUids(ctx, group)
+}
+
+// GetUidCountByGroup counts the distinct uids of the group's members.
+func (g *Gateway) GetUidCountByGroup(ctx context.Context, group string) (int, error) {
+	uids, err := g.reg.GroupUids(ctx, group)
+	return len(uids), err
+}
+
+// GetAllClientIdCount counts connected clients.
+func (g *Gateway) GetAllClientIdCount(ctx context.Context) (int, error) {
+	return g.reg.ClientCount(ctx)
+}
+
+// GetAllClientIdList lists connected clients.
+func (g *Gateway) GetAllClientIdList(ctx context.Context) ([]string, error) {
+	return g.reg.ClientIDs(ctx)
+}
+
+// GetAllUidList lists uids with a connected client.
+func (g *Gateway) GetAllUidList(ctx context.Context) ([]string, error) {
+	return g.reg.Uids(ctx)
+}
+
+// GetAllUidCount counts uids with a connected client.
+func (g *Gateway) GetAllUidCount(ctx context.Context) (int, error) {
+	return g.reg.UidCount(ctx)
+}
+
+// GetAllGroupIdList lists groups with at least one member.
+func (g *Gateway) GetAllGroupIdList(ctx context.Context) ([]string, error) {
+	return g.reg.GroupIDs(ctx)
+}
+
+// SetSession replaces the client's session.
+func (g *Gateway) SetSession(ctx context.Context, clientID string, session []byte) error {
+	return g.reg.SetSession(ctx, clientID, session)
+}
+
+// UpdateSession merges patch into the client's session.
+func (g *Gateway) UpdateSession(ctx context.Context, clientID string, patch []byte) error {
+	return g.reg.UpdateSession(ctx, clientID, patch)
+}
+
+// GetSession returns the client's session.
+func (g *Gateway) GetSession(ctx context.Context, clientID string) ([]byte, error) {
+	return g.reg.Session(ctx, clientID)
+}
+
+var _ abi.Host = (*Gateway)(nil)

@@ -1,0 +1,279 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/fasthttp/websocket"
+	"github.com/valyala/fasthttp"
+
+	"github.com/wasmgate/wasmgate/abi"
+	"github.com/wasmgate/wasmgate/runtime"
+)
+
+// Handler receives one route's events. *runtime.Module implements it; tests
+// and benchmarks may plug in native Go handlers.
+type Handler interface {
+	// OnHandshake returns 0 to accept the upgrade or an HTTP status to
+	// refuse it.
+	OnHandshake(ctx context.Context, h *abi.Handshake) (int, error)
+	OnConnect(ctx context.Context, clientID string) error
+	OnMessage(ctx context.Context, clientID string, msg abi.Message) error
+	OnClose(ctx context.Context, clientID string) error
+}
+
+type route struct {
+	path    string
+	module  string
+	handler Handler
+}
+
+// Option changes how New builds a Server.
+type Option func(*options)
+
+type options struct {
+	handlers map[string]Handler
+	registry Registry
+}
+
+// WithHandler serves path with h instead of (or besides) the handlers
+// folder.
+func WithHandler(path string, h Handler) Option {
+	return func(o *options) {
+		if o.handlers == nil {
+			o.handlers = map[string]Handler{}
+		}
+		o.handlers[path] = h
+	}
+}
+
+// WithRegistry replaces the in-process registry (for a cluster).
+func WithRegistry(r Registry) Option {
+	return func(o *options) { o.registry = r }
+}
+
+// Server is a wasmgate node: the WebSocket listener, its clients, the
+// registry and the handler modules.
+type Server struct {
+	cfg      Config
+	log      *slog.Logger
+	ctx      context.Context // lives until Shutdown; events run under it
+	cancel   context.CancelFunc
+	reg      Registry
+	hub      *hub
+	gw       *Gateway
+	ids      *idGenerator
+	rt       *runtime.Runtime
+	routes   map[string]*route
+	loadErrs []error
+	upgrader websocket.FastHTTPUpgrader
+	http     *fasthttp.Server
+	ln       net.Listener
+	buffers  sync.Pool // *bytes.Buffer for reading messages
+	active   atomic.Int64
+	served   chan struct{}
+}
+
+// New builds a Server from cfg and loads every module in the handlers
+// folder. A module that fails to load is logged and left out (LoadErrors
+// lists them); New fails only if nothing could be served at all.
+func New(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	s := &Server{cfg: cfg, log: log, hub: newHub(), ids: newIDGenerator(cfg.Server.NodeID), reg: o.registry}
+	if s.reg == nil {
+		s.reg = NewLocalRegistry()
+	}
+	s.ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	s.gw = &Gateway{reg: s.reg, hub: s.hub, maxMessageSize: cfg.Server.MaxMessageSize}
+	s.buffers.New = func() any { return new(bytes.Buffer) }
+	s.upgrader = websocket.FastHTTPUpgrader{
+		CheckOrigin:     func(*fasthttp.RequestCtx) bool { return true }, // origin policy is the handler's (on_handshake)
+		ReadBufferSize:  1024,
+		WriteBufferSize: 1024,
+		WriteBufferPool: &sync.Pool{},
+	}
+	if err := s.loadRoutes(ctx, o.handlers); err != nil {
+		s.cancel()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Gateway returns the command implementation shared by handlers and push
+// ports.
+func (s *Server) Gateway() *Gateway { return s.gw }
+
+// LoadErrors returns the modules that were refused at start, one error each.
+func (s *Server) LoadErrors() []error { return s.loadErrs }
+
+// Routes returns the served paths and the module behind each, sorted.
+func (s *Server) Routes() []string {
+	out := make([]string, 0, len(s.routes))
+	for p, r := range s.routes {
+		out = append(out, p+" -> "+r.module)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func (s *Server) route(path string) *route { return s.routes[path] }
+
+func (s *Server) loadRoutes(ctx context.Context, handlers map[string]Handler) error {
+	s.routes = map[string]*route{}
+	for path, h := range handlers {
+		s.routes[path] = &route{path: path, module: "native", handler: h}
+	}
+	modules, err := s.loadModules(ctx)
+	if err != nil {
+		return err
+	}
+	for name, m := range modules {
+		s.routes["/"+name] = &route{path: "/" + name, module: name, handler: m}
+	}
+	for path, name := range s.cfg.Routes {
+		m, ok := modules[name]
+		if !ok {
+			s.loadErrs = append(s.loadErrs, fmt.Errorf("routes.%s: module %q is not loaded", path, name))
+			continue
+		}
+		s.routes[path] = &route{path: path, module: name, handler: m}
+	}
+	for _, err := range s.loadErrs {
+		s.log.Error("module refused", "err", err)
+	}
+	if len(s.routes) == 0 {
+		return fmt.Errorf("no handler could be loaded from %s: %w", s.cfg.Server.HandlersDir, errors.Join(s.loadErrs...))
+	}
+	return nil
+}
+
+// loadModules loads every NAME.wasm in the handlers folder.
+func (s *Server) loadModules(ctx context.Context) (map[string]*runtime.Module, error) {
+	files, err := filepath.Glob(filepath.Join(s.cfg.Server.HandlersDir, "*.wasm"))
+	if err != nil {
+		return nil, err
+	}
+	if len(files) == 0 {
+		s.loadErrs = append(s.loadErrs, fmt.Errorf("handlers folder %s has no .wasm files", s.cfg.Server.HandlersDir))
+		return nil, nil
+	}
+	s.rt, err = runtime.New(ctx, runtime.Config{PoolSize: s.cfg.Runtime.PoolSize, CacheDir: s.cfg.Runtime.CacheDir}, s.gw, s.log)
+	if err != nil {
+		return nil, err
+	}
+	modules := map[string]*runtime.Module{}
+	for _, path := range files {
+		name := strings.TrimSuffix(filepath.Base(path), ".wasm")
+		start := time.Now()
+		m, err := s.rt.LoadFile(ctx, name, path, s.cfg.Modules[name].Config)
+		if err != nil {
+			s.loadErrs = append(s.loadErrs, err)
+			continue
+		}
+		s.log.Info("module loaded", "module", name, "file", path, "took", time.Since(start).Round(time.Millisecond))
+		modules[name] = m
+	}
+	return modules, nil
+}
+
+// Start listens on the configured address and serves in the background.
+func (s *Server) Start() error {
+	ln, err := net.Listen("tcp", s.cfg.Server.Listen)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", s.cfg.Server.Listen, err)
+	}
+	s.ln = ln
+	s.http = &fasthttp.Server{
+		Handler:               s.handleHTTP,
+		Name:                  "wasmgate",
+		ReadTimeout:           10 * time.Second,
+		IdleTimeout:           30 * time.Second,
+		NoDefaultServerHeader: true,
+		Logger:                fasthttpLogger{s.log},
+	}
+	s.served = make(chan struct{})
+	go func() {
+		defer close(s.served)
+		if err := s.http.Serve(ln); err != nil {
+			s.log.Error("serve", "err", err)
+		}
+	}()
+	s.log.Info("listening", "addr", ln.Addr().String(), "routes", s.Routes())
+	return nil
+}
+
+// Addr returns the address the server listens on (after Start).
+func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+
+// Shutdown stops accepting, closes every client with 1001 (going away),
+// waits for their close events until ctx ends, then releases the runtime.
+func (s *Server) Shutdown(ctx context.Context) error {
+	if s.http != nil {
+		_ = s.ln.Close()
+		<-s.served
+	}
+	s.hub.each(func(c *conn) { _ = c.close(nil, closeGoingAway, "server shutting down") })
+	err := s.waitIdle(ctx)
+	s.cancel()
+	if s.rt != nil {
+		if cerr := s.rt.Close(context.Background()); err == nil {
+			err = cerr
+		}
+	}
+	return err
+}
+
+func (s *Server) waitIdle(ctx context.Context) error {
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for s.active.Load() > 0 {
+		select {
+		case <-ctx.Done():
+			s.hub.each(func(c *conn) { _ = c.ws.NetConn().Close() })
+			return fmt.Errorf("shutdown: %d clients still open: %w", s.active.Load(), ctx.Err())
+		case <-tick.C:
+		}
+	}
+	return nil
+}
+
+// fasthttpLogger routes fasthttp's own messages to slog.
+type fasthttpLogger struct{ log *slog.Logger }
+
+func (l fasthttpLogger) Printf(format string, args ...any) {
+	l.log.Debug(fmt.Sprintf(format, args...), "component", "fasthttp")
+}
+
+// CheckModules loads every module of cfg as `wasmgate check` does and
+// returns one error per refused module.
+func CheckModules(ctx context.Context, cfg Config) error {
+	if _, err := os.Stat(cfg.Server.HandlersDir); err != nil {
+		return fmt.Errorf("handlers folder: %w", err)
+	}
+	s, err := New(ctx, cfg, nil)
+	if err != nil {
+		return err
+	}
+	defer s.Shutdown(ctx)
+	return errors.Join(s.loadErrs...)
+}

@@ -1,0 +1,164 @@
+package server
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/fasthttp/websocket"
+	"github.com/valyala/fasthttp"
+
+	"github.com/wasmgate/wasmgate/abi"
+)
+
+// Close codes the server sends.
+const (
+	closeNormal      = websocket.CloseNormalClosure
+	closeGoingAway   = websocket.CloseGoingAway
+	closeInvalidText = websocket.CloseInvalidFramePayloadData // 1007
+)
+
+// handleHTTP routes a request to its handler, asks the handler whether to
+// accept it, and upgrades it. Everything it needs from the fasthttp request
+// is copied out first: the RequestCtx is recycled once the upgrade starts.
+func (s *Server) handleHTTP(ctx *fasthttp.RequestCtx) {
+	rt := s.route(string(ctx.Path()))
+	if rt == nil {
+		ctx.Error("no handler for this path", fasthttp.StatusNotFound)
+		return
+	}
+	if !websocket.FastHTTPIsWebSocketUpgrade(ctx) {
+		ctx.Response.Header.Set("Upgrade", "websocket")
+		ctx.Error("this is a WebSocket endpoint", fasthttp.StatusUpgradeRequired)
+		return
+	}
+	if s.active.Load() >= int64(s.cfg.Server.MaxConnections) {
+		ctx.Error("too many connections", fasthttp.StatusServiceUnavailable)
+		return
+	}
+	hs := handshakeOf(ctx, s.ids.next())
+	status, err := rt.handler.OnHandshake(s.ctx, hs)
+	if err != nil || status != 0 {
+		ctx.Error(fasthttp.StatusMessage(status), status)
+		return
+	}
+	err = s.upgrader.Upgrade(ctx, func(ws *websocket.Conn) { s.serveConn(ws, rt, hs.ClientID) })
+	if err != nil {
+		s.log.Debug("upgrade failed", "path", hs.Path, "remote", hs.RemoteAddr, "err", err)
+	}
+}
+
+func handshakeOf(ctx *fasthttp.RequestCtx, id string) *abi.Handshake {
+	hs := &abi.Handshake{
+		ClientID:   id,
+		Method:     string(ctx.Method()),
+		Path:       string(ctx.Path()),
+		Query:      string(ctx.QueryArgs().QueryString()),
+		RemoteAddr: ctx.RemoteAddr().String(),
+	}
+	for k, v := range ctx.Request.Header.All() {
+		hs.Headers = append(hs.Headers, [2]string{strings.ToLower(string(k)), string(v)})
+	}
+	return hs
+}
+
+// serveConn runs on the goroutine fasthttp gives the hijacked connection:
+// it registers the client, delivers connect, every message in order and
+// finally close, then releases the socket.
+func (s *Server) serveConn(ws *websocket.Conn, rt *route, id string) {
+	s.active.Add(1)
+	defer s.active.Add(-1)
+	ws.SetReadLimit(int64(s.cfg.Server.MaxMessageSize))
+	c := newConn(id, ws, s.cfg.Server.SendQueueSize, s.cfg.Server.WriteTimeout.Duration)
+	if err := s.register(c); err != nil {
+		s.log.Error("register client", "client", id, "err", err)
+		_ = ws.Close()
+		return
+	}
+	_ = rt.handler.OnConnect(s.ctx, id)
+	s.readLoop(c, rt)
+	s.unregister(c)
+	_ = rt.handler.OnClose(s.ctx, id)
+	_ = ws.Close()
+}
+
+func (s *Server) register(c *conn) error {
+	s.hub.add(c)
+	if err := s.reg.AddClient(s.ctx, c.id); err != nil {
+		s.hub.remove(c.id)
+		return err
+	}
+	return nil
+}
+
+func (s *Server) unregister(c *conn) {
+	s.hub.remove(c.id)
+	if _, err := s.reg.RemoveClient(s.ctx, c.id); err != nil {
+		s.log.Error("unregister client", "client", c.id, "err", err)
+	}
+	c.mu.Lock()
+	c.closing = true
+	c.mu.Unlock()
+}
+
+// readLoop delivers messages until the peer closes or breaks the protocol.
+func (s *Server) readLoop(c *conn, rt *route) {
+	for {
+		typ, r, err := c.ws.NextReader()
+		if err != nil {
+			s.endRead(c, err)
+			return
+		}
+		buf := s.buffers.Get().(*bytes.Buffer)
+		buf.Reset()
+		if _, err := buf.ReadFrom(r); err != nil {
+			s.buffers.Put(buf)
+			s.endRead(c, err)
+			return
+		}
+		data := buf.Bytes()
+		if typ == websocket.TextMessage && !utf8.Valid(data) {
+			s.buffers.Put(buf)
+			s.closeAndLinger(c, closeInvalidText, "invalid UTF-8 in text frame")
+			return
+		}
+		_ = rt.handler.OnMessage(s.ctx, c.id, abi.Message{Data: data, Binary: typ == websocket.BinaryMessage})
+		s.putBuffer(buf)
+	}
+}
+
+// putBuffer keeps read buffers for reuse unless a rare huge message grew one.
+func (s *Server) putBuffer(buf *bytes.Buffer) {
+	if buf.Cap() <= 64<<10 {
+		s.buffers.Put(buf)
+	}
+}
+
+// endRead handles the error that ended reading. An oversize message has
+// already been answered with close code 1009 by the websocket package.
+func (s *Server) endRead(c *conn, err error) {
+	if errors.Is(err, websocket.ErrReadLimit) {
+		s.log.Info("client sent a message over max_message_size; closed with 1009", "client", c.id, "max", s.cfg.Server.MaxMessageSize)
+		s.linger(c)
+	}
+}
+
+// closeAndLinger sends a close frame and drains the socket for a moment, so
+// the close frame is not lost to a TCP reset caused by unread input.
+func (s *Server) closeAndLinger(c *conn, code int, reason string) {
+	c.mu.Lock()
+	c.closing = true
+	c.mu.Unlock()
+	_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), time.Now().Add(time.Second))
+	s.linger(c)
+}
+
+func (s *Server) linger(c *conn) {
+	nc := c.ws.NetConn()
+	_ = nc.SetReadDeadline(time.Now().Add(closeGrace))
+	_, _ = io.Copy(io.Discard, nc)
+}
+
