@@ -1,0 +1,365 @@
+// Command chat is a wasmgate handler for a JSON chat with rooms. Every
+// message is a JSON object with a "type":
+//
+//	{"type":"login","uid":"u"}           bind uid      → {"type":"login","ok":true,"uid":"u"}
+//	{"type":"join","room":"r"}           join group r  → {"type":"joined","room":"r"}
+//	{"type":"leave","room":"r"}          leave group r → {"type":"left","room":"r"}
+//	{"type":"say","text":"t"}            to every member (sender included) of each room the
+//	                                     sender is in: {"type":"say","room":"r","from":id,"uid":"u","text":"t"}
+//	{"type":"to_uid","uid":"u","text":"t"}  to uid u's clients: {"type":"to_uid","from":id,"text":"t"}
+//	{"type":"ungroup","room":"r"}        every member leaves r (no reply)
+//	{"type":"whoami"}                    → {"type":"whoami","client_id":id,"uid":"u","session":{…}}
+//	{"type":"session_set","session":{…}}     replace the session → {"type":"session","session":{…}}
+//	{"type":"session_update","session":{…}}  merge into it       → {"type":"session","session":{…}}
+//	{"type":"stats","room":"r"}          presence counters and lists (see stats below)
+//
+// Bad JSON, an unknown type or a failed host call gets {"type":"error",
+// "error":"…"}. to_uid and ungroup send nothing back when they succeed.
+//
+// Different instances may serve different events of one client, so the rooms
+// a client joined are kept in its session, as {"rooms":{"r":true}} (a room it
+// left is set to false rather than removed, since update_session can only
+// merge). session_set replaces the whole session, rooms included.
+package main
+
+import (
+	"encoding/json"
+	"sort"
+
+	"github.com/wasmgate/wasmgate/guest-examples/gateway"
+)
+
+type request struct {
+	Type    string          `json:"type"`
+	Uid     string          `json:"uid"`
+	Room    string          `json:"room"`
+	Text    string          `json:"text"`
+	Session json.RawMessage `json:"session"`
+}
+
+type errorReply struct {
+	Type  string `json:"type"`
+	Error string `json:"error"`
+}
+
+type loginReply struct {
+	Type string `json:"type"`
+	OK   bool   `json:"ok"`
+	Uid  string `json:"uid"`
+}
+
+type roomReply struct {
+	Type string `json:"type"`
+	Room string `json:"room"`
+}
+
+type sayMessage struct {
+	Type string `json:"type"`
+	Room string `json:"room"`
+	From string `json:"from"`
+	Uid  string `json:"uid"`
+	Text string `json:"text"`
+}
+
+type toUidMessage struct {
+	Type string `json:"type"`
+	From string `json:"from"`
+	Text string `json:"text"`
+}
+
+type whoamiReply struct {
+	Type     string          `json:"type"`
+	ClientID string          `json:"client_id"`
+	Uid      string          `json:"uid"`
+	Session  json.RawMessage `json:"session"`
+}
+
+type sessionReply struct {
+	Type    string          `json:"type"`
+	Session json.RawMessage `json:"session"`
+}
+
+type statsReply struct {
+	Type         string   `json:"type"`
+	AllClients   int      `json:"all_clients"`
+	AllClientIDs []string `json:"all_client_ids"`
+	AllUids      []string `json:"all_uids"`
+	UidCount     int      `json:"uid_count"`
+	Groups       []string `json:"groups"`
+	Room         string   `json:"room"`
+	RoomClients  []string `json:"room_clients"`
+	RoomCount    int      `json:"room_count"`
+	RoomUids     []string `json:"room_uids"`
+	RoomUidCount int      `json:"room_uid_count"`
+}
+
+func init() {
+	gateway.OnMessage(onMessage)
+}
+
+func main() {}
+
+func onMessage(c gateway.Client, msg []byte) {
+	var req request
+	if err := json.Unmarshal(msg, &req); err != nil {
+		replyError(c, "bad json: "+err.Error())
+		return
+	}
+	var err error
+	switch req.Type {
+	case "login":
+		err = login(c, req)
+	case "join":
+		err = join(c, req)
+	case "leave":
+		err = leave(c, req)
+	case "say":
+		err = say(c, req)
+	case "to_uid":
+		err = toUid(c, req)
+	case "ungroup":
+		err = ungroup(req)
+	case "whoami":
+		err = whoami(c)
+	case "session_set":
+		err = setSession(c, req, c.SetSession)
+	case "session_update":
+		err = setSession(c, req, c.UpdateSession)
+	case "stats":
+		err = stats(c, req)
+	case "":
+		err = errorf("missing type")
+	default:
+		err = errorf("unknown type " + quote(req.Type))
+	}
+	if err != nil {
+		replyError(c, err.Error())
+	}
+}
+
+// userError is an error reported to the client as is.
+type userError string
+
+func (e userError) Error() string { return string(e) }
+
+func errorf(msg string) error { return userError(msg) }
+
+func quote(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b)
+}
+
+func reply(c gateway.Client, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return c.Send(b)
+}
+
+func replyError(c gateway.Client, msg string) {
+	if err := reply(c, errorReply{Type: "error", Error: msg}); err != nil {
+		gateway.Warn("chat: cannot send error to " + c.ID + ": " + err.Error())
+	}
+}
+
+func need(field, v string) error {
+	if v == "" {
+		return errorf(field + " required")
+	}
+	return nil
+}
+
+func login(c gateway.Client, req request) error {
+	if err := need("uid", req.Uid); err != nil {
+		return err
+	}
+	if err := c.BindUid(req.Uid); err != nil {
+		return err
+	}
+	return reply(c, loginReply{Type: "login", OK: true, Uid: req.Uid})
+}
+
+// markRoom records in the client's session whether it is in room.
+func markRoom(c gateway.Client, room string, in bool) error {
+	patch, err := json.Marshal(map[string]map[string]bool{"rooms": {room: in}})
+	if err != nil {
+		return err
+	}
+	return c.UpdateSession(patch)
+}
+
+// sessionRooms returns the rooms the client's session says it is in, sorted.
+func sessionRooms(c gateway.Client) ([]string, error) {
+	b, err := c.Session()
+	if err != nil {
+		return nil, err
+	}
+	var s struct {
+		Rooms map[string]bool `json:"rooms"`
+	}
+	// A session whose "rooms" is not an object of booleans (overwritten by
+	// session_set) simply lists no rooms.
+	_ = json.Unmarshal(b, &s)
+	var rooms []string
+	for r, in := range s.Rooms {
+		if in {
+			rooms = append(rooms, r)
+		}
+	}
+	sort.Strings(rooms)
+	return rooms, nil
+}
+
+func join(c gateway.Client, req request) error {
+	if err := need("room", req.Room); err != nil {
+		return err
+	}
+	if err := c.JoinGroup(req.Room); err != nil {
+		return err
+	}
+	if err := markRoom(c, req.Room, true); err != nil {
+		return err
+	}
+	return reply(c, roomReply{Type: "joined", Room: req.Room})
+}
+
+func leave(c gateway.Client, req request) error {
+	if err := need("room", req.Room); err != nil {
+		return err
+	}
+	if err := c.LeaveGroup(req.Room); err != nil {
+		return err
+	}
+	if err := markRoom(c, req.Room, false); err != nil {
+		return err
+	}
+	return reply(c, roomReply{Type: "left", Room: req.Room})
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func say(c gateway.Client, req request) error {
+	rooms, err := sessionRooms(c)
+	if err != nil {
+		return err
+	}
+	uid, err := c.Uid()
+	if err != nil {
+		return err
+	}
+	sent := 0
+	for _, room := range rooms {
+		// The session may be stale: another client may have ungrouped the
+		// room. Never send to a room the sender is no longer in.
+		members, err := gateway.GetClientIdListByGroup(room)
+		if err != nil {
+			return err
+		}
+		if !contains(members, c.ID) {
+			if err := markRoom(c, room, false); err != nil {
+				return err
+			}
+			continue
+		}
+		b, err := json.Marshal(sayMessage{Type: "say", Room: room, From: c.ID, Uid: uid, Text: req.Text})
+		if err != nil {
+			return err
+		}
+		if _, err := gateway.SendToOneGroup(room, b, nil); err != nil {
+			return err
+		}
+		sent++
+	}
+	if sent == 0 {
+		return errorf("not in any room")
+	}
+	return nil
+}
+
+func toUid(c gateway.Client, req request) error {
+	if err := need("uid", req.Uid); err != nil {
+		return err
+	}
+	b, err := json.Marshal(toUidMessage{Type: "to_uid", From: c.ID, Text: req.Text})
+	if err != nil {
+		return err
+	}
+	_, err = gateway.SendToOneUid(req.Uid, b)
+	return err
+}
+
+func ungroup(req request) error {
+	if err := need("room", req.Room); err != nil {
+		return err
+	}
+	return gateway.Ungroup(req.Room)
+}
+
+func whoami(c gateway.Client) error {
+	uid, err := c.Uid()
+	if err != nil {
+		return err
+	}
+	s, err := c.Session()
+	if err != nil {
+		return err
+	}
+	return reply(c, whoamiReply{Type: "whoami", ClientID: c.ID, Uid: uid, Session: s})
+}
+
+func setSession(c gateway.Client, req request, set func([]byte) error) error {
+	if len(req.Session) == 0 || req.Session[0] != '{' {
+		return errorf("session must be a JSON object")
+	}
+	if err := set(req.Session); err != nil {
+		return err
+	}
+	s, err := c.Session()
+	if err != nil {
+		return err
+	}
+	return reply(c, sessionReply{Type: "session", Session: s})
+}
+
+func stats(c gateway.Client, req request) error {
+	st := statsReply{Type: "stats", Room: req.Room, RoomClients: []string{}, RoomUids: []string{}}
+	var err error
+	if st.AllClients, err = gateway.GetAllClientIdCount(); err != nil {
+		return err
+	}
+	if st.AllClientIDs, err = gateway.GetAllClientIdList(); err != nil {
+		return err
+	}
+	if st.AllUids, err = gateway.GetAllUidList(); err != nil {
+		return err
+	}
+	if st.UidCount, err = gateway.GetAllUidCount(); err != nil {
+		return err
+	}
+	if st.Groups, err = gateway.GetAllGroupIdList(); err != nil {
+		return err
+	}
+	if req.Room != "" {
+		if st.RoomClients, err = gateway.GetClientIdListByGroup(req.Room); err != nil {
+			return err
+		}
+		if st.RoomCount, err = gateway.GetClientIdCountByGroup(req.Room); err != nil {
+			return err
+		}
+		if st.RoomUids, err = gateway.GetUidListByGroup(req.Room); err != nil {
+			return err
+		}
+		if st.RoomUidCount, err = gateway.GetUidCountByGroup(req.Room); err != nil {
+			return err
+		}
+	}
+	return reply(c, st)
+}

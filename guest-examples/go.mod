@@ -1,0 +1,3 @@
+module github.com/wasmgate/wasmgate/guest-examples
+
+go 1.26

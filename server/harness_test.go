@@ -1,0 +1,203 @@
+package server_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/fasthttp/websocket"
+
+	"github.com/wasmgate/wasmgate/server"
+)
+
+// guestDir is where `make guests` puts the example handlers.
+const guestDir = "../handlers"
+
+// handlersWith copies the named modules (example guests from ../handlers or
+// fixtures from ../runtime/testdata) into a fresh folder.
+func handlersWith(t *testing.T, names ...string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for _, name := range names {
+		src := filepath.Join(guestDir, name+".wasm")
+		if _, err := os.Stat(src); err != nil {
+			src = filepath.Join("..", "runtime", "testdata", name+".wasm")
+		}
+		data, err := os.ReadFile(src)
+		if err != nil {
+			t.Fatalf("module %s: %v (run `make guests` to build the example handlers)", name, err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name+".wasm"), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// syncBuffer is a log sink safe for the server's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+type testServer struct {
+	*server.Server
+	url  string
+	logs *syncBuffer
+}
+
+// startServer runs a real server on 127.0.0.1:0 serving the modules in dir,
+// and stops it when the test ends.
+func startServer(t *testing.T, dir string, edit func(*server.Config), opts ...server.Option) *testServer {
+	t.Helper()
+	cfg := server.DefaultConfig()
+	cfg.Server.Listen = "127.0.0.1:0"
+	cfg.Server.HandlersDir = dir
+	cfg.Runtime.PoolSize = 4
+	if edit != nil {
+		edit(&cfg)
+	}
+	logs := &syncBuffer{}
+	log := slog.New(slog.NewTextHandler(io.MultiWriter(logs), &slog.HandlerOptions{Level: slog.LevelDebug}))
+	srv, err := server.New(context.Background(), cfg, log, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+	})
+	return &testServer{Server: srv, url: "ws://" + srv.Addr().String(), logs: logs}
+}
+
+// wsClient is a test WebSocket client with a read timeout on every read.
+type wsClient struct {
+	t  *testing.T
+	ws *websocket.Conn
+}
+
+func (s *testServer) dial(t *testing.T, path string) *wsClient {
+	t.Helper()
+	ws, resp, err := websocket.DefaultDialer.Dial(s.url+path, nil)
+	if err != nil {
+		status := 0
+		if resp != nil {
+			status = resp.StatusCode
+		}
+		t.Fatalf("dial %s: %v (HTTP %d)", path, err, status)
+	}
+	t.Cleanup(func() { ws.Close() })
+	return &wsClient{t: t, ws: ws}
+}
+
+func (c *wsClient) send(typ int, data []byte) {
+	c.t.Helper()
+	if err := c.ws.WriteMessage(typ, data); err != nil {
+		c.t.Fatalf("write: %v", err)
+	}
+}
+
+func (c *wsClient) sendText(s string) { c.t.Helper(); c.send(websocket.TextMessage, []byte(s)) }
+
+func (c *wsClient) sendJSON(v any) {
+	c.t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.send(websocket.TextMessage, b)
+}
+
+func (c *wsClient) read() (int, []byte) {
+	c.t.Helper()
+	_ = c.ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+	typ, data, err := c.ws.ReadMessage()
+	if err != nil {
+		c.t.Fatalf("read: %v", err)
+	}
+	return typ, data
+}
+
+// readJSON reads one message and decodes it as a JSON object.
+func (c *wsClient) readJSON() map[string]any {
+	c.t.Helper()
+	_, data := c.read()
+	var m map[string]any
+	if err := json.Unmarshal(data, &m); err != nil {
+		c.t.Fatalf("message %q is not a JSON object: %v", data, err)
+	}
+	return m
+}
+
+// expectType reads until a message of the given "type" arrives, failing on
+// any other type in between.
+func (c *wsClient) expectType(typ string) map[string]any {
+	c.t.Helper()
+	m := c.readJSON()
+	if m["type"] != typ {
+		c.t.Fatalf("got %v, want type %q", m, typ)
+	}
+	return m
+}
+
+// expectSilence asserts nothing arrives within d.
+func (c *wsClient) expectSilence(d time.Duration) {
+	c.t.Helper()
+	_ = c.ws.SetReadDeadline(time.Now().Add(d))
+	if _, data, err := c.ws.ReadMessage(); err == nil {
+		c.t.Fatalf("unexpected message %q", data)
+	}
+}
+
+// expectClose reads until the server closes and returns the close code.
+func (c *wsClient) expectClose() int {
+	c.t.Helper()
+	_ = c.ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for {
+		_, _, err := c.ws.ReadMessage()
+		if err == nil {
+			continue
+		}
+		if ce, ok := err.(*websocket.CloseError); ok {
+			return ce.Code
+		}
+		c.t.Fatalf("connection ended without a close frame: %v", err)
+	}
+}
+
+// eventually polls cond for up to 5 s.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
