@@ -24,6 +24,10 @@ type conn struct {
 	queueSize    int
 	writeTimeout time.Duration
 
+	// writer counts the running writer goroutine (0 or 1). The reader waits
+	// for it before returning the socket to fasthttp, which recycles it.
+	writer sync.WaitGroup
+
 	mu       sync.Mutex // guards queue, spare, writing, closing
 	queue    []abi.Message
 	spare    []abi.Message // the writer's last batch, reused as the next queue
@@ -77,12 +81,14 @@ func (c *conn) closeLocked(code int, reason string) {
 func (c *conn) startWriterLocked() {
 	if !c.writing {
 		c.writing = true
+		c.writer.Add(1)
 		go c.writeLoop()
 	}
 }
 
 // writeLoop drains the queue, then sends the close frame if one is due.
 func (c *conn) writeLoop() {
+	defer c.writer.Done()
 	for {
 		batch, closeMsg := c.takeBatch()
 		if batch == nil {

@@ -73,6 +73,9 @@ func startServer(t *testing.T, dir string, edit func(*server.Config), opts ...se
 	cfg.Server.Listen = "127.0.0.1:0"
 	cfg.Server.HandlersDir = dir
 	cfg.Runtime.PoolSize = 4
+	// Compiling a Go guest takes seconds under -race; share compiled code
+	// between tests and runs (wazero writes cache files atomically).
+	cfg.Runtime.CacheDir = filepath.Join(os.TempDir(), "wasmgate-test-cache")
 	if edit != nil {
 		edit(&cfg)
 	}
@@ -95,10 +98,20 @@ func startServer(t *testing.T, dir string, edit func(*server.Config), opts ...se
 	return &testServer{Server: srv, url: "ws://" + srv.Addr().String(), logs: logs}
 }
 
-// wsClient is a test WebSocket client with a read timeout on every read.
+// wsClient is a test WebSocket client. A goroutine reads every frame into
+// a channel, so a test can wait for a message with a timeout without
+// breaking the connection (a websocket read that times out cannot be retried).
 type wsClient struct {
-	t  *testing.T
-	ws *websocket.Conn
+	t    *testing.T
+	ws   *websocket.Conn
+	in   chan frame
+	done chan struct{}
+}
+
+type frame struct {
+	typ  int
+	data []byte
+	err  error // the read error that ended the connection, last on in
 }
 
 func (s *testServer) dial(t *testing.T, path string) *wsClient {
@@ -111,8 +124,21 @@ func (s *testServer) dial(t *testing.T, path string) *wsClient {
 		}
 		t.Fatalf("dial %s: %v (HTTP %d)", path, err, status)
 	}
-	t.Cleanup(func() { ws.Close() })
-	return &wsClient{t: t, ws: ws}
+	c := &wsClient{t: t, ws: ws, in: make(chan frame, 4096), done: make(chan struct{})}
+	go c.readAll()
+	t.Cleanup(func() { ws.Close(); <-c.done })
+	return c
+}
+
+func (c *wsClient) readAll() {
+	defer close(c.done)
+	for {
+		typ, data, err := c.ws.ReadMessage()
+		c.in <- frame{typ, data, err}
+		if err != nil {
+			return
+		}
+	}
 }
 
 func (c *wsClient) send(typ int, data []byte) {
@@ -133,14 +159,26 @@ func (c *wsClient) sendJSON(v any) {
 	c.send(websocket.TextMessage, b)
 }
 
+// next waits up to d for the next frame; ok is false on timeout.
+func (c *wsClient) next(d time.Duration) (frame, bool) {
+	select {
+	case f := <-c.in:
+		return f, true
+	case <-time.After(d):
+		return frame{}, false
+	}
+}
+
 func (c *wsClient) read() (int, []byte) {
 	c.t.Helper()
-	_ = c.ws.SetReadDeadline(time.Now().Add(5 * time.Second))
-	typ, data, err := c.ws.ReadMessage()
-	if err != nil {
-		c.t.Fatalf("read: %v", err)
+	f, ok := c.next(5 * time.Second)
+	if !ok {
+		c.t.Fatal("read: no message within 5s")
 	}
-	return typ, data
+	if f.err != nil {
+		c.t.Fatalf("read: %v", f.err)
+	}
+	return f.typ, f.data
 }
 
 // readJSON reads one message and decodes it as a JSON object.
@@ -154,8 +192,7 @@ func (c *wsClient) readJSON() map[string]any {
 	return m
 }
 
-// expectType reads until a message of the given "type" arrives, failing on
-// any other type in between.
+// expectType reads one message and checks its "type".
 func (c *wsClient) expectType(typ string) map[string]any {
 	c.t.Helper()
 	m := c.readJSON()
@@ -168,25 +205,27 @@ func (c *wsClient) expectType(typ string) map[string]any {
 // expectSilence asserts nothing arrives within d.
 func (c *wsClient) expectSilence(d time.Duration) {
 	c.t.Helper()
-	_ = c.ws.SetReadDeadline(time.Now().Add(d))
-	if _, data, err := c.ws.ReadMessage(); err == nil {
-		c.t.Fatalf("unexpected message %q", data)
+	if f, ok := c.next(d); ok {
+		c.t.Fatalf("unexpected frame %q (err %v)", f.data, f.err)
 	}
 }
 
-// expectClose reads until the server closes and returns the close code.
+// expectClose skips messages until the connection ends and returns the
+// close code the server sent.
 func (c *wsClient) expectClose() int {
 	c.t.Helper()
-	_ = c.ws.SetReadDeadline(time.Now().Add(5 * time.Second))
 	for {
-		_, _, err := c.ws.ReadMessage()
-		if err == nil {
+		f, ok := c.next(5 * time.Second)
+		if !ok {
+			c.t.Fatal("connection still open after 5s")
+		}
+		if f.err == nil {
 			continue
 		}
-		if ce, ok := err.(*websocket.CloseError); ok {
+		if ce, ok := f.err.(*websocket.CloseError); ok {
 			return ce.Code
 		}
-		c.t.Fatalf("connection ended without a close frame: %v", err)
+		c.t.Fatalf("connection ended without a close frame: %v", f.err)
 	}
 }
 

@@ -82,7 +82,8 @@ func (s *Server) serveConn(ws *websocket.Conn, rt *route, id string) {
 	s.readLoop(c, rt)
 	s.unregister(c)
 	_ = rt.handler.OnClose(s.ctx, id)
-	_ = ws.Close()
+	_ = ws.Close() // fails a write in progress at once
+	c.writer.Wait()
 }
 
 func (s *Server) register(c *conn) error {

@@ -11,7 +11,7 @@
 //	{"type":"whoami"}                    → {"type":"whoami","client_id":id,"uid":"u","session":{…}}
 //	{"type":"session_set","session":{…}}     replace the session → {"type":"session","session":{…}}
 //	{"type":"session_update","session":{…}}  merge into it       → {"type":"session","session":{…}}
-//	{"type":"stats","room":"r"}          presence counters and lists (see stats below)
+//	{"type":"stats","room":"r","uid":"u"} presence counters and lists (see stats below)
 //
 // Bad JSON, an unknown type or a failed host call gets {"type":"error",
 // "error":"…"}. to_uid and ungroup send nothing back when they succeed.
@@ -91,6 +91,9 @@ type statsReply struct {
 	RoomCount    int      `json:"room_count"`
 	RoomUids     []string `json:"room_uids"`
 	RoomUidCount int      `json:"room_uid_count"`
+	Uid          string   `json:"uid,omitempty"`
+	UidClients   []string `json:"uid_clients"`
+	UidOnline    bool     `json:"uid_online"`
 }
 
 func init() {
@@ -330,7 +333,7 @@ func setSession(c gateway.Client, req request, set func([]byte) error) error {
 }
 
 func stats(c gateway.Client, req request) error {
-	st := statsReply{Type: "stats", Room: req.Room, RoomClients: []string{}, RoomUids: []string{}}
+	st := statsReply{Type: "stats", Room: req.Room, RoomClients: []string{}, RoomUids: []string{}, Uid: req.Uid, UidClients: []string{}}
 	var err error
 	if st.AllClients, err = gateway.GetAllClientIdCount(); err != nil {
 		return err
@@ -358,6 +361,14 @@ func stats(c gateway.Client, req request) error {
 			return err
 		}
 		if st.RoomUidCount, err = gateway.GetUidCountByGroup(req.Room); err != nil {
+			return err
+		}
+	}
+	if req.Uid != "" {
+		if st.UidClients, err = gateway.GetClientIdByUid(req.Uid); err != nil {
+			return err
+		}
+		if st.UidOnline, err = gateway.IsUidOnline(req.Uid); err != nil {
 			return err
 		}
 	}

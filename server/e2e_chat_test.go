@@ -1,0 +1,207 @@
+package server_test
+
+import (
+	"fmt"
+	"slices"
+	"sort"
+	"testing"
+	"time"
+)
+
+// chatClient is a client of the chat example with its client id.
+type chatClient struct {
+	*wsClient
+	id string
+}
+
+func (s *testServer) chat(t *testing.T) *chatClient {
+	t.Helper()
+	c := s.dial(t, "/chat")
+	c.sendJSON(map[string]string{"type": "whoami"})
+	return &chatClient{wsClient: c, id: c.expectType("whoami")["client_id"].(string)}
+}
+
+func (c *chatClient) login(uid string) {
+	c.t.Helper()
+	c.sendJSON(map[string]string{"type": "login", "uid": uid})
+	c.expectType("login")
+}
+
+func (c *chatClient) join(room string) {
+	c.t.Helper()
+	c.sendJSON(map[string]string{"type": "join", "room": room})
+	c.expectType("joined")
+}
+
+func (c *chatClient) say(text string) {
+	c.t.Helper()
+	c.sendJSON(map[string]string{"type": "say", "text": text})
+}
+
+// stats asks the chat handler for the presence lists and counters.
+func (c *chatClient) stats(room, uid string) map[string]any {
+	c.t.Helper()
+	c.sendJSON(map[string]string{"type": "stats", "room": room, "uid": uid})
+	return c.expectType("stats")
+}
+
+func strs(v any) []string {
+	var out []string
+	list, _ := v.([]any)
+	for _, x := range list {
+		out = append(out, fmt.Sprint(x))
+	}
+	sort.Strings(out)
+	return out
+}
+
+func sorted(s ...string) []string { sort.Strings(s); return s }
+
+func expectSay(t *testing.T, c *chatClient, room, from, text string) {
+	t.Helper()
+	m := c.expectType("say")
+	if m["room"] != room || m["from"] != from || m["text"] != text {
+		t.Fatalf("say = %v, want room %s from %s text %q", m, room, from, text)
+	}
+}
+
+func TestChat_RoomsDoNotLeak(t *testing.T) {
+	srv := startServer(t, handlersWith(t, "chat"), nil)
+	a, b, c := srv.chat(t), srv.chat(t), srv.chat(t)
+	a.login("alice")
+	a.join("red")
+	b.join("red")
+	c.join("blue")
+
+	a.say("hi red")
+	expectSay(t, a, "red", a.id, "hi red")
+	m := b.expectType("say")
+	if m["uid"] != "alice" || m["text"] != "hi red" {
+		t.Fatalf("b got %v", m)
+	}
+	c.say("hi blue")
+	expectSay(t, c, "blue", c.id, "hi blue")
+	a.expectSilence(100 * time.Millisecond)
+	b.expectSilence(100 * time.Millisecond)
+
+	// b joins blue too: it hears both rooms, a still hears only red.
+	b.join("blue")
+	c.say("again")
+	expectSay(t, c, "blue", c.id, "again")
+	expectSay(t, b, "blue", c.id, "again")
+	a.expectSilence(100 * time.Millisecond)
+}
+
+func TestChat_SendToUidReachesEveryClientOfTheUid(t *testing.T) {
+	srv := startServer(t, handlersWith(t, "chat"), nil)
+	phone, pc, other := srv.chat(t), srv.chat(t), srv.chat(t)
+	phone.login("4")
+	pc.login("4")
+	other.login("5")
+	other.sendJSON(map[string]string{"type": "to_uid", "uid": "4", "text": "task 329 finished"})
+	for _, c := range []*chatClient{phone, pc} {
+		if m := c.expectType("to_uid"); m["text"] != "task 329 finished" || m["from"] != other.id {
+			t.Fatalf("got %v", m)
+		}
+	}
+	other.expectSilence(100 * time.Millisecond)
+	st := other.stats("", "4")
+	if got, want := strs(st["uid_clients"]), sorted(phone.id, pc.id); !slices.Equal(got, want) {
+		t.Fatalf("getClientIdByUid(4) = %v, want %v", got, want)
+	}
+}
+
+func TestChat_LeaveAndUngroup(t *testing.T) {
+	srv := startServer(t, handlersWith(t, "chat"), nil)
+	a, b := srv.chat(t), srv.chat(t)
+	a.join("red")
+	b.join("red")
+	b.sendJSON(map[string]string{"type": "leave", "room": "red"})
+	b.expectType("left")
+	a.say("anyone?")
+	expectSay(t, a, "red", a.id, "anyone?")
+	b.expectSilence(100 * time.Millisecond)
+
+	b.join("red")
+	b.sendJSON(map[string]string{"type": "ungroup", "room": "red"})
+	st := b.stats("red", "")
+	if n := st["room_count"].(float64); n != 0 || len(strs(st["groups"])) != 0 {
+		t.Fatalf("after ungroup: room_count %v groups %v", n, st["groups"])
+	}
+	a.say("still there?")
+	a.expectType("error") // a's session still lists red, but the group is gone
+	b.expectSilence(100 * time.Millisecond)
+}
+
+func TestChat_SessionRoundTrip(t *testing.T) {
+	srv := startServer(t, handlersWith(t, "chat"), nil)
+	a := srv.chat(t)
+	a.sendJSON(map[string]any{"type": "session_set", "session": map[string]any{"name": "Ann", "prefs": map[string]any{"lang": "en", "tz": "UTC"}}})
+	a.expectType("session")
+	a.sendJSON(map[string]any{"type": "session_update", "session": map[string]any{"age": 7, "prefs": map[string]any{"lang": "zh"}}})
+	got := a.expectType("session")["session"].(map[string]any)
+	prefs := got["prefs"].(map[string]any)
+	if got["name"] != "Ann" || got["age"] != float64(7) || prefs["lang"] != "zh" || prefs["tz"] != "UTC" {
+		t.Fatalf("merged session = %v", got)
+	}
+	a.sendJSON(map[string]string{"type": "whoami"})
+	if s := a.expectType("whoami")["session"].(map[string]any); s["name"] != "Ann" {
+		t.Fatalf("getSession = %v", s)
+	}
+	a.sendJSON(map[string]any{"type": "session_set", "session": map[string]any{"only": true}})
+	if s := a.expectType("session")["session"].(map[string]any); len(s) != 1 || s["only"] != true {
+		t.Fatalf("setSession must replace: %v", s)
+	}
+}
+
+func TestChat_PresenceAfterConnectsAndDisconnects(t *testing.T) {
+	srv := startServer(t, handlersWith(t, "chat"), nil)
+	watcher := srv.chat(t)
+	a, b, c := srv.chat(t), srv.chat(t), srv.chat(t)
+	a.login("u1")
+	b.login("u1")
+	c.login("u2")
+	a.join("room")
+	b.join("room")
+	c.join("room")
+
+	st := watcher.stats("room", "u1")
+	check := func(key string, want []string) {
+		t.Helper()
+		if got := strs(st[key]); !slices.Equal(got, want) {
+			t.Fatalf("%s = %v, want %v", key, got, want)
+		}
+	}
+	check("all_client_ids", sorted(watcher.id, a.id, b.id, c.id))
+	check("all_uids", sorted("u1", "u2"))
+	check("room_clients", sorted(a.id, b.id, c.id))
+	check("room_uids", sorted("u1", "u2"))
+	check("uid_clients", sorted(a.id, b.id))
+	if st["all_clients"] != 4.0 || st["uid_count"] != 2.0 || st["room_count"] != 3.0 || st["room_uid_count"] != 2.0 {
+		t.Fatalf("counts = %v", st)
+	}
+
+	// a and c disconnect: nothing of theirs may remain.
+	a.ws.Close()
+	c.ws.Close()
+	eventually(t, "two clients left", func() bool { return watcher.stats("", "")["all_clients"] == 2.0 })
+	st = watcher.stats("room", "u1")
+	check("all_client_ids", sorted(watcher.id, b.id))
+	check("all_uids", []string{"u1"})
+	check("room_clients", []string{b.id})
+	check("room_uids", []string{"u1"})
+	check("uid_clients", []string{b.id})
+	check("groups", []string{"room"})
+	st = watcher.stats("", "u2")
+	check("uid_clients", nil)
+	if st["uid_online"] != false {
+		t.Fatalf("u2 still online: %v", st)
+	}
+	b.ws.Close()
+	eventually(t, "only the watcher left", func() bool {
+		st = watcher.stats("", "")
+		return st["all_clients"] == 1.0
+	})
+	check("groups", nil)
+	check("all_uids", nil)
+}
