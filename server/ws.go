@@ -162,4 +162,3 @@ func (s *Server) linger(c *conn) {
 	_ = nc.SetReadDeadline(time.Now().Add(closeGrace))
 	_, _ = io.Copy(io.Discard, nc)
 }
-
