@@ -1,0 +1,186 @@
+package server_test
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/fasthttp/websocket"
+
+	"github.com/wasmgate/wasmgate/server"
+)
+
+func TestServer_BadModulesRefusedGoodOnesServed(t *testing.T) {
+	dir := handlersWith(t, "echo", "version2", "unknown_import", "no_on_message", "notwasm", "bad_signature")
+	srv := startServer(t, dir, nil)
+	want := map[string]string{
+		"version2.wasm":       "declares ABI version 2",
+		"unknown_import.wasm": "unknown host function wasmgate.send_to_moon",
+		"no_on_message.wasm":  `required function "on_message"`,
+		"notwasm.wasm":        "not a valid wasm module",
+		"bad_signature.wasm":  "imports wasmgate.send_to_client with signature",
+	}
+	errs := srv.LoadErrors()
+	if len(errs) != len(want) {
+		t.Fatalf("load errors = %v, want %d", errs, len(want))
+	}
+	for _, err := range errs {
+		matched := false
+		for file, reason := range want {
+			if strings.Contains(err.Error(), file) && strings.Contains(err.Error(), reason) {
+				matched = true
+			}
+		}
+		if !matched {
+			t.Errorf("unexpected load error %q", err)
+		}
+	}
+	if !strings.Contains(srv.logs.String(), "module refused") {
+		t.Error("refused modules are not logged")
+	}
+	c := srv.dial(t, "/echo")
+	c.sendText("still serving")
+	if _, data := c.read(); string(data) != "still serving" {
+		t.Fatalf("echo = %q", data)
+	}
+}
+
+func TestServer_NoLoadableModuleIsAnError(t *testing.T) {
+	cfg := server.DefaultConfig()
+	cfg.Server.HandlersDir = handlersWith(t, "notwasm")
+	if _, err := server.New(t.Context(), cfg, nil); err == nil || !strings.Contains(err.Error(), "notwasm.wasm") {
+		t.Fatalf("err = %v, want one naming notwasm.wasm", err)
+	}
+}
+
+func TestServer_OversizeMessageCloses1009(t *testing.T) {
+	srv := startServer(t, handlersWith(t, "echo"), func(c *server.Config) { c.Server.MaxMessageSize = 1000 })
+	ok := srv.dial(t, "/echo")
+	c := srv.dial(t, "/echo")
+	c.send(websocket.TextMessage, bytes.Repeat([]byte("a"), 1000)) // at the limit: fine
+	if _, data := c.read(); len(data) != 1000 {
+		t.Fatalf("echo of 1000 bytes: %d", len(data))
+	}
+	c.send(websocket.TextMessage, bytes.Repeat([]byte("a"), 1001))
+	if code := c.expectClose(); code != websocket.CloseMessageTooBig {
+		t.Fatalf("close code %d, want 1009", code)
+	}
+	ok.sendText("other clients unaffected")
+	if _, data := ok.read(); string(data) != "other clients unaffected" {
+		t.Fatalf("echo = %q", data)
+	}
+}
+
+func TestServer_InvalidUTF8Closes1007(t *testing.T) {
+	srv := startServer(t, handlersWith(t, "echo"), nil)
+	c := srv.dial(t, "/echo")
+	c.send(websocket.TextMessage, []byte{'o', 'k', 0xff, 0xfe})
+	if code := c.expectClose(); code != websocket.CloseInvalidFramePayloadData {
+		t.Fatalf("close code %d, want 1007", code)
+	}
+	// The same bytes in a binary frame are fine.
+	b := srv.dial(t, "/echo")
+	b.send(websocket.BinaryMessage, []byte{0xff, 0xfe})
+	if typ, data := b.read(); typ != websocket.BinaryMessage || !bytes.Equal(data, []byte{0xff, 0xfe}) {
+		t.Fatalf("binary echo = %d %x", typ, data)
+	}
+}
+
+func TestServer_TrappingModuleDoesNotDisturbOthers(t *testing.T) {
+	srv := startServer(t, handlersWith(t, "echo", "trap"), nil)
+	good := srv.dial(t, "/echo")
+	bad := srv.dial(t, "/trap")
+	for i := 0; i < 20; i++ {
+		bad.sendText("trap!")
+		good.sendText("ping")
+		if _, data := good.read(); string(data) != "ping" {
+			t.Fatalf("echo %d = %q", i, data)
+		}
+	}
+	// The client whose on_message trapped is still connected and served.
+	bad.sendText("fine")
+	if _, data := bad.read(); string(data) != "fine" {
+		t.Fatalf("trap module after traps = %q", data)
+	}
+	logs := srv.logs.String()
+	if !strings.Contains(logs, "module=trap event=on_message") {
+		t.Errorf("trap not logged with module and event:\n%s", logs)
+	}
+}
+
+func TestServer_BadGuestPointerGetsErrno(t *testing.T) {
+	srv := startServer(t, handlersWith(t, "badptr"), nil)
+	c := srv.dial(t, "/badptr")
+	c.sendText("x")
+	typ, data := c.read()
+	// Two little-endian i32 results of -1 (bad pointer).
+	want := []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
+	if typ != websocket.BinaryMessage || !bytes.Equal(data, want) {
+		t.Fatalf("got %d %x, want binary %x", typ, data, want)
+	}
+}
+
+func TestLoadConfig_Errors(t *testing.T) {
+	tests := []struct{ name, toml, want string }{
+		{"unknown key", "[server]\nlisten = \"127.0.0.1:1\"\nlisen = 3\n", "unknown key server.lisen"},
+		{"unknown table", "[sever]\nx = 1\n", "unknown key sever"},
+		{"bad size", "[server]\nmax_message_size = -5\n", "server.max_message_size: -5 is out of range"},
+		{"bad listen", "[server]\nlisten = \"nope\"\n", `server.listen: "nope" is not host:port`},
+		{"bad duration", "[server]\nwrite_timeout = \"soon\"\n", "write_timeout"},
+		{"bad type", "[server]\nsend_queue_size = \"big\"\n", "send_queue_size"},
+		{"bad pool", "[runtime]\npool_size = 0\n", "runtime.pool_size: 0 is out of range"},
+		{"bad route", "[routes]\n\"chat\" = \"chat\"\n", "routes.chat: path must start with /"},
+		{"not toml", "[server\n", "config"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "config.toml")
+			if err := os.WriteFile(path, []byte(tc.toml), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			_, err := server.LoadConfig(path)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want it to contain %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestLoadConfig_RepoConfigIsValidAndDocumented(t *testing.T) {
+	cfg, err := server.LoadConfig("../config.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	def := server.DefaultConfig()
+	if cfg.Server.Listen != def.Server.Listen || cfg.Server.MaxMessageSize != def.Server.MaxMessageSize || cfg.Runtime.PoolSize != def.Runtime.PoolSize {
+		t.Errorf("config.toml disagrees with DefaultConfig: %+v", cfg)
+	}
+	text, _ := os.ReadFile("../config.toml")
+	for _, key := range []string{"listen", "handlers_dir", "max_message_size", "send_queue_size", "write_timeout", "max_connections", "node_id", "pool_size", "cache_dir"} {
+		if !strings.Contains(string(text), "\n"+key+" = ") {
+			t.Errorf("config.toml does not document %s", key)
+		}
+	}
+}
+
+func FuzzLoadConfig(f *testing.F) {
+	seed, _ := os.ReadFile("../config.toml")
+	f.Add(string(seed))
+	f.Add("[server]\nmax_message_size = 1\n[routes]\n\"/x\" = \"y\"\n")
+	dir := f.TempDir()
+	f.Fuzz(func(t *testing.T, text string) {
+		path := filepath.Join(dir, "c.toml")
+		if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := server.LoadConfig(path)
+		if err == nil {
+			if verr := cfg.Validate(); verr != nil {
+				t.Fatalf("LoadConfig accepted a config that fails Validate: %v", verr)
+			}
+		}
+	})
+}
+
