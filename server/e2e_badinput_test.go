@@ -183,4 +183,3 @@ func FuzzLoadConfig(f *testing.F) {
 		}
 	})
 }
-

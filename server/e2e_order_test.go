@@ -29,8 +29,11 @@ func (r *orderRecorder) OnHandshake(_ context.Context, h *abi.Handshake) (int, e
 	r.add(h.ClientID, "handshake")
 	return 0, nil
 }
-func (r *orderRecorder) OnConnect(_ context.Context, id string) error { r.add(id, "connect"); return nil }
-func (r *orderRecorder) OnClose(_ context.Context, id string) error   { r.add(id, "close"); return nil }
+func (r *orderRecorder) OnConnect(_ context.Context, id string) error {
+	r.add(id, "connect")
+	return nil
+}
+func (r *orderRecorder) OnClose(_ context.Context, id string) error { r.add(id, "close"); return nil }
 func (r *orderRecorder) OnMessage(_ context.Context, id string, m abi.Message) error {
 	r.add(id, string(m.Data))
 	return nil

@@ -1,0 +1,94 @@
+package runtime
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/wasmgate/wasmgate/abi"
+)
+
+// benchHost answers every host call at once, so the benchmarks below
+// measure the ABI crossing (bounds checks, copies, encoding), not the
+// registry (which has its own benchmarks in package server).
+type benchHost struct{ recordingHost }
+
+func (benchHost) SendToClient(context.Context, string, abi.Message) error { return nil }
+func (benchHost) BindUid(context.Context, string, string) error           { return nil }
+func (benchHost) GetClientIdByUid(context.Context, string) ([]string, error) {
+	return []string{"00000000000000000001", "00000000000000000002"}, nil
+}
+
+// BenchmarkHostCall runs one guest loop per host-function family; ns/op
+// is per host call.
+func BenchmarkHostCall(b *testing.B) {
+	r, err := New(context.Background(), Config{PoolSize: 1}, &benchHost{}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer r.Close(context.Background())
+	m, err := r.LoadFile(context.Background(), "bench", filepath.Join("testdata", "bench.wasm"), "")
+	if err != nil {
+		b.Fatal(err)
+	}
+	families := []struct{ name, export string }{
+		{"send/send_to_client", "loop_send"},
+		{"uid/bind_uid", "loop_bind_uid"},
+		{"presence/get_client_id_by_uid", "loop_get_client_id_by_uid"},
+		{"group/get_client_id_count_by_group", "loop_group_count"},
+		{"session/update_session", "loop_update_session"},
+		{"session/get_session", "loop_get_session"},
+		{"util/now", "loop_now"},
+	}
+	for _, f := range families {
+		b.Run(f.name, func(b *testing.B) {
+			inst, err := m.pool.get(context.Background())
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer m.pool.put(inst, true)
+			fn := inst.wasm.ExportedFunction(f.export)
+			b.ReportAllocs()
+			b.ResetTimer()
+			if _, err := fn.Call(inst.ctx, uint64(b.N)); err != nil {
+				b.Fatal(err)
+			}
+		})
+	}
+}
+
+// BenchmarkOnMessage is one event round trip (host → on_message → one
+// send_to_client → host) of a 64-byte message, per guest language.
+func BenchmarkOnMessage(b *testing.B) {
+	guests := []struct{ name, path string }{
+		{"wat", filepath.Join("testdata", "echo.wasm")},
+		{"go", filepath.Join("..", "handlers", "echo.wasm")},
+		{"rust", filepath.Join("..", "handlers", "rust-echo.wasm")},
+	}
+	msg := abi.Message{Data: make([]byte, 64)}
+	for _, g := range guests {
+		b.Run(g.name, func(b *testing.B) {
+			if _, err := os.Stat(g.path); err != nil {
+				b.Skipf("%s not built (make guests)", g.path)
+			}
+			r, err := New(context.Background(), Config{PoolSize: 1}, &benchHost{}, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer r.Close(context.Background())
+			m, err := r.LoadFile(context.Background(), g.name, g.path, "")
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			b.SetBytes(int64(len(msg.Data)))
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if err := m.OnMessage(context.Background(), "00000000000000000001", msg); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
