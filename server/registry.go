@@ -21,7 +21,8 @@ type Registry interface {
 	BindUid(ctx context.Context, id, uid string) error
 	// UnbindUid removes the binding if id is bound to uid; no-op otherwise.
 	UnbindUid(ctx context.Context, id, uid string) error
-	// ClientsByUid lists the connected clients bound to uid; empty when none.
+	// ClientsByUid lists the connected clients bound to uid, in no
+	// particular order; empty when none.
 	ClientsByUid(ctx context.Context, uid string) ([]string, error)
 	// UidOf returns "" when the client has no uid.
 	UidOf(ctx context.Context, id string) (string, error)
@@ -31,7 +32,8 @@ type Registry interface {
 	LeaveGroup(ctx context.Context, id, group string) error
 	// Ungroup makes every member leave the group; no-op for an unknown group.
 	Ungroup(ctx context.Context, group string) error
-	// GroupClients lists the group's members; empty for an unknown group.
+	// GroupClients lists the group's members, in no particular order (sends
+	// use it, so it skips sorting); empty for an unknown group.
 	GroupClients(ctx context.Context, group string) ([]string, error)
 	// GroupClientCount is len(GroupClients) without building the list.
 	GroupClientCount(ctx context.Context, group string) (int, error)

@@ -240,7 +240,7 @@ func (r *LocalRegistry) ClientsByUid(_ context.Context, uid string) ([]string, e
 	if uid == "" {
 		return nil, regInvalid("empty uid")
 	}
-	return regSorted(r.uidShard(uid).members(uid)), nil
+	return r.uidShard(uid).members(uid), nil
 }
 
 // UidOf implements Registry.
@@ -302,7 +302,7 @@ func (r *LocalRegistry) GroupClients(_ context.Context, group string) ([]string,
 	if group == "" {
 		return nil, regInvalid("empty group")
 	}
-	return regSorted(r.groupShard(group).members(group)), nil
+	return r.groupShard(group).members(group), nil
 }
 
 // GroupClientCount implements Registry.

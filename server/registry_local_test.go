@@ -75,8 +75,10 @@ func regMust[T any](v T, err error) T {
 	return v
 }
 
+// regWantList compares as sets: ClientsByUid and GroupClients are unordered.
 func regWantList(t *testing.T, what string, got, want []string) {
 	t.Helper()
+	got, want = slices.Sorted(slices.Values(got)), slices.Sorted(slices.Values(want))
 	if !slices.Equal(got, want) {
 		t.Errorf("%s = %q, want %q", what, got, want)
 	}
