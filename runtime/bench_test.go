@@ -14,9 +14,9 @@ import (
 // registry (which has its own benchmarks in package server).
 type benchHost struct{ recordingHost }
 
-func (benchHost) SendToClient(context.Context, string, abi.Message) error { return nil }
-func (benchHost) BindUid(context.Context, string, string) error           { return nil }
-func (benchHost) GetClientIdByUid(context.Context, string) ([]string, error) {
+func (*benchHost) SendToClient(context.Context, string, abi.Message) error { return nil }
+func (*benchHost) BindUid(context.Context, string, string) error           { return nil }
+func (*benchHost) GetClientIdByUid(context.Context, string) ([]string, error) {
 	return []string{"00000000000000000001", "00000000000000000002"}, nil
 }
 

@@ -44,7 +44,7 @@ func (m *Module) newInstance(ctx context.Context) (*instance, error) {
 	inst.ctx = context.WithValue(context.WithoutCancel(ctx), callStateKey{}, inst)
 	cfg := wazero.NewModuleConfig().
 		WithName("").
-		WithSysNanotime().WithSysWalltime().WithSysNanosleep().
+		WithSysNanotime().WithSysWalltime(). // no WithSysNanosleep: a sleeping guest would block its caller
 		WithRandSource(rand.Reader).
 		WithStdout(inst.stdout).WithStderr(inst.stdout).
 		WithStartFunctions()
