@@ -25,6 +25,7 @@ vet:
 
 test: guests vet
 	$(GO) test -race -count=1 -timeout 15m ./...
+	cd guest-examples && $(GO) test -count=1 ./...
 
 bench: build guests
 	$(GO) run ./cmd/wasmgate-bench

@@ -12,11 +12,17 @@ import (
 // arguments, then calls the host; on a bad argument it returns the errno
 // without calling the host.
 
-// twoStrings reads the string pairs at stack[0..1] and stack[2..3].
-func twoStrings(mem api.Memory, stack []uint64) (string, string, abi.Errno) {
+// pairOp serves (a_ptr, a_len, b_ptr, b_len) -> 0 functions such as
+// bind_uid(id, uid) and join_group(id, group).
+func (h hostFuncs) pairOp(ctx context.Context, mod api.Module, stack []uint64, op func(context.Context, string, string) error) {
+	mem := mod.Memory()
 	a, e := readString(mem, stack, 0)
 	b, e2 := readString(mem, stack, 2)
-	return a, b, firstErrno(e, e2)
+	if e = firstErrno(e, e2); e != abi.ErrnoSuccess {
+		setErrno(stack, e)
+		return
+	}
+	setErr(stack, op(ctx, a, b))
 }
 
 func (h hostFuncs) isOnline(ctx context.Context, mod api.Module, stack []uint64) {
@@ -30,21 +36,11 @@ func (h hostFuncs) isOnline(ctx context.Context, mod api.Module, stack []uint64)
 }
 
 func (h hostFuncs) bindUid(ctx context.Context, mod api.Module, stack []uint64) {
-	id, uid, e := twoStrings(mod.Memory(), stack)
-	if e != abi.ErrnoSuccess {
-		setErrno(stack, e)
-		return
-	}
-	setErr(stack, h.host.BindUid(ctx, id, uid))
+	h.pairOp(ctx, mod, stack, h.host.BindUid)
 }
 
 func (h hostFuncs) unbindUid(ctx context.Context, mod api.Module, stack []uint64) {
-	id, uid, e := twoStrings(mod.Memory(), stack)
-	if e != abi.ErrnoSuccess {
-		setErrno(stack, e)
-		return
-	}
-	setErr(stack, h.host.UnbindUid(ctx, id, uid))
+	h.pairOp(ctx, mod, stack, h.host.UnbindUid)
 }
 
 func (h hostFuncs) isUidOnline(ctx context.Context, mod api.Module, stack []uint64) {
@@ -73,21 +69,11 @@ func (h hostFuncs) getUidByClientId(ctx context.Context, mod api.Module, stack [
 }
 
 func (h hostFuncs) joinGroup(ctx context.Context, mod api.Module, stack []uint64) {
-	id, group, e := twoStrings(mod.Memory(), stack)
-	if e != abi.ErrnoSuccess {
-		setErrno(stack, e)
-		return
-	}
-	setErr(stack, h.host.JoinGroup(ctx, id, group))
+	h.pairOp(ctx, mod, stack, h.host.JoinGroup)
 }
 
 func (h hostFuncs) leaveGroup(ctx context.Context, mod api.Module, stack []uint64) {
-	id, group, e := twoStrings(mod.Memory(), stack)
-	if e != abi.ErrnoSuccess {
-		setErrno(stack, e)
-		return
-	}
-	setErr(stack, h.host.LeaveGroup(ctx, id, group))
+	h.pairOp(ctx, mod, stack, h.host.LeaveGroup)
 }
 
 func (h hostFuncs) ungroup(ctx context.Context, mod api.Module, stack []uint64) {

@@ -205,3 +205,39 @@ func TestChat_PresenceAfterConnectsAndDisconnects(t *testing.T) {
 	check("groups", nil)
 	check("all_uids", nil)
 }
+
+func TestChat_BroadcastOnlineKickLogout(t *testing.T) {
+	srv := startServer(t, handlersWith(t, "chat"), nil)
+	a, b, c := srv.chat(t), srv.chat(t), srv.chat(t)
+
+	a.sendJSON(map[string]string{"type": "broadcast", "text": "all but me"})
+	for _, x := range []*chatClient{b, c} {
+		if m := x.expectType("broadcast"); m["from"] != a.id || m["text"] != "all but me" {
+			t.Fatalf("broadcast = %v", m)
+		}
+	}
+	a.expectSilence(100 * time.Millisecond)
+
+	a.sendJSON(map[string]string{"type": "online", "client_id": c.id})
+	if m := a.expectType("online"); m["online"] != true {
+		t.Fatalf("online(c) = %v", m)
+	}
+	a.sendJSON(map[string]string{"type": "kick", "client_id": c.id, "text": "bye"})
+	if m := c.expectType("kicked"); m["error"] != "bye" {
+		t.Fatalf("kicked = %v", m)
+	}
+	if code := c.expectClose(); code != 1000 {
+		t.Fatalf("kick close code %d, want 1000", code)
+	}
+	eventually(t, "c offline", func() bool {
+		a.sendJSON(map[string]string{"type": "online", "client_id": c.id})
+		return a.expectType("online")["online"] == false
+	})
+
+	b.login("bob")
+	b.sendJSON(map[string]string{"type": "logout"})
+	b.expectType("logout")
+	if st := a.stats("", "bob"); st["uid_online"] != false {
+		t.Fatalf("bob still online after logout: %v", st)
+	}
+}

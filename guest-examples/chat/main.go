@@ -12,6 +12,10 @@
 //	{"type":"session_set","session":{…}}     replace the session → {"type":"session","session":{…}}
 //	{"type":"session_update","session":{…}}  merge into it       → {"type":"session","session":{…}}
 //	{"type":"stats","room":"r","uid":"u"} presence counters and lists (see stats below)
+//	{"type":"logout"}                    unbind the sender's uid → {"type":"logout","ok":true,"uid":"u"}
+//	{"type":"broadcast","text":"t"}      to every other client: {"type":"broadcast","from":id,"text":"t"}
+//	{"type":"online","client_id":"c"}    → {"type":"online","client_id":"c","online":true|false}
+//	{"type":"kick","client_id":"c","text":"t"}  c gets {"type":"kicked","error":"t"}, then a normal close
 //
 // Bad JSON, an unknown type or a failed host call gets {"type":"error",
 // "error":"…"}. to_uid and ungroup send nothing back when they succeed.
@@ -30,11 +34,12 @@ import (
 )
 
 type request struct {
-	Type    string          `json:"type"`
-	Uid     string          `json:"uid"`
-	Room    string          `json:"room"`
-	Text    string          `json:"text"`
-	Session json.RawMessage `json:"session"`
+	Type     string          `json:"type"`
+	Uid      string          `json:"uid"`
+	Room     string          `json:"room"`
+	Text     string          `json:"text"`
+	Session  json.RawMessage `json:"session"`
+	ClientID string          `json:"client_id"`
 }
 
 type errorReply struct {
@@ -130,6 +135,14 @@ func onMessage(c gateway.Client, msg []byte) {
 		err = setSession(c, req, c.UpdateSession)
 	case "stats":
 		err = stats(c, req)
+	case "logout":
+		err = logout(c)
+	case "broadcast":
+		err = broadcast(c, req)
+	case "online":
+		err = online(c, req)
+	case "kick":
+		err = kick(req)
 	case "":
 		err = errorf("missing type")
 	default:
@@ -373,4 +386,60 @@ func stats(c gateway.Client, req request) error {
 		}
 	}
 	return reply(c, st)
+}
+
+// logout unbinds the sender's uid: {"type":"logout"} → {"type":"logout","uid":…}.
+func logout(c gateway.Client) error {
+	uid, err := c.Uid()
+	if err != nil {
+		return err
+	}
+	if err := need("uid", uid); err != nil {
+		return errorf("not logged in")
+	}
+	if err := c.UnbindUid(uid); err != nil {
+		return err
+	}
+	return reply(c, loginReply{Type: "logout", OK: true, Uid: uid})
+}
+
+// broadcast sends {"type":"broadcast","from":…,"text":…} to every client
+// but the sender.
+func broadcast(c gateway.Client, req request) error {
+	b, err := json.Marshal(toUidMessage{Type: "broadcast", From: c.ID, Text: req.Text})
+	if err != nil {
+		return err
+	}
+	_, err = gateway.SendToAll(b, nil, []string{c.ID})
+	return err
+}
+
+type onlineReply struct {
+	Type     string `json:"type"`
+	ClientID string `json:"client_id"`
+	Online   bool   `json:"online"`
+}
+
+// online answers {"type":"online","client_id":…} with whether it is connected.
+func online(c gateway.Client, req request) error {
+	if err := need("client_id", req.ClientID); err != nil {
+		return err
+	}
+	ok, err := gateway.IsOnline(req.ClientID)
+	if err != nil {
+		return err
+	}
+	return reply(c, onlineReply{Type: "online", ClientID: req.ClientID, Online: ok})
+}
+
+// kick closes another client after sending it {"type":"kicked","text":…}.
+func kick(req request) error {
+	if err := need("client_id", req.ClientID); err != nil {
+		return err
+	}
+	b, err := json.Marshal(errorReply{Type: "kicked", Error: req.Text})
+	if err != nil {
+		return err
+	}
+	return gateway.CloseClient(req.ClientID, b)
 }
