@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/fasthttp/websocket"
 
@@ -182,4 +183,34 @@ func FuzzLoadConfig(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestServer_SlowConsumerIsDropped(t *testing.T) {
+	srv := startServer(t, handlersWith(t, "echo"), func(c *server.Config) {
+		c.Server.SendQueueSize = 4
+		c.Server.WriteTimeout.Duration = 300 * time.Millisecond
+	})
+	other := srv.dial(t, "/echo")
+	ws, _, err := websocket.DefaultDialer.Dial(srv.url+"/echo", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	// Send echoes and never read them: the server's socket buffer, then the
+	// 4-message queue, fill up, and the client must be dropped.
+	chunk := bytes.Repeat([]byte("z"), 60_000)
+	for i := 0; i < 2000; i++ {
+		_ = ws.SetWriteDeadline(time.Now().Add(2 * time.Second))
+		if ws.WriteMessage(websocket.BinaryMessage, chunk) != nil {
+			break
+		}
+	}
+	eventually(t, "the slow client to be dropped", func() bool {
+		n, _ := srv.Gateway().GetAllClientIdCount(t.Context())
+		return n == 1
+	})
+	other.sendText("still fine")
+	if _, data := other.read(); string(data) != "still fine" {
+		t.Fatalf("other client got %q", data)
+	}
 }

@@ -209,7 +209,11 @@ func (s *Server) Start() error {
 		ReadTimeout:           10 * time.Second,
 		IdleTimeout:           30 * time.Second,
 		NoDefaultServerHeader: true,
-		Logger:                fasthttpLogger{s.log},
+		// We close upgraded connections ourselves; fasthttp would otherwise
+		// keep its request buffers until the hijack handler returns, and
+		// turn Close on the hijacked conn into a no-op.
+		KeepHijackedConns: true,
+		Logger:            fasthttpLogger{s.log},
 	}
 	s.served = make(chan struct{})
 	go func() {

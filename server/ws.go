@@ -65,24 +65,34 @@ func handshakeOf(ctx *fasthttp.RequestCtx, id string) *abi.Handshake {
 	return hs
 }
 
-// serveConn runs on the goroutine fasthttp gives the hijacked connection:
-// it registers the client, delivers connect, every message in order and
-// finally close, then releases the socket.
+// serveConn runs in fasthttp's hijack callback: it registers the client,
+// delivers on_connect, and hands the connection to a new reader goroutine.
+// Returning lets fasthttp release its request buffers, and drops this
+// goroutine's stack, grown by the guest call: an idle client keeps only a
+// small reader goroutine (see docs/BENCHMARKS.md, memory per connection).
 func (s *Server) serveConn(ws *websocket.Conn, rt *route, id string) {
 	s.active.Add(1)
-	defer s.active.Add(-1)
 	ws.SetReadLimit(int64(s.cfg.Server.MaxMessageSize))
 	c := newConn(id, ws, s.cfg.Server.SendQueueSize, s.cfg.Server.WriteTimeout.Duration)
 	if err := s.register(c); err != nil {
 		s.log.Error("register client", "client", id, "err", err)
 		_ = ws.Close()
+		s.active.Add(-1)
 		return
 	}
 	_ = rt.handler.OnConnect(s.ctx, id)
+	go s.readConn(c, rt)
+}
+
+// readConn is the client's reader: it delivers every message in order, then
+// on_close, and closes the socket (fasthttp leaves that to us:
+// KeepHijackedConns).
+func (s *Server) readConn(c *conn, rt *route) {
+	defer s.active.Add(-1)
 	s.readLoop(c, rt)
 	s.unregister(c)
-	_ = rt.handler.OnClose(s.ctx, id)
-	_ = ws.Close() // fails a write in progress at once
+	_ = rt.handler.OnClose(s.ctx, c.id)
+	_ = c.ws.Close() // fails a write in progress at once
 	c.writer.Wait()
 }
 

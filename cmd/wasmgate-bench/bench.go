@@ -1,0 +1,256 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// benchFlags are the default mode's settings.
+type benchFlags struct {
+	handlers        string
+	duration        time.Duration
+	warmup          time.Duration
+	conns, inflight int
+	size, idle      int
+	settle          time.Duration
+	profile         string
+	idlePath        string
+}
+
+// echoRoute is one echo handler measured under load.
+type echoRoute struct{ path, label string }
+
+// echoRoutes are the routes measured under load. The others are reported
+// relative to the native echo, which runs first and last: the mean of its
+// two runs is the baseline and their spread shows how noisy the machine is.
+var echoRoutes = []echoRoute{
+	{"/native-echo", "native Go echo"},
+	{"/echo", "WASM echo (Go guest)"},
+	{"/rust-echo", "WASM echo (Rust guest)"},
+	{"/native-echo", "native Go echo (again)"},
+}
+
+// runBench is the default mode: load each echo route, then measure the
+// memory of idle connections, and print a Markdown report.
+func runBench(args []string) error {
+	var f benchFlags
+	fs := flag.NewFlagSet("wasmgate-bench", flag.ContinueOnError)
+	fs.StringVar(&f.handlers, "handlers", "handlers", "folder holding echo.wasm and rust-echo.wasm (`make guests`)")
+	fs.DurationVar(&f.duration, "duration", 10*time.Second, "measured time per echo route")
+	fs.DurationVar(&f.warmup, "warmup", time.Second, "warm-up before each measurement")
+	fs.IntVar(&f.conns, "conns", 100, "load connections")
+	fs.IntVar(&f.inflight, "inflight", 10, "messages in flight per load connection")
+	fs.IntVar(&f.size, "size", 64, "message size in bytes")
+	fs.IntVar(&f.idle, "idle", 8000, "idle connections for the memory measurement")
+	fs.DurationVar(&f.settle, "settle", 3*time.Second, "wait after the idle connections are open")
+	fs.StringVar(&f.idlePath, "idle-path", "/echo", "route the idle connections use")
+	fs.StringVar(&f.profile, "profile", "", "folder for CPU profiles of serve per route and a heap profile with idle clients")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if f.profile != "" {
+		if err := os.MkdirAll(f.profile, 0o755); err != nil {
+			return fmt.Errorf("profile folder: %w", err)
+		}
+	}
+	limit := 3*(f.warmup+f.duration) + 150*time.Second
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	defer cancel()
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	m := machine()
+	fmt.Printf("machine: %s, %d cores, %s\n", m.cpu, m.cores, m.goVersion)
+	loads, err := loadPhase(ctx, f)
+	if err != nil {
+		return err
+	}
+	mem, err := idlePhase(ctx, f)
+	if err != nil {
+		return err
+	}
+	printReport(m, f, loads, mem)
+	return nil
+}
+
+// startServe starts `serve` and waits for its address and pid.
+func startServe(ctx context.Context, f benchFlags) (*child, string, int, error) {
+	srv, err := startChild(ctx, "serve", "-handlers", f.handlers)
+	if err != nil {
+		return nil, "", 0, err
+	}
+	line, err := srv.expect("ADDR ", 2*time.Minute) // a cold compile cache takes a while
+	if err != nil {
+		_ = srv.stop(5 * time.Second)
+		return nil, "", 0, err
+	}
+	var addr string
+	var pid int
+	if _, err := fmt.Sscanf(line, "ADDR %s PID %d", &addr, &pid); err != nil {
+		_ = srv.stop(5 * time.Second)
+		return nil, "", 0, fmt.Errorf("serve printed %q: %w", line, err)
+	}
+	return srv, addr, pid, nil
+}
+
+// loadPhase runs `load` against every echo route of one serve process.
+// The results are in echoRoutes order.
+func loadPhase(ctx context.Context, f benchFlags) ([]loadResult, error) {
+	srv, addr, _, err := startServe(ctx, f)
+	if err != nil {
+		return nil, err
+	}
+	defer srv.stop(15 * time.Second)
+	var out []loadResult
+	for _, r := range echoRoutes {
+		res, err := loadRoute(ctx, f, srv, "ws://"+addr+r.path)
+		if err != nil {
+			return nil, err
+		}
+		fmt.Printf("%-24s %9.0f msgs/s  p50 %6.0f µs  p99 %6.0f µs  p99.9 %6.0f µs  errors %d\n",
+			r.label, res.MsgsPerS, res.P50us, res.P99us, res.P999us, res.Errors)
+		out = append(out, res)
+	}
+	return out, nil
+}
+
+// loadRoute runs one `load` child, with a CPU profile of serve if asked.
+func loadRoute(ctx context.Context, f benchFlags, srv *child, url string) (loadResult, error) {
+	if f.profile != "" {
+		name := strings.TrimPrefix(url[strings.LastIndex(url, "/"):], "/")
+		if _, err := srv.ask("cpuprofile "+filepath.Join(f.profile, "cpu-"+name+".pprof"), "OK"); err != nil {
+			return loadResult{}, err
+		}
+		defer srv.ask("cpustop", "OK")
+	}
+	line, err := runChild(ctx, f.warmup+f.duration+time.Minute, "load", "-url", url,
+		"-conns", strconv.Itoa(f.conns), "-inflight", strconv.Itoa(f.inflight),
+		"-size", strconv.Itoa(f.size), "-warmup", f.warmup.String(), "-duration", f.duration.String())
+	if err != nil {
+		return loadResult{}, err
+	}
+	var res loadResult
+	if err := json.Unmarshal([]byte(line), &res); err != nil {
+		return res, fmt.Errorf("load %s printed %q: %w", url, line, err)
+	}
+	return res, nil
+}
+
+// memResult is what idle connections cost the serve process.
+type memResult struct {
+	n                  int
+	path               string
+	rssBefore, rssIdle int64 // bytes
+	rssAfterGC         int64
+	before, idle       serveStats
+	afterGC            serveStats
+}
+
+// idlePhase measures a fresh serve process (so the load phase's heap does
+// not hide the idle connections' memory): warm the /echo instance pool,
+// return free memory to the OS, read VmRSS, open the idle clients, wait
+// settle, read VmRSS again.
+func idlePhase(ctx context.Context, f benchFlags) (memResult, error) {
+	srv, addr, pid, err := startServe(ctx, f)
+	if err != nil {
+		return memResult{}, err
+	}
+	defer srv.stop(30 * time.Second)
+	if _, err := runChild(ctx, time.Minute, "load", "-url", "ws://"+addr+"/echo", "-conns", "20",
+		"-inflight", "4", "-warmup", "0s", "-duration", "1s"); err != nil {
+		return memResult{}, fmt.Errorf("warm-up: %w", err)
+	}
+	if f.profile != "" {
+		if _, err := srv.ask("heapprofile "+filepath.Join(f.profile, "heap-before.pprof"), "OK"); err != nil {
+			return memResult{}, err
+		}
+	}
+	if _, err := srv.ask("gc", "OK"); err != nil {
+		return memResult{}, err
+	}
+	time.Sleep(time.Second)
+	r := memResult{n: f.idle, path: f.idlePath}
+	if r.rssBefore, r.before, err = sample(srv, pid); err != nil {
+		return r, err
+	}
+	idle, err := startChild(ctx, "idle", "-addr", addr, "-path", f.idlePath, "-n", strconv.Itoa(f.idle))
+	if err != nil {
+		return r, err
+	}
+	defer idle.stop(30 * time.Second)
+	if _, err := idle.expect("READY ", 2*time.Minute); err != nil {
+		return r, err
+	}
+	time.Sleep(f.settle)
+	if r.rssIdle, r.idle, err = sample(srv, pid); err != nil {
+		return r, err
+	}
+	return r, afterIdle(srv, pid, f, &r)
+}
+
+// afterIdle, once the measurement is taken, forces a GC to tell garbage
+// from live memory and writes a heap profile if asked.
+func afterIdle(srv *child, pid int, f benchFlags, r *memResult) error {
+	if f.profile != "" {
+		if _, err := srv.ask("heapprofile "+filepath.Join(f.profile, "heap-idle.pprof"), "OK"); err != nil {
+			return err
+		}
+	}
+	if _, err := srv.ask("gc", "OK"); err != nil {
+		return err
+	}
+	var err error
+	r.rssAfterGC, r.afterGC, err = sample(srv, pid)
+	return err
+}
+
+// serveStats is serve's STATS line.
+type serveStats struct {
+	goroutines, heapInuse, stackInuse, sys int64
+}
+
+func sample(srv *child, pid int) (int64, serveStats, error) {
+	rss, err := vmRSS(pid)
+	if err != nil {
+		return 0, serveStats{}, err
+	}
+	line, err := srv.ask("stats", "STATS ")
+	if err != nil {
+		return 0, serveStats{}, err
+	}
+	var s serveStats
+	_, err = fmt.Sscanf(line, "STATS goroutines=%d heap_inuse=%d stack_inuse=%d sys=%d",
+		&s.goroutines, &s.heapInuse, &s.stackInuse, &s.sys)
+	if err != nil {
+		return 0, s, fmt.Errorf("serve printed %q: %w", line, err)
+	}
+	return rss, s, nil
+}
+
+// vmRSS reads a process's resident set size from /proc.
+func vmRSS(pid int) (int64, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, fmt.Errorf("read VmRSS: %w", err)
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+			if err != nil {
+				return 0, fmt.Errorf("parse VmRSS %q: %w", line, err)
+			}
+			return kb << 10, nil
+		}
+	}
+	return 0, errors.New("no VmRSS line in /proc status")
+}

@@ -1,0 +1,186 @@
+package main
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/fasthttp/websocket"
+)
+
+// loadResult is the JSON line `load` prints.
+type loadResult struct {
+	URL      string  `json:"url"`
+	Conns    int     `json:"conns"`
+	Inflight int     `json:"inflight"`
+	Size     int     `json:"size"`
+	Seconds  float64 `json:"seconds"`
+	Msgs     uint64  `json:"msgs"`
+	MsgsPerS float64 `json:"msgs_per_s"`
+	P50us    float64 `json:"p50_us"`
+	P99us    float64 `json:"p99_us"`
+	P999us   float64 `json:"p999_us"`
+	Errors   int     `json:"errors"`
+}
+
+// loadSpec is one load run.
+type loadSpec struct {
+	url                   string
+	conns, inflight, size int
+	warmup, duration      time.Duration
+}
+
+// runLoad is the `load` subcommand: conns clients each keep inflight echo
+// messages in flight; after a warm-up it measures for duration and prints
+// one JSON line.
+func runLoad(args []string) error {
+	fs := flag.NewFlagSet("load", flag.ContinueOnError)
+	var s loadSpec
+	fs.StringVar(&s.url, "url", "", "ws://HOST:PORT/PATH of an echo handler")
+	fs.IntVar(&s.conns, "conns", 100, "connections")
+	fs.IntVar(&s.inflight, "inflight", 10, "messages in flight per connection")
+	fs.IntVar(&s.size, "size", 64, "message size in bytes (at least 8)")
+	fs.DurationVar(&s.warmup, "warmup", time.Second, "warm-up before measuring")
+	fs.DurationVar(&s.duration, "duration", 10*time.Second, "measured time")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if s.url == "" || s.conns < 1 || s.inflight < 1 || s.size < 8 || s.duration <= 0 {
+		return errors.New("need -url, -conns ≥ 1, -inflight ≥ 1, -size ≥ 8, -duration > 0")
+	}
+	res, err := measure(s)
+	if err != nil {
+		return err
+	}
+	return json.NewEncoder(os.Stdout).Encode(res)
+}
+
+// measure dials every client, then runs them all over the same window.
+func measure(s loadSpec) (loadResult, error) {
+	conns, err := dialAll(s.url, s.conns)
+	if err != nil {
+		return loadResult{}, err
+	}
+	base := time.Now()
+	from, to := s.warmup, s.warmup+s.duration
+	hists := make([]histogram, len(conns))
+	errs := make([]error, len(conns))
+	var wg sync.WaitGroup
+	for i, ws := range conns {
+		wg.Go(func() {
+			defer ws.Close()
+			errs[i] = pingPong(ws, s, base, from, to, &hists[i])
+		})
+	}
+	wg.Wait()
+	return summarize(s, hists, errs), nil
+}
+
+func summarize(s loadSpec, hists []histogram, errs []error) loadResult {
+	var all histogram
+	for i := range hists {
+		all.merge(&hists[i])
+	}
+	nerr := 0
+	for _, err := range errs {
+		if err != nil {
+			nerr++
+			fmt.Fprintf(os.Stderr, "load: %v\n", err)
+		}
+	}
+	us := func(q float64) float64 { return float64(all.quantile(q)) / 1e3 }
+	return loadResult{
+		URL: s.url, Conns: s.conns, Inflight: s.inflight, Size: s.size,
+		Seconds: s.duration.Seconds(), Msgs: all.total,
+		MsgsPerS: float64(all.total) / s.duration.Seconds(),
+		P50us:    us(0.50), P99us: us(0.99), P999us: us(0.999), Errors: nerr,
+	}
+}
+
+// dialAll opens n clients to url, a few at a time.
+func dialAll(url string, n int) ([]*websocket.Conn, error) {
+	conns := make([]*websocket.Conn, n)
+	errs := make([]error, n)
+	d := &websocket.Dialer{HandshakeTimeout: 10 * time.Second, ReadBufferSize: 4096, WriteBufferSize: 4096}
+	sem := make(chan struct{}, 32)
+	var wg sync.WaitGroup
+	for i := range conns {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			conns[i], _, errs[i] = d.DialContext(context.Background(), url, nil)
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		for _, c := range conns {
+			if c != nil {
+				c.Close()
+			}
+		}
+		return nil, fmt.Errorf("dial %s: %w", url, err)
+	}
+	return conns, nil
+}
+
+// pingPong sends inflight messages, then answers each echo with a new
+// message until base+to. Each message carries its send time (ns since base)
+// in its first 8 bytes; echoes received within [from, to) are recorded.
+func pingPong(ws *websocket.Conn, s loadSpec, base time.Time, from, to time.Duration, h *histogram) error {
+	_ = ws.SetReadDeadline(base.Add(to))
+	_ = ws.SetWriteDeadline(base.Add(to + 5*time.Second))
+	out := make([]byte, s.size)
+	in := make([]byte, s.size)
+	send := func() error {
+		binary.LittleEndian.PutUint64(out, uint64(time.Since(base)))
+		return ws.WriteMessage(websocket.BinaryMessage, out)
+	}
+	for range s.inflight {
+		if err := send(); err != nil {
+			return fmt.Errorf("write: %w", err)
+		}
+	}
+	for {
+		if err := readEcho(ws, in); err != nil {
+			if isTimeout(err) {
+				return nil
+			}
+			return fmt.Errorf("read: %w", err)
+		}
+		now := time.Since(base)
+		if now >= from && now < to {
+			h.record(now - time.Duration(binary.LittleEndian.Uint64(in)))
+		}
+		if err := send(); err != nil {
+			return fmt.Errorf("write: %w", err)
+		}
+	}
+}
+
+// readEcho reads one message of exactly len(buf) bytes into buf.
+func readEcho(ws *websocket.Conn, buf []byte) error {
+	_, r, err := ws.NextReader()
+	if err != nil {
+		return err
+	}
+	if _, err := io.ReadFull(r, buf); err != nil {
+		return fmt.Errorf("short echo: %w", err)
+	}
+	if n, _ := io.Copy(io.Discard, r); n != 0 {
+		return fmt.Errorf("echo longer than %d bytes", len(buf))
+	}
+	return nil
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}

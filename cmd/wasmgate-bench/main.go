@@ -1,0 +1,43 @@
+// Command wasmgate-bench measures the gateway on loopback: echo throughput
+// and latency of the WASM handlers against a native Go echo behind the same
+// server.Handler interface, and the memory one idle connection costs.
+//
+// Run without arguments (as `make bench` does) it orchestrates everything
+// and prints a Markdown table. The subcommands are the pieces it runs as
+// child processes, so that server and clients never share a Go runtime:
+//
+//	wasmgate-bench [-duration 10s] [-conns 100] [-inflight 10] [-idle 8000] [-profile DIR]
+//	wasmgate-bench serve -handlers DIR [-cpuprofile FILE]
+//	wasmgate-bench load -url ws://HOST:PORT/PATH [-conns 100] [-inflight 10] [-duration 10s] [-size 64]
+//	wasmgate-bench idle -addr HOST:PORT [-path /echo] [-n 8000]
+package main
+
+import (
+	"fmt"
+	"os"
+)
+
+func main() {
+	args := os.Args[1:]
+	cmd := ""
+	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
+		cmd, args = args[0], args[1:]
+	}
+	var err error
+	switch cmd {
+	case "":
+		err = runBench(args)
+	case "serve":
+		err = runServe(args)
+	case "load":
+		err = runLoad(args)
+	case "idle":
+		err = runIdle(args)
+	default:
+		err = fmt.Errorf("unknown subcommand %q (want serve, load, idle or none)", cmd)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "wasmgate-bench %s: %v\n", cmd, err)
+		os.Exit(1)
+	}
+}

@@ -1,0 +1,81 @@
+package main
+
+import (
+	"fmt"
+	"math"
+	"os"
+	"runtime"
+	"strings"
+)
+
+// machineInfo describes where the numbers were taken.
+type machineInfo struct {
+	cpu       string
+	cores     int
+	goVersion string
+}
+
+func machine() machineInfo {
+	m := machineInfo{cpu: "unknown CPU", cores: runtime.NumCPU(), goVersion: runtime.Version()}
+	data, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		return m
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+			m.cpu = strings.TrimSpace(v)
+			break
+		}
+	}
+	return m
+}
+
+// printReport prints the Markdown table.
+func printReport(m machineInfo, f benchFlags, loads []loadResult, mem memResult) {
+	fmt.Printf("\n%s, %d cores, %s, GOOS=%s GOARCH=%s; server and clients share the machine.\n",
+		m.cpu, m.cores, m.goVersion, runtime.GOOS, runtime.GOARCH)
+	fmt.Printf("Load: %d conns × %d in flight, %d-byte binary messages, %s measured after %s warm-up.\n\n",
+		f.conns, f.inflight, f.size, f.duration, f.warmup)
+	fmt.Println("| benchmark | value | target |")
+	fmt.Println("|---|---|---|")
+	first, last := loads[0].MsgsPerS, loads[len(loads)-1].MsgsPerS
+	native := (first + last) / 2
+	fmt.Printf("| native Go echo throughput (baseline) | %.0f msgs/s (runs: %.0f first, %.0f last) | — |\n", native, first, last)
+	for i, r := range echoRoutes[:len(echoRoutes)-1] {
+		l := loads[i]
+		if i > 0 {
+			pct := 100 * l.MsgsPerS / native
+			fmt.Printf("| %s throughput | %.0f msgs/s = %.0f%% of native | ≥ 70%% of native %s |\n",
+				r.label, l.MsgsPerS, pct, verdict(pct >= 70))
+		}
+		fmt.Printf("| %s latency p50 / p99 / p99.9 | %.0f / %.0f / %.0f µs (errors %d) | — |\n",
+			r.label, l.P50us, l.P99us, l.P999us, l.Errors)
+	}
+	if spread := 100 * math.Abs(first-last) / native; spread > 10 {
+		fmt.Printf("\n⚠ the two native runs differ by %.0f%%: the machine was busy; rerun for stable ratios.\n\n", spread)
+	}
+	printMemRows(mem)
+}
+
+func printMemRows(mem memResult) {
+	n := float64(mem.n)
+	perConn := float64(mem.rssIdle-mem.rssBefore) / n / 1024
+	fmt.Printf("| memory per idle connection on %s (VmRSS delta / %d) | %.1f KiB | ≤ 16 KiB %s |\n",
+		mem.path, mem.n, perConn, verdict(perConn <= 16))
+	fmt.Printf("| … same after a forced GC (stacks / heap in use) | %.1f KiB (%.1f / %.1f) | — |\n",
+		float64(mem.rssAfterGC-mem.rssBefore)/n/1024,
+		float64(mem.afterGC.stackInuse-mem.before.stackInuse)/n/1024,
+		float64(mem.afterGC.heapInuse-mem.before.heapInuse)/n/1024)
+	fmt.Printf("| … of which goroutine stacks / Go heap in use | %.1f / %.1f KiB | — |\n",
+		float64(mem.idle.stackInuse-mem.before.stackInuse)/n/1024,
+		float64(mem.idle.heapInuse-mem.before.heapInuse)/n/1024)
+	fmt.Printf("| goroutines per idle connection | %.2f (%d → %d) | — |\n",
+		float64(mem.idle.goroutines-mem.before.goroutines)/n, mem.before.goroutines, mem.idle.goroutines)
+}
+
+func verdict(ok bool) string {
+	if ok {
+		return "✅"
+	}
+	return "❌"
+}

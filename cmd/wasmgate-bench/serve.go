@@ -1,0 +1,217 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"runtime/pprof"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/wasmgate/wasmgate/internal/nativeecho"
+	"github.com/wasmgate/wasmgate/server"
+)
+
+// benchModules are the modules serve loads; others in the folder are left
+// out so their instances do not weigh on the measurements.
+var benchModules = []string{"echo", "rust-echo"}
+
+// runServe is the `serve` subcommand: an in-process gateway on loopback
+// serving /echo, /rust-echo and /native-echo until stdin closes or SIGTERM.
+// It answers commands read from stdin, one per line (see serveCommands).
+func runServe(args []string) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	handlers := fs.String("handlers", "handlers", "folder holding echo.wasm and rust-echo.wasm")
+	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+	pool := fs.Int("pool", runtime.NumCPU()*2, "runtime.pool_size")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *cpuprofile != "" {
+		stop, err := startCPUProfile(*cpuprofile)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
+	dir, err := copyModules(*handlers, benchModules)
+	if dir != "" {
+		defer os.RemoveAll(dir)
+	}
+	if err != nil {
+		return err
+	}
+	srv, err := startServer(dir, *pool)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("ADDR %s PID %d\n", srv.Addr(), os.Getpid())
+	waitForEnd(srv)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	return nil
+}
+
+// startServer builds and starts the gateway with the modules in dir and
+// the native echo.
+func startServer(dir string, poolSize int) (*server.Server, error) {
+	cfg := server.DefaultConfig()
+	cfg.Server.Listen = "127.0.0.1:0"
+	cfg.Server.HandlersDir = dir
+	cfg.Server.MaxConnections = 1_000_000
+	cfg.Runtime.PoolSize = poolSize
+	cfg.Runtime.CacheDir = filepath.Join(os.TempDir(), "wasmgate-bench-cache")
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	echo := &nativeecho.Echo{}
+	srv, err := server.New(context.Background(), cfg, log, server.WithHandler("/native-echo", echo))
+	if err != nil {
+		return nil, fmt.Errorf("new server: %w", err)
+	}
+	if errs := srv.LoadErrors(); len(errs) > 0 {
+		return nil, fmt.Errorf("modules refused: %v", errs)
+	}
+	echo.Gateway = srv.Gateway()
+	if err := srv.Start(); err != nil {
+		return nil, fmt.Errorf("start server: %w", err)
+	}
+	return srv, nil
+}
+
+// copyModules copies NAME.wasm for each name from src into a fresh
+// temporary folder and returns it (also on error, for removal).
+func copyModules(src string, names []string) (string, error) {
+	dir, err := os.MkdirTemp("", "wasmgate-bench-handlers-")
+	if err != nil {
+		return "", fmt.Errorf("handlers temp dir: %w", err)
+	}
+	for _, name := range names {
+		data, err := os.ReadFile(filepath.Join(src, name+".wasm"))
+		if err != nil {
+			return dir, fmt.Errorf("module %s: %w (run `make guests`)", name, err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name+".wasm"), data, 0o644); err != nil {
+			return dir, fmt.Errorf("copy module %s: %w", name, err)
+		}
+	}
+	return dir, nil
+}
+
+// waitForEnd serves stdin commands until stdin closes or a SIGTERM/SIGINT
+// arrives.
+func waitForEnd(srv *server.Server) {
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sig)
+	eof := make(chan struct{})
+	go func() {
+		defer close(eof)
+		serveCommands(os.Stdin, os.Stdout)
+	}()
+	select {
+	case <-sig:
+	case <-eof:
+	}
+}
+
+// serveCommands answers one line per command on out:
+//
+//	stats               STATS goroutines=N heap_inuse=B stack_inuse=B sys=B
+//	cpuprofile PATH     starts a CPU profile (OK or ERR ...)
+//	cpustop             stops it (OK)
+//	heapprofile PATH    writes a heap profile after a GC (OK or ERR ...)
+//	gc                  runs a GC and returns memory to the OS (OK)
+func serveCommands(in io.Reader, out io.Writer) {
+	var stop func()
+	defer func() {
+		if stop != nil {
+			stop()
+		}
+	}()
+	sc := bufio.NewScanner(in)
+	for sc.Scan() {
+		cmd, arg, _ := strings.Cut(strings.TrimSpace(sc.Text()), " ")
+		var err error
+		switch cmd {
+		case "stats":
+			fmt.Fprintln(out, statsLine())
+			continue
+		case "cpuprofile":
+			if stop == nil {
+				stop, err = startCPUProfile(arg)
+			}
+		case "cpustop":
+			if stop != nil {
+				stop()
+				stop = nil
+			}
+		case "heapprofile":
+			err = writeHeapProfile(arg)
+		case "gc":
+			debug.FreeOSMemory()
+		default:
+			err = fmt.Errorf("unknown command %q", cmd)
+		}
+		reply(out, err)
+	}
+}
+
+func reply(out io.Writer, err error) {
+	if err != nil {
+		fmt.Fprintf(out, "ERR %v\n", err)
+		return
+	}
+	fmt.Fprintln(out, "OK")
+}
+
+func statsLine() string {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return fmt.Sprintf("STATS goroutines=%d heap_inuse=%d stack_inuse=%d sys=%d",
+		runtime.NumGoroutine(), ms.HeapInuse, ms.StackInuse, ms.Sys)
+}
+
+// startCPUProfile profiles the process into path until the returned
+// function is called.
+func startCPUProfile(path string) (func(), error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			pprof.StopCPUProfile()
+			f.Close()
+		})
+	}, nil
+}
+
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("heap profile: %w", err)
+	}
+	defer f.Close()
+	runtime.GC()
+	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+		return fmt.Errorf("heap profile: %w", err)
+	}
+	return nil
+}
