@@ -27,7 +27,10 @@ test: guests vet
 	$(GO) test -race -count=1 -timeout 15m ./...
 	cd guest-examples && $(GO) test -count=1 ./...
 
+# Micro-benchmarks (host calls per family, event round trip, registry), then
+# the load benchmarks (native vs WASM echo, memory per idle connection).
 bench: build guests
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 1s ./runtime ./server
 	$(GO) run ./cmd/wasmgate-bench
 
 fuzz:
