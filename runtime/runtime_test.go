@@ -192,3 +192,19 @@ func TestRuntime_CacheDir(t *testing.T) {
 		t.Fatal("compilation cache dir is empty after a load")
 	}
 }
+
+func TestModule_StdoutGoesToLogTaggedWithModule(t *testing.T) {
+	r, logs := newTestRuntime(t, &recordingHost{})
+	m, err := loadFixture(t, r, "stdout", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.OnMessage(context.Background(), "c1", abi.Message{Data: []byte("x")}); err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range []string{`msg="line one" module=stdout stream=guest`, `msg="line two" module=stdout stream=guest`} {
+		if !strings.Contains(logs.String(), line) {
+			t.Errorf("log lacks %s:\n%s", line, logs.String())
+		}
+	}
+}
