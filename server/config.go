@@ -18,6 +18,8 @@ import (
 type Config struct {
 	Server  ServerConfig            `toml:"server"`
 	Runtime RuntimeConfig           `toml:"runtime"`
+	Push    PushConfig              `toml:"push"`
+	Admin   AdminConfig             `toml:"admin"`
 	Routes  map[string]string       `toml:"routes"`
 	Modules map[string]ModuleConfig `toml:"modules"`
 }
@@ -37,6 +39,25 @@ type ServerConfig struct {
 type RuntimeConfig struct {
 	PoolSize int    `toml:"pool_size"`
 	CacheDir string `toml:"cache_dir"`
+}
+
+// PushConfig is the [push] table: the inner TCP text port backends push
+// through.
+type PushConfig struct {
+	// Listen is the text port's address; "" disables it.
+	Listen string `toml:"listen"`
+	// Secret, when set, must be presented first on every text-port
+	// connection and as a Bearer token to the HTTP API.
+	Secret       string   `toml:"secret"`
+	MaxLine      int      `toml:"max_line"`
+	LineTimeout  Duration `toml:"line_timeout"`
+	WriteTimeout Duration `toml:"write_timeout"`
+}
+
+// AdminConfig is the [admin] table: the HTTP API listener.
+type AdminConfig struct {
+	// Listen is the HTTP API's address; "" disables it.
+	Listen string `toml:"listen"`
 }
 
 // ModuleConfig is one [modules.NAME] table.
@@ -74,6 +95,13 @@ func DefaultConfig() Config {
 			MaxConnections: 100_000,
 		},
 		Runtime: RuntimeConfig{PoolSize: 8},
+		Push: PushConfig{
+			Listen:       "127.0.0.1:5678",
+			MaxLine:      1 << 20,
+			LineTimeout:  Duration{10 * time.Second},
+			WriteTimeout: Duration{10 * time.Second},
+		},
+		Admin: AdminConfig{Listen: "127.0.0.1:8290"},
 	}
 }
 
@@ -138,6 +166,7 @@ func (c *Config) Validate() error {
 	if s.MaxConnections < 1 {
 		bad("server.max_connections", "%d must be at least 1", s.MaxConnections)
 	}
+	c.validatePush(bad)
 	if c.Runtime.PoolSize < 1 || c.Runtime.PoolSize > 1024 {
 		bad("runtime.pool_size", "%d is out of range 1..1024", c.Runtime.PoolSize)
 	}
@@ -164,4 +193,40 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+func (c *Config) validatePush(bad func(key, format string, args ...any)) {
+	p := c.Push
+	for key, addr := range map[string]string{"push.listen": p.Listen, "admin.listen": c.Admin.Listen} {
+		if addr == "" {
+			continue
+		}
+		host, _, err := net.SplitHostPort(addr)
+		if err != nil {
+			bad(key, "%q is not host:port", addr)
+			continue
+		}
+		if p.Secret == "" && !isLoopback(host) {
+			bad(key, "%q is not a loopback address, so push.secret must be set: anyone who reaches this port could push to every client", addr)
+		}
+	}
+	if p.MaxLine < 64 || p.MaxLine > 64<<20 {
+		bad("push.max_line", "%d is out of range 64..%d", p.MaxLine, 64<<20)
+	}
+	if p.LineTimeout.Duration <= 0 {
+		bad("push.line_timeout", "%s must be positive", p.LineTimeout)
+	}
+	if p.WriteTimeout.Duration <= 0 {
+		bad("push.write_timeout", "%s must be positive", p.WriteTimeout)
+	}
+}
+
+// isLoopback reports whether host (an IP or "localhost") only accepts
+// connections from this machine. An empty host listens everywhere.
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

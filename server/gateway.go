@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"unicode/utf8"
 
@@ -17,6 +18,7 @@ type Gateway struct {
 	reg            Registry
 	hub            *hub
 	maxMessageSize int
+	commands       map[string]command // the push protocol's command set
 }
 
 // checkMessage refuses what must never reach a socket: an oversize message
@@ -248,3 +250,58 @@ func (g *Gateway) GetSession(ctx context.Context, clientID string) ([]byte, erro
 }
 
 var _ abi.Host = (*Gateway)(nil)
+
+// DestroyClient drops the client's connection at once, discarding queued
+// messages (GatewayWorker's destoryClient).
+func (g *Gateway) DestroyClient(_ context.Context, clientID string) error {
+	c := g.hub.get(clientID)
+	if c == nil {
+		return abi.ErrnoNotFound
+	}
+	c.abort()
+	return nil
+}
+
+// sessionsOf returns the sessions of ids, skipping clients gone meanwhile.
+func (g *Gateway) sessionsOf(ctx context.Context, ids []string) (map[string]json.RawMessage, error) {
+	out := make(map[string]json.RawMessage, len(ids))
+	for _, id := range ids {
+		doc, err := g.reg.Session(ctx, id)
+		if abi.ErrnoOf(err) == abi.ErrnoNotFound {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		out[id] = doc
+	}
+	return out, nil
+}
+
+func (g *Gateway) sessionsByGroup(ctx context.Context, group string) (map[string]json.RawMessage, error) {
+	ids, err := g.reg.GroupClients(ctx, group)
+	if err != nil {
+		return nil, err
+	}
+	return g.sessionsOf(ctx, ids)
+}
+
+// perGroup maps every group to list(group), dropping groups emptied
+// meanwhile.
+func (g *Gateway) perGroup(ctx context.Context, list func(context.Context, string) ([]string, error)) (map[string][]string, error) {
+	groups, err := g.reg.GroupIDs(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string][]string, len(groups))
+	for _, group := range groups {
+		items, err := list(ctx, group)
+		if err != nil {
+			return nil, err
+		}
+		if len(items) > 0 {
+			out[group] = items
+		}
+	}
+	return out, nil
+}

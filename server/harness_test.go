@@ -71,6 +71,8 @@ func startServer(t *testing.T, dir string, edit func(*server.Config), opts ...se
 	t.Helper()
 	cfg := server.DefaultConfig()
 	cfg.Server.Listen = "127.0.0.1:0"
+	cfg.Push.Listen = "127.0.0.1:0"
+	cfg.Admin.Listen = "127.0.0.1:0"
 	cfg.Server.HandlersDir = dir
 	cfg.Runtime.PoolSize = 4
 	// Compiling a Go guest takes seconds under -race; share compiled code

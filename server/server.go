@@ -83,6 +83,9 @@ type Server struct {
 	buffers  sync.Pool // *bytes.Buffer for reading messages
 	active   atomic.Int64
 	served   chan struct{}
+	text     *textPort        // nil when push.listen is ""
+	admin    *fasthttp.Server // nil when admin.listen is ""
+	adminLn  net.Listener
 }
 
 // New builds a Server from cfg and loads every module in the handlers
@@ -104,7 +107,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (*Se
 		s.reg = NewLocalRegistry()
 	}
 	s.ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
-	s.gw = &Gateway{reg: s.reg, hub: s.hub, maxMessageSize: cfg.Server.MaxMessageSize}
+	s.gw = &Gateway{reg: s.reg, hub: s.hub, maxMessageSize: cfg.Server.MaxMessageSize, commands: commandTable()}
 	s.buffers.New = func() any { return new(bytes.Buffer) }
 	s.upgrader = websocket.FastHTTPUpgrader{
 		CheckOrigin:     func(*fasthttp.RequestCtx) bool { return true }, // origin policy is the handler's (on_handshake)
@@ -223,7 +226,40 @@ func (s *Server) Start() error {
 		}
 	}()
 	s.log.Info("listening", "addr", ln.Addr().String(), "routes", s.Routes())
+	return s.startBackendPorts()
+}
+
+// startBackendPorts starts the text port and the HTTP API, if configured.
+func (s *Server) startBackendPorts() error {
+	if s.cfg.Push.Listen != "" {
+		if err := s.startTextPort(); err != nil {
+			return fmt.Errorf("push.listen %s: %w", s.cfg.Push.Listen, err)
+		}
+		s.log.Info("text port listening", "addr", s.text.ln.Addr().String(), "auth", s.cfg.Push.Secret != "")
+	}
+	if s.cfg.Admin.Listen != "" {
+		if err := s.startAdmin(); err != nil {
+			return fmt.Errorf("admin.listen %s: %w", s.cfg.Admin.Listen, err)
+		}
+		s.log.Info("HTTP API listening", "addr", s.adminLn.Addr().String())
+	}
 	return nil
+}
+
+// TextAddr returns the text port's address (nil if disabled).
+func (s *Server) TextAddr() net.Addr {
+	if s.text == nil {
+		return nil
+	}
+	return s.text.ln.Addr()
+}
+
+// AdminAddr returns the HTTP API's address (nil if disabled).
+func (s *Server) AdminAddr() net.Addr {
+	if s.adminLn == nil {
+		return nil
+	}
+	return s.adminLn.Addr()
 }
 
 // Addr returns the address the server listens on (after Start).
@@ -232,6 +268,12 @@ func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 // Shutdown stops accepting, closes every client with 1001 (going away),
 // waits for their close events until ctx ends, then releases the runtime.
 func (s *Server) Shutdown(ctx context.Context) error {
+	if s.text != nil {
+		s.text.close()
+	}
+	if s.admin != nil {
+		_ = s.admin.ShutdownWithContext(ctx)
+	}
 	if s.http != nil {
 		_ = s.ln.Close()
 		<-s.served

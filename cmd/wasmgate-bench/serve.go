@@ -70,6 +70,8 @@ func runServe(args []string) error {
 func startServer(dir string, poolSize int) (*server.Server, error) {
 	cfg := server.DefaultConfig()
 	cfg.Server.Listen = "127.0.0.1:0"
+	cfg.Push.Listen = "127.0.0.1:0"
+	cfg.Admin.Listen = "127.0.0.1:0"
 	cfg.Server.HandlersDir = dir
 	cfg.Server.MaxConnections = 1_000_000
 	cfg.Runtime.PoolSize = poolSize

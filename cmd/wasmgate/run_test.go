@@ -36,7 +36,7 @@ func writeConfig(t *testing.T, extra string, modules ...string) string {
 			t.Fatal(err)
 		}
 	}
-	cfg := "[server]\nlisten = \"127.0.0.1:0\"\n[runtime]\ncache_dir = \"" + filepath.Join(os.TempDir(), "wasmgate-test-cache") + "\"\n" + extra
+	cfg := "[server]\nlisten = \"127.0.0.1:0\"\n[push]\nlisten = \"127.0.0.1:0\"\n[admin]\nlisten = \"127.0.0.1:0\"\n[runtime]\ncache_dir = \"" + filepath.Join(os.TempDir(), "wasmgate-test-cache") + "\"\n" + extra
 	path := filepath.Join(dir, "config.toml")
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)

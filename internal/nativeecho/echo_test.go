@@ -18,6 +18,8 @@ func TestRoundTrip(t *testing.T) {
 	echo := &nativeecho.Echo{}
 	cfg := server.DefaultConfig()
 	cfg.Server.Listen = "127.0.0.1:0"
+	cfg.Push.Listen = "127.0.0.1:0"
+	cfg.Admin.Listen = "127.0.0.1:0"
 	cfg.Server.HandlersDir = t.TempDir() // no modules: only the native route
 	srv, err := server.New(context.Background(), cfg, nil, server.WithHandler("/native-echo", echo))
 	if err != nil {

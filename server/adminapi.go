@@ -1,0 +1,146 @@
+package server
+
+import (
+	"bytes"
+	"encoding/json"
+	"net"
+	"strings"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/wasmgate/wasmgate/server/internal/wire"
+)
+
+// The HTTP API on the admin listener: POST /api/<cmd> with the same JSON
+// object as a text-port line, POST /api/batch with an array of them, and
+// GET /healthz. It runs the same commands (Gateway.execute) as the text port.
+
+func (s *Server) startAdmin() error {
+	ln, err := net.Listen("tcp", s.cfg.Admin.Listen)
+	if err != nil {
+		return err
+	}
+	s.admin = &fasthttp.Server{
+		Handler:               s.handleAdmin,
+		Name:                  "wasmgate-admin",
+		MaxRequestBodySize:    s.cfg.Push.MaxLine,
+		ReadTimeout:           s.cfg.Push.LineTimeout.Duration,
+		WriteTimeout:          s.cfg.Push.WriteTimeout.Duration,
+		NoDefaultServerHeader: true,
+		Logger:                fasthttpLogger{s.log},
+	}
+	s.adminLn = ln
+	go func() {
+		if err := s.admin.Serve(ln); err != nil {
+			s.log.Error("admin serve", "err", err)
+		}
+	}()
+	return nil
+}
+
+func (s *Server) handleAdmin(ctx *fasthttp.RequestCtx) {
+	ctx.SetContentType("application/json")
+	path := string(ctx.Path())
+	switch {
+	case path == "/healthz":
+		s.healthz(ctx)
+	case strings.HasPrefix(path, "/api/"):
+		s.handleAPI(ctx, strings.TrimPrefix(path, "/api/"))
+	default:
+		adminError(ctx, fasthttp.StatusNotFound, CodeUnknownCmd, "no such endpoint; use POST /api/<cmd>, POST /api/batch or GET /healthz")
+	}
+}
+
+func (s *Server) healthz(ctx *fasthttp.RequestCtx) {
+	n, err := s.gw.GetAllClientIdCount(s.ctx)
+	if err != nil {
+		adminError(ctx, fasthttp.StatusServiceUnavailable, CodeUnavailable, err.Error())
+		return
+	}
+	out := append([]byte(`{"ok":true,"clients":`), []byte(itoa(n))...)
+	ctx.SetBody(append(out, "}\n"...))
+}
+
+func (s *Server) handleAPI(ctx *fasthttp.RequestCtx, cmd string) {
+	if !ctx.IsPost() {
+		ctx.Response.Header.Set("Allow", "POST")
+		adminError(ctx, fasthttp.StatusMethodNotAllowed, CodeBadRequest, "use POST")
+		return
+	}
+	if !s.adminAuthorized(ctx) {
+		adminError(ctx, fasthttp.StatusUnauthorized, CodeUnauthorized, "missing or wrong Authorization: Bearer <push.secret>")
+		return
+	}
+	if cmd == "batch" {
+		s.apiBatch(ctx)
+		return
+	}
+	if _, ok := s.gw.commands[cmd]; !ok {
+		adminError(ctx, fasthttp.StatusNotFound, CodeUnknownCmd, "unknown cmd "+string(wire.AppendString(nil, cmd)))
+		return
+	}
+	var r wire.Request
+	if err := wire.Parse(ctx.PostBody(), &r); err != nil {
+		ctx.SetStatusCode(fasthttp.StatusBadRequest)
+		ctx.SetBody(appendParseError(nil, err))
+		return
+	}
+	ctx.SetBody(s.apiExecute(cmd, &r, nil))
+}
+
+// apiExecute runs one request whose command comes from the URL (cmd) or,
+// in a batch, from the object itself (cmd == "").
+func (s *Server) apiExecute(cmd string, r *wire.Request, dst []byte) []byte {
+	if cmd != "" {
+		if r.Cmd != nil && !isCmd(r, cmd) {
+			return wire.AppendError(dst, r.ID, CodeBadRequest, "cmd in the body differs from the URL's")
+		}
+		r.Cmd = wire.AppendString(nil, cmd)
+	}
+	if r.Cmd == nil {
+		return wire.AppendError(dst, r.ID, CodeBadRequest, "missing cmd")
+	}
+	if isCmd(r, "auth") { // the HTTP API authenticates by header
+		return wire.AppendOK(dst, r.ID, true)
+	}
+	result, err := s.gw.execute(s.ctx, r)
+	return appendResult(dst, r.ID, result, err)
+}
+
+func (s *Server) apiBatch(ctx *fasthttp.RequestCtx) {
+	var items []json.RawMessage
+	if err := json.Unmarshal(ctx.PostBody(), &items); err != nil {
+		adminError(ctx, fasthttp.StatusBadRequest, CodeBadJSON, "batch body must be a JSON array of requests: "+err.Error())
+		return
+	}
+	out := []byte{'['}
+	for i, item := range items {
+		if i > 0 {
+			out = append(out, ',')
+		}
+		var r wire.Request
+		if err := wire.Parse(item, &r); err != nil {
+			out = appendParseError(out, err)
+		} else {
+			out = s.apiExecute("", &r, out)
+		}
+		out = bytes.TrimSuffix(out, []byte{'\n'})
+	}
+	ctx.SetBody(append(out, "]\n"...))
+}
+
+func (s *Server) adminAuthorized(ctx *fasthttp.RequestCtx) bool {
+	secret := s.cfg.Push.Secret
+	if secret == "" {
+		return true
+	}
+	token, ok := strings.CutPrefix(string(ctx.Request.Header.Peek("Authorization")), "Bearer ")
+	return ok && secretsEqual(token, secret)
+}
+
+func adminError(ctx *fasthttp.RequestCtx, status int, code, msg string) {
+	ctx.SetStatusCode(status)
+	ctx.SetBody(wire.AppendError(nil, nil, code, msg))
+}
+
+func itoa(n int) string { return string(wire.AppendValue(nil, n)) }

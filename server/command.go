@@ -1,0 +1,175 @@
+package server
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+
+	"github.com/wasmgate/wasmgate/abi"
+	"github.com/wasmgate/wasmgate/server/internal/wire"
+)
+
+// Error codes of the push protocol (docs/PUSH.md).
+const (
+	CodeBadJSON      = "bad_json"
+	CodeBadRequest   = "bad_request"
+	CodeUnknownCmd   = "unknown_cmd"
+	CodeUnauthorized = "unauthorized"
+	CodeNotFound     = "not_found"
+	CodeInvalid      = "invalid"
+	CodeTooLarge     = "too_large"
+	CodeLineTooLong  = "line_too_long"
+	CodeQueueFull    = "queue_full"
+	CodeUnavailable  = "unavailable"
+	CodeInternal     = "internal"
+)
+
+// CommandError is a command's ok:false answer.
+type CommandError struct {
+	Code    string
+	Message string
+}
+
+func (e *CommandError) Error() string { return e.Code + ": " + e.Message }
+
+func badRequest(format string, args ...any) error {
+	return &CommandError{Code: CodeBadRequest, Message: fmt.Sprintf(format, args...)}
+}
+
+// commandError maps any error a command returns to its wire form.
+func commandError(err error) *CommandError {
+	var ce *CommandError
+	if errors.As(err, &ce) {
+		return ce
+	}
+	code := CodeInternal
+	switch abi.ErrnoOf(err) {
+	case abi.ErrnoNotFound:
+		code = CodeNotFound
+	case abi.ErrnoInvalid:
+		code = CodeInvalid
+	case abi.ErrnoTooLarge:
+		code = CodeTooLarge
+	case abi.ErrnoQueueFull:
+		code = CodeQueueFull
+	case abi.ErrnoUnavailable:
+		code = CodeUnavailable
+	}
+	return &CommandError{Code: code, Message: err.Error()}
+}
+
+// command runs one push command against the Gateway.
+type command func(ctx context.Context, g *Gateway, r *wire.Request) (any, error)
+
+// execute runs the request's command. auth is handled by the transport.
+func (g *Gateway) execute(ctx context.Context, r *wire.Request) (any, error) {
+	name, ok := wire.String(r.Cmd)
+	if !ok {
+		return nil, badRequest("cmd must be a string")
+	}
+	cmd, ok := g.commands[name]
+	if !ok {
+		return nil, &CommandError{Code: CodeUnknownCmd, Message: fmt.Sprintf("unknown cmd %q", name)}
+	}
+	return cmd(ctx, g, r)
+}
+
+// Argument decoders: a missing or mistyped argument is a bad_request that
+// names the field.
+
+func argString(name string, raw []byte) (string, error) {
+	if raw == nil {
+		return "", badRequest("missing %s", name)
+	}
+	s, ok := wire.String(raw)
+	if !ok || s == "" {
+		return "", badRequest("%s must be a non-empty string", name)
+	}
+	return s, nil
+}
+
+func argKey(name string, raw []byte) (string, error) {
+	if raw == nil {
+		return "", badRequest("missing %s", name)
+	}
+	s, ok := wire.Key(raw)
+	if !ok || s == "" {
+		return "", badRequest("%s must be a non-empty string or a number", name)
+	}
+	return s, nil
+}
+
+func argKeys(name string, raw []byte) ([]string, error) {
+	if raw == nil {
+		return nil, badRequest("missing %s", name)
+	}
+	ks, ok := wire.Keys(raw)
+	if !ok {
+		return nil, badRequest("%s must be an array of strings or numbers", name)
+	}
+	return ks, nil
+}
+
+func argOneOrMany(name string, raw []byte) ([]string, error) {
+	if raw == nil {
+		return nil, badRequest("missing %s", name)
+	}
+	ks, ok := wire.OneOrMany(raw)
+	if !ok {
+		return nil, badRequest("%s must be a string, a number or an array of them", name)
+	}
+	return ks, nil
+}
+
+// optKeys decodes an optional array; absent or null gives (nil, false).
+func optKeys(name string, raw []byte) ([]string, bool, error) {
+	if raw == nil || wire.IsNull(raw) {
+		return nil, false, nil
+	}
+	ks, err := argKeys(name, raw)
+	return ks, err == nil, err
+}
+
+func argObject(name string, raw []byte) ([]byte, error) {
+	if raw == nil {
+		return nil, badRequest("missing %s", name)
+	}
+	obj, ok := wire.Object(raw)
+	if !ok {
+		return nil, badRequest("%s must be a JSON object", name)
+	}
+	return obj, nil
+}
+
+// argMessage decodes data (and binary): a string sent as a text frame, or
+// base64 sent as a binary frame. required false allows data to be absent.
+func argMessage(r *wire.Request, required bool) (*abi.Message, error) {
+	if r.Data == nil && !required {
+		return nil, nil
+	}
+	binary := false
+	if r.Binary != nil && !wire.IsNull(r.Binary) {
+		b, ok := wire.Bool(r.Binary)
+		if !ok {
+			return nil, badRequest("binary must be true or false")
+		}
+		binary = b
+	}
+	if r.Data == nil {
+		return nil, badRequest("missing data")
+	}
+	data, ok := wire.Bytes(r.Data)
+	if !ok {
+		return nil, badRequest("data must be a string")
+	}
+	if binary {
+		dec := make([]byte, base64.StdEncoding.DecodedLen(len(data)))
+		n, err := base64.StdEncoding.Decode(dec, data)
+		if err != nil {
+			return nil, &CommandError{Code: CodeInvalid, Message: "data is not valid base64: " + err.Error()}
+		}
+		data = dec[:n]
+	}
+	return &abi.Message{Data: data, Binary: binary}, nil
+}

@@ -1,0 +1,232 @@
+package wire
+
+import "fmt"
+
+// parser is a JSON validator that returns the extent of values. It accepts
+// exactly RFC 8259 JSON.
+type parser struct {
+	b []byte
+	i int
+}
+
+func (p *parser) errorf(what string) error {
+	return fmt.Errorf("%w: %s at byte %d", ErrNotJSON, what, p.i)
+}
+
+func (p *parser) space() {
+	for p.i < len(p.b) {
+		switch p.b[p.i] {
+		case ' ', '\t', '\n', '\r':
+			p.i++
+		default:
+			return
+		}
+	}
+}
+
+func (p *parser) atEnd() bool {
+	p.space()
+	return p.i == len(p.b)
+}
+
+// object parses {"k": v, ...} at p.i, recording known top-level fields.
+func (p *parser) object(r *Request) error {
+	p.i++ // {
+	p.space()
+	if p.i < len(p.b) && p.b[p.i] == '}' {
+		p.i++
+		return nil
+	}
+	for {
+		p.space()
+		key, err := p.stringRaw()
+		if err != nil {
+			return err
+		}
+		p.space()
+		if p.i >= len(p.b) || p.b[p.i] != ':' {
+			return p.errorf("expected ':'")
+		}
+		p.i++
+		p.space()
+		v, err := p.value()
+		if err != nil {
+			return err
+		}
+		if r != nil {
+			if dst := r.field(key[1 : len(key)-1]); dst != nil {
+				*dst = v
+			}
+		}
+		p.space()
+		if p.i >= len(p.b) {
+			return p.errorf("unterminated object")
+		}
+		switch p.b[p.i] {
+		case ',':
+			p.i++
+		case '}':
+			p.i++
+			return nil
+		default:
+			return p.errorf("expected ',' or '}'")
+		}
+	}
+}
+
+// value parses any JSON value at p.i and returns its bytes.
+func (p *parser) value() ([]byte, error) {
+	if p.i >= len(p.b) {
+		return nil, p.errorf("expected a value")
+	}
+	start := p.i
+	var err error
+	switch c := p.b[p.i]; {
+	case c == '"':
+		_, err = p.stringRaw()
+	case c == '{':
+		err = p.object(nil)
+	case c == '[':
+		err = p.array()
+	case c == 't':
+		err = p.literal("true")
+	case c == 'f':
+		err = p.literal("false")
+	case c == 'n':
+		err = p.literal("null")
+	case c == '-' || (c >= '0' && c <= '9'):
+		err = p.number()
+	default:
+		err = p.errorf("unexpected character")
+	}
+	if err != nil {
+		return nil, err
+	}
+	return p.b[start:p.i], nil
+}
+
+func (p *parser) array() error {
+	p.i++ // [
+	p.space()
+	if p.i < len(p.b) && p.b[p.i] == ']' {
+		p.i++
+		return nil
+	}
+	for {
+		p.space()
+		if _, err := p.value(); err != nil {
+			return err
+		}
+		p.space()
+		if p.i >= len(p.b) {
+			return p.errorf("unterminated array")
+		}
+		switch p.b[p.i] {
+		case ',':
+			p.i++
+		case ']':
+			p.i++
+			return nil
+		default:
+			return p.errorf("expected ',' or ']'")
+		}
+	}
+}
+
+func (p *parser) literal(word string) error {
+	if len(p.b)-p.i < len(word) || string(p.b[p.i:p.i+len(word)]) != word {
+		return p.errorf("bad literal")
+	}
+	p.i += len(word)
+	return nil
+}
+
+func (p *parser) digits() int {
+	n := 0
+	for p.i < len(p.b) && p.b[p.i] >= '0' && p.b[p.i] <= '9' {
+		p.i++
+		n++
+	}
+	return n
+}
+
+func (p *parser) number() error {
+	if p.b[p.i] == '-' {
+		p.i++
+	}
+	if p.i < len(p.b) && p.b[p.i] == '0' {
+		p.i++
+	} else if p.digits() == 0 {
+		return p.errorf("bad number")
+	}
+	if p.i < len(p.b) && p.b[p.i] == '.' {
+		p.i++
+		if p.digits() == 0 {
+			return p.errorf("bad fraction")
+		}
+	}
+	if p.i < len(p.b) && (p.b[p.i] == 'e' || p.b[p.i] == 'E') {
+		p.i++
+		if p.i < len(p.b) && (p.b[p.i] == '+' || p.b[p.i] == '-') {
+			p.i++
+		}
+		if p.digits() == 0 {
+			return p.errorf("bad exponent")
+		}
+	}
+	return nil
+}
+
+// stringRaw parses a string at p.i and returns it with its quotes.
+func (p *parser) stringRaw() ([]byte, error) {
+	if p.i >= len(p.b) || p.b[p.i] != '"' {
+		return nil, p.errorf("expected a string")
+	}
+	start := p.i
+	p.i++
+	for p.i < len(p.b) {
+		c := p.b[p.i]
+		switch {
+		case c == '"':
+			p.i++
+			return p.b[start:p.i], nil
+		case c == '\\':
+			if err := p.escape(); err != nil {
+				return nil, err
+			}
+		case c < 0x20:
+			return nil, p.errorf("control character in string")
+		default:
+			p.i++
+		}
+	}
+	return nil, p.errorf("unterminated string")
+}
+
+func (p *parser) escape() error {
+	p.i++ // backslash
+	if p.i >= len(p.b) {
+		return p.errorf("unterminated escape")
+	}
+	switch p.b[p.i] {
+	case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+		p.i++
+		return nil
+	case 'u':
+		if len(p.b)-p.i < 5 {
+			return p.errorf("short \\u escape")
+		}
+		for _, h := range p.b[p.i+1 : p.i+5] {
+			if !isHex(h) {
+				return p.errorf("bad \\u escape")
+			}
+		}
+		p.i += 5
+		return nil
+	}
+	return p.errorf("bad escape")
+}
+
+func isHex(c byte) bool {
+	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')
+}

@@ -1,0 +1,93 @@
+package server
+
+import (
+	"bytes"
+	"errors"
+	"net"
+	"time"
+)
+
+// errLineTooLong reports a request line over push.max_line.
+var errLineTooLong = errors.New("line too long")
+
+// lineReader splits a connection into lines without bufio, so that it knows
+// whether a line is half-read: only then does a read deadline apply (a
+// backend may keep an idle connection open for as long as it likes, but may
+// not stall in the middle of a line).
+type lineReader struct {
+	conn        net.Conn
+	buf         []byte
+	start, end  int // unconsumed bytes are buf[start:end]
+	max         int
+	lineTimeout time.Duration
+	// beforeBlock runs before a read that may block: the text port flushes
+	// its answers there, so pipelined answers go out in one write.
+	beforeBlock func() error
+}
+
+func newLineReader(conn net.Conn, max int, lineTimeout time.Duration, beforeBlock func() error) *lineReader {
+	return &lineReader{conn: conn, buf: make([]byte, 16<<10), max: max, lineTimeout: lineTimeout, beforeBlock: beforeBlock}
+}
+
+// next returns the next line without its newline. It aliases the reader's
+// buffer and is valid until the next call.
+func (r *lineReader) next() ([]byte, error) {
+	scanned := 0
+	for {
+		if i := bytes.IndexByte(r.buf[r.start+scanned:r.end], '\n'); i >= 0 {
+			line := r.buf[r.start : r.start+scanned+i]
+			r.start += scanned + i + 1
+			return line, nil
+		}
+		scanned = r.end - r.start
+		if scanned > r.max {
+			return nil, errLineTooLong
+		}
+		if err := r.fill(); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// fill reads more input, making room first.
+func (r *lineReader) fill() error {
+	if r.start > 0 && r.start == r.end {
+		r.start, r.end = 0, 0
+	}
+	if r.end == len(r.buf) {
+		r.makeRoom()
+	}
+	if err := r.beforeBlock(); err != nil {
+		return err
+	}
+	var deadline time.Time
+	if r.end > r.start {
+		deadline = time.Now().Add(r.lineTimeout)
+	}
+	if err := r.conn.SetReadDeadline(deadline); err != nil {
+		return err
+	}
+	n, err := r.conn.Read(r.buf[r.end:])
+	r.end += n
+	if n > 0 {
+		return nil
+	}
+	return err
+}
+
+// makeRoom moves pending bytes to the front, or grows the buffer (up to
+// just over max) when they already fill it.
+func (r *lineReader) makeRoom() {
+	if r.start > 0 {
+		r.end = copy(r.buf, r.buf[r.start:r.end])
+		r.start = 0
+		return
+	}
+	size := min(2*len(r.buf), r.max+2)
+	if size <= len(r.buf) {
+		size = len(r.buf) + 1
+	}
+	grown := make([]byte, size)
+	copy(grown, r.buf[:r.end])
+	r.buf = grown
+}

@@ -1,0 +1,227 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"crypto/subtle"
+	"errors"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/wasmgate/wasmgate/abi"
+	"github.com/wasmgate/wasmgate/server/internal/wire"
+)
+
+// The text port: backends send one JSON command per line and read one answer
+// per line, in order (docs/PUSH.md). Each connection is served by one
+// goroutine that reads a line, executes it and appends the answer to a
+// buffer; the buffer is written when no complete line is left to execute (or
+// it grows past flushAt), so a pipelining backend gets its answers in few
+// writes. A backend that stops reading blocks that write until
+// push.write_timeout, then is disconnected; other connections are unaffected.
+
+const flushAt = 64 << 10
+
+type textPort struct {
+	srv *Server
+	ln  net.Listener
+
+	mu    sync.Mutex // guards conns
+	conns map[net.Conn]struct{}
+	wg    sync.WaitGroup
+}
+
+func (s *Server) startTextPort() error {
+	ln, err := net.Listen("tcp", s.cfg.Push.Listen)
+	if err != nil {
+		return err
+	}
+	s.text = &textPort{srv: s, ln: ln, conns: map[net.Conn]struct{}{}}
+	s.text.wg.Add(1)
+	go s.text.acceptLoop()
+	return nil
+}
+
+func (t *textPort) acceptLoop() {
+	defer t.wg.Done()
+	for {
+		nc, err := t.ln.Accept()
+		if err != nil {
+			if !errors.Is(err, net.ErrClosed) {
+				t.srv.log.Error("text port accept", "err", err)
+			}
+			return
+		}
+		if !t.track(nc) {
+			_ = nc.Close()
+			return
+		}
+		t.wg.Add(1)
+		go t.serve(nc)
+	}
+}
+
+func (t *textPort) track(nc net.Conn) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.conns == nil { // closed
+		return false
+	}
+	t.conns[nc] = struct{}{}
+	return true
+}
+
+// close stops accepting and disconnects every backend.
+func (t *textPort) close() {
+	_ = t.ln.Close()
+	t.mu.Lock()
+	conns := t.conns
+	t.conns = nil
+	t.mu.Unlock()
+	for nc := range conns {
+		_ = nc.Close()
+	}
+	t.wg.Wait()
+}
+
+// backendConn is one text-port connection's state.
+type backendConn struct {
+	srv    *Server
+	nc     net.Conn
+	out    []byte // answers not yet written
+	authed bool
+	req    wire.Request
+}
+
+func (t *textPort) serve(nc net.Conn) {
+	defer t.wg.Done()
+	defer func() {
+		t.mu.Lock()
+		delete(t.conns, nc)
+		t.mu.Unlock()
+		_ = nc.Close()
+	}()
+	cfg := t.srv.cfg.Push
+	b := &backendConn{srv: t.srv, nc: nc, authed: cfg.Secret == ""}
+	lr := newLineReader(nc, cfg.MaxLine, cfg.LineTimeout.Duration, b.flush)
+	for {
+		line, err := lr.next()
+		if errors.Is(err, errLineTooLong) {
+			b.out = wire.AppendError(b.out, nil, CodeLineTooLong, "request line is longer than push.max_line; closing")
+			_ = b.flush()
+			return
+		}
+		if err != nil {
+			return
+		}
+		if !b.handle(t.srv.ctx, bytes.TrimSuffix(line, []byte{'\r'})) {
+			_ = b.flush()
+			return
+		}
+		if len(b.out) >= flushAt && b.flush() != nil {
+			return
+		}
+	}
+}
+
+// flush writes pending answers; a backend that does not read them within
+// push.write_timeout is disconnected.
+func (b *backendConn) flush() error {
+	if len(b.out) == 0 {
+		return nil
+	}
+	if err := b.nc.SetWriteDeadline(time.Now().Add(b.srv.cfg.Push.WriteTimeout.Duration)); err != nil {
+		return err
+	}
+	_, err := b.nc.Write(b.out)
+	b.out = b.out[:0]
+	return err
+}
+
+// handle executes one line and appends its answer. It returns false when the
+// connection must be closed (failed authentication).
+func (b *backendConn) handle(ctx context.Context, line []byte) bool {
+	if len(bytes.TrimSpace(line)) == 0 {
+		return true
+	}
+	r := &b.req
+	if err := wire.Parse(line, r); err != nil {
+		b.out = appendParseError(b.out, err)
+		return b.authed
+	}
+	if !b.authed || isCmd(r, "auth") {
+		return b.auth(r)
+	}
+	if r.Cmd == nil && r.Uid != nil {
+		b.seedPush(ctx, r, line)
+		return true
+	}
+	if r.Cmd == nil {
+		b.out = wire.AppendError(b.out, r.ID, CodeBadRequest, "missing cmd")
+		return true
+	}
+	result, err := b.srv.gw.execute(ctx, r)
+	b.out = appendResult(b.out, r.ID, result, err)
+	return true
+}
+
+func appendParseError(dst []byte, err error) []byte {
+	if errors.Is(err, wire.ErrNotObject) {
+		return wire.AppendError(dst, nil, CodeBadRequest, "a request must be a JSON object")
+	}
+	return wire.AppendError(dst, nil, CodeBadJSON, err.Error())
+}
+
+func appendResult(dst, id []byte, result any, err error) []byte {
+	if err != nil {
+		ce := commandError(err)
+		return wire.AppendError(dst, id, ce.Code, ce.Message)
+	}
+	return wire.AppendOK(dst, id, result)
+}
+
+func isCmd(r *wire.Request, name string) bool {
+	s, ok := wire.String(r.Cmd)
+	return ok && s == name
+}
+
+// auth checks {"cmd":"auth","secret":…}. Before a successful auth, any other
+// line, or a wrong secret, ends the connection.
+func (b *backendConn) auth(r *wire.Request) bool {
+	secret := b.srv.cfg.Push.Secret
+	given, _ := wire.String(r.Secret)
+	if isCmd(r, "auth") && secretsEqual(given, secret) {
+		b.authed = true
+		b.out = wire.AppendOK(b.out, r.ID, true)
+		return true
+	}
+	msg := "authenticate first with {\"cmd\":\"auth\",\"secret\":…}; closing"
+	if isCmd(r, "auth") {
+		msg = "wrong secret; closing"
+	}
+	b.out = wire.AppendError(b.out, r.ID, CodeUnauthorized, msg)
+	return false
+}
+
+// secretsEqual compares in constant time (for a given length).
+func secretsEqual(given, want string) bool {
+	return subtle.ConstantTimeCompare([]byte(given), []byte(want)) == 1
+}
+
+// seedPush serves workerman's own protocol from the seeds: a line with a uid
+// and no cmd is pushed whole to that uid's clients; the answer is the bare
+// line ok (delivered to at least one client) or fail.
+func (b *backendConn) seedPush(ctx context.Context, r *wire.Request, line []byte) {
+	uid, ok := wire.Key(r.Uid)
+	n := 0
+	if ok && uid != "" {
+		msg := abi.Message{Data: bytes.Clone(line)}
+		n, _ = b.srv.gw.SendToUid(ctx, []string{uid}, msg)
+	}
+	if n > 0 {
+		b.out = append(b.out, "ok\n"...)
+	} else {
+		b.out = append(b.out, "fail\n"...)
+	}
+}
