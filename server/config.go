@@ -197,7 +197,8 @@ func sortedKeys[V any](m map[string]V) []string {
 
 func (c *Config) validatePush(bad func(key, format string, args ...any)) {
 	p := c.Push
-	for key, addr := range map[string]string{"push.listen": p.Listen, "admin.listen": c.Admin.Listen} {
+	for _, kv := range [][2]string{{"push.listen", p.Listen}, {"admin.listen", c.Admin.Listen}} {
+		key, addr := kv[0], kv[1]
 		if addr == "" {
 			continue
 		}

@@ -134,6 +134,9 @@ func TestLoadConfig_Errors(t *testing.T) {
 		{"bad pool", "[runtime]\npool_size = 0\n", "runtime.pool_size: 0 is out of range"},
 		{"bad route", "[routes]\n\"chat\" = \"chat\"\n", "routes.chat: path must start with /"},
 		{"not toml", "[server\n", "config"},
+		{"open text port without secret", "[push]\nlisten = \"0.0.0.0:5678\"\n", "push.listen: \"0.0.0.0:5678\" is not a loopback address, so push.secret must be set"},
+		{"open admin without secret", "[admin]\nlisten = \":8290\"\n", "admin.listen"},
+		{"tiny max line", "[push]\nmax_line = 3\n", "push.max_line"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -37,6 +37,9 @@ func (r *lineReader) next() ([]byte, error) {
 		if i := bytes.IndexByte(r.buf[r.start+scanned:r.end], '\n'); i >= 0 {
 			line := r.buf[r.start : r.start+scanned+i]
 			r.start += scanned + i + 1
+			if len(line) > r.max {
+				return nil, errLineTooLong
+			}
 			return line, nil
 		}
 		scanned = r.end - r.start
