@@ -64,6 +64,12 @@ type command func(ctx context.Context, g *Gateway, r *wire.Request) (any, error)
 
 // execute runs the request's command. auth is handled by the transport.
 func (g *Gateway) execute(ctx context.Context, r *wire.Request) (any, error) {
+	if len(r.Cmd) >= 2 && r.Cmd[0] == '"' {
+		// Look up the raw name first: no allocation on the hot path.
+		if cmd, ok := g.commands[string(r.Cmd[1:len(r.Cmd)-1])]; ok {
+			return cmd(ctx, g, r)
+		}
+	}
 	name, ok := wire.String(r.Cmd)
 	if !ok {
 		return nil, badRequest("cmd must be a string")
