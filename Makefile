@@ -5,7 +5,7 @@ LDFLAGS  := -X main.version=$(VERSION)
 HANDLERS := $(CURDIR)/handlers
 FUZZTIME ?= 20s
 
-.PHONY: all build guests run test vet bench fuzz testdata clean
+.PHONY: all build guests run demo test vet bench fuzz testdata clean
 
 all: build guests
 
@@ -18,6 +18,14 @@ guests:
 
 run: build guests
 	./bin/wasmgate start -c config.toml
+
+# The seed flow to watch in a browser: wasmgate plus the demo backend on
+# http://127.0.0.1:8080 (docs/PUSH.md, examples/demo-backend).
+demo: build guests
+	$(GO) build -o bin/demo-backend ./examples/demo-backend
+	./bin/wasmgate start -c config.toml & pid=$$!; \
+	trap "kill $$pid" EXIT INT TERM; \
+	./bin/demo-backend -listen 127.0.0.1:8080 -push 127.0.0.1:5678
 
 vet:
 	$(GO) vet ./...

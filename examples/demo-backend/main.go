@@ -29,6 +29,20 @@ import (
 	"github.com/wasmgate/wasmgate/client"
 )
 
+// dialWithRetry waits for wasmgate to come up (make demo starts both at once).
+func dialWithRetry(addr, secret string, patience time.Duration) (*client.Client, error) {
+	deadline := time.Now().Add(patience)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		gw, err := client.Dial(ctx, addr, client.WithSecret(secret))
+		cancel()
+		if err == nil || time.Now().After(deadline) {
+			return gw, err
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
 func main() {
 	listen := flag.String("listen", "127.0.0.1:8080", "address this backend serves its page on")
 	push := flag.String("push", "127.0.0.1:5678", "wasmgate text port (push.listen)")
@@ -36,9 +50,7 @@ func main() {
 	ws := flag.String("ws", "", "WebSocket URL for the page (default ws://<page host>:8282/notify)")
 	flag.Parse()
 
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	gw, err := client.Dial(ctx, *push, client.WithSecret(*secret))
-	cancel()
+	gw, err := dialWithRetry(*push, *secret, 30*time.Second)
 	if err != nil {
 		log.Fatalf("wasmgate text port: %v (is wasmgate running with [push] listen = %q?)", err, *push)
 	}
