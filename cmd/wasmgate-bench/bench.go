@@ -25,6 +25,9 @@ type benchFlags struct {
 	settle          time.Duration
 	profile         string
 	idlePath        string
+	only            string // "", "echo" or "push"
+	pushDuration    time.Duration
+	pushClients     int
 }
 
 // echoRoute is one echo handler measured under load.
@@ -40,8 +43,8 @@ var echoRoutes = []echoRoute{
 	{"/native-echo", "native Go echo (again)"},
 }
 
-// runBench is the default mode: load each echo route, then measure the
-// memory of idle connections, and print a Markdown report.
+// runBench is the default mode: load each echo route, measure the memory of
+// idle connections, run the push scenarios, and print a Markdown report.
 func runBench(args []string) error {
 	var f benchFlags
 	fs := flag.NewFlagSet("wasmgate-bench", flag.ContinueOnError)
@@ -54,16 +57,29 @@ func runBench(args []string) error {
 	fs.IntVar(&f.idle, "idle", 8000, "idle connections for the memory measurement")
 	fs.DurationVar(&f.settle, "settle", 3*time.Second, "wait after the idle connections are open")
 	fs.StringVar(&f.idlePath, "idle-path", "/echo", "route the idle connections use")
-	fs.StringVar(&f.profile, "profile", "", "folder for CPU profiles of serve per route and a heap profile with idle clients")
+	fs.StringVar(&f.profile, "profile", "", "folder for CPU profiles of serve per echo route and push scenario (its measured window), and heap profiles with idle clients")
+	fs.StringVar(&f.only, "only", "", "run only the echo benchmarks (echo: load and idle memory) or only the push scenarios (push)")
+	fs.DurationVar(&f.pushDuration, "push-duration", 5*time.Second, "measured time per push scenario")
+	fs.IntVar(&f.pushClients, "push-clients", 1000, "WebSocket clients the push scenarios push to")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	if f.only != "" && f.only != "echo" && f.only != "push" {
+		return fmt.Errorf("-only %q: want echo or push", f.only)
+	}
+	runEcho, runPush := f.only != "push", f.only != "echo"
 	if f.profile != "" {
 		if err := os.MkdirAll(f.profile, 0o755); err != nil {
 			return fmt.Errorf("profile folder: %w", err)
 		}
 	}
-	limit := 3*(f.warmup+f.duration) + 150*time.Second
+	var limit time.Duration
+	if runEcho {
+		limit += 3*(f.warmup+f.duration) + 150*time.Second
+	}
+	if runPush {
+		limit += time.Duration(len(pushModes)) * (f.warmup + f.pushDuration + 60*time.Second)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
@@ -71,46 +87,68 @@ func runBench(args []string) error {
 
 	m := machine()
 	fmt.Printf("machine: %s, %d cores, %s\n", m.cpu, m.cores, m.goVersion)
-	loads, err := loadPhase(ctx, f)
-	if err != nil {
-		return err
+	var loads []loadResult
+	var mem memResult
+	if runEcho {
+		var err error
+		if loads, err = loadPhase(ctx, f); err != nil {
+			return err
+		}
+		if mem, err = idlePhase(ctx, f); err != nil {
+			return err
+		}
 	}
-	mem, err := idlePhase(ctx, f)
-	if err != nil {
-		return err
+	var pushes []pushOutcome
+	if runPush {
+		pushes = pushPhase(ctx, f)
 	}
-	printReport(m, f, loads, mem)
-	return nil
+	printReport(m, f, loads, mem, pushes)
+	for _, o := range pushes {
+		if o.err != nil {
+			return fmt.Errorf("push scenario %s failed", o.Mode)
+		}
+	}
+	return ctx.Err()
 }
 
-// startServe starts `serve` and waits for its address and pid.
-func startServe(ctx context.Context, f benchFlags) (*child, string, int, error) {
-	srv, err := startChild(ctx, "serve", "-handlers", f.handlers)
+// serveAddrs are the listeners serve prints.
+type serveAddrs struct {
+	ws, text, admin string
+	pid             int
+}
+
+// startServe starts `serve` with the given modules and waits for its
+// addresses and pid.
+func startServe(ctx context.Context, f benchFlags, modules string) (*child, serveAddrs, error) {
+	var a serveAddrs
+	srv, err := startChild(ctx, "serve", "-handlers", f.handlers, "-modules", modules)
 	if err != nil {
-		return nil, "", 0, err
+		return nil, a, err
 	}
 	line, err := srv.expect("ADDR ", 2*time.Minute) // a cold compile cache takes a while
 	if err != nil {
 		_ = srv.stop(5 * time.Second)
-		return nil, "", 0, err
+		return nil, a, err
 	}
-	var addr string
-	var pid int
-	if _, err := fmt.Sscanf(line, "ADDR %s PID %d", &addr, &pid); err != nil {
+	if _, err := fmt.Sscanf(line, "ADDR %s PID %d TEXT %s ADMIN %s", &a.ws, &a.pid, &a.text, &a.admin); err != nil {
 		_ = srv.stop(5 * time.Second)
-		return nil, "", 0, fmt.Errorf("serve printed %q: %w", line, err)
+		return nil, a, fmt.Errorf("serve printed %q: %w", line, err)
 	}
-	return srv, addr, pid, nil
+	return srv, a, nil
 }
+
+// echoModules are the modules the echo and idle phases load.
+const echoModules = "echo,rust-echo"
 
 // loadPhase runs `load` against every echo route of one serve process.
 // The results are in echoRoutes order.
 func loadPhase(ctx context.Context, f benchFlags) ([]loadResult, error) {
-	srv, addr, _, err := startServe(ctx, f)
+	srv, addrs, err := startServe(ctx, f, echoModules)
 	if err != nil {
 		return nil, err
 	}
 	defer srv.stop(15 * time.Second)
+	addr := addrs.ws
 	var out []loadResult
 	for _, r := range echoRoutes {
 		res, err := loadRoute(ctx, f, srv, "ws://"+addr+r.path)
@@ -161,11 +199,12 @@ type memResult struct {
 // return free memory to the OS, read VmRSS, open the idle clients, wait
 // settle, read VmRSS again.
 func idlePhase(ctx context.Context, f benchFlags) (memResult, error) {
-	srv, addr, pid, err := startServe(ctx, f)
+	srv, addrs, err := startServe(ctx, f, echoModules)
 	if err != nil {
 		return memResult{}, err
 	}
 	defer srv.stop(30 * time.Second)
+	addr, pid := addrs.ws, addrs.pid
 	if _, err := runChild(ctx, time.Minute, "load", "-url", "ws://"+addr+"/echo", "-conns", "20",
 		"-inflight", "4", "-warmup", "0s", "-duration", "1s"); err != nil {
 		return memResult{}, fmt.Errorf("warm-up: %w", err)

@@ -1,13 +1,17 @@
 // Command wasmgate-bench measures the gateway on loopback: echo throughput
 // and latency of the WASM handlers against a native Go echo behind the same
-// server.Handler interface, and the memory one idle connection costs.
+// server.Handler interface, the memory one idle connection costs, and
+// backend pushes (text port and HTTP API) to 1,000 WebSocket clients.
 //
 // Run without arguments (as `make bench` does) it orchestrates everything
 // and prints a Markdown table. The subcommands are the pieces it runs as
 // child processes, so that server and clients never share a Go runtime:
 //
-//	wasmgate-bench [-duration 10s] [-conns 100] [-inflight 10] [-idle 8000] [-profile DIR]
-//	wasmgate-bench serve -handlers DIR [-cpuprofile FILE]
+//	wasmgate-bench [-only echo|push] [-duration 10s] [-conns 100] [-inflight 10] [-idle 8000]
+//	               [-push-duration 5s] [-push-clients 1000] [-profile DIR]
+//	wasmgate-bench serve -handlers DIR [-modules echo,rust-echo,notify] [-cpuprofile FILE]
+//	wasmgate-bench push -mode throughput|paced|inflight|connperpush|http|httpbatch
+//	               -ws HOST:PORT -text HOST:PORT [-admin HOST:PORT] [-clients 1000] [-duration 5s]
 //	wasmgate-bench load -url ws://HOST:PORT/PATH [-conns 100] [-inflight 10] [-duration 10s] [-size 64]
 //	wasmgate-bench idle -addr HOST:PORT [-path /echo] [-n 8000]
 package main
@@ -33,8 +37,10 @@ func main() {
 		err = runLoad(args)
 	case "idle":
 		err = runIdle(args)
+	case "push":
+		err = runPush(args)
 	default:
-		err = fmt.Errorf("unknown subcommand %q (want serve, load, idle or none)", cmd)
+		err = fmt.Errorf("unknown subcommand %q (want serve, load, idle, push or none)", cmd)
 	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "wasmgate-bench %s: %v\n", cmd, err)

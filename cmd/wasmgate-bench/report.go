@@ -30,14 +30,29 @@ func machine() machineInfo {
 	return m
 }
 
-// printReport prints the Markdown table.
-func printReport(m machineInfo, f benchFlags, loads []loadResult, mem memResult) {
+// printReport prints the Markdown table: the echo rows if loads is not
+// empty, then the push rows.
+func printReport(m machineInfo, f benchFlags, loads []loadResult, mem memResult, pushes []pushOutcome) {
 	fmt.Printf("\n%s, %d cores, %s, GOOS=%s GOARCH=%s; server and clients share the machine.\n",
 		m.cpu, m.cores, m.goVersion, runtime.GOOS, runtime.GOARCH)
-	fmt.Printf("Load: %d conns × %d in flight, %d-byte binary messages, %s measured after %s warm-up.\n\n",
-		f.conns, f.inflight, f.size, f.duration, f.warmup)
+	if len(loads) > 0 {
+		fmt.Printf("Load: %d conns × %d in flight, %d-byte binary messages, %s measured after %s warm-up.\n",
+			f.conns, f.inflight, f.size, f.duration, f.warmup)
+	}
+	if len(pushes) > 0 {
+		fmt.Printf("Push: %d WebSocket clients on /notify, a fresh server per scenario, %s measured after %s warm-up; server CPU from getrusage over the window.\n",
+			f.pushClients, f.pushDuration, f.warmup)
+	}
+	fmt.Println()
 	fmt.Println("| benchmark | value | target |")
 	fmt.Println("|---|---|---|")
+	if len(loads) > 0 {
+		printEchoRows(f, loads, mem)
+	}
+	printPushRows(f, pushes)
+}
+
+func printEchoRows(f benchFlags, loads []loadResult, mem memResult) {
 	first, last := loads[0].MsgsPerS, loads[len(loads)-1].MsgsPerS
 	native := (first + last) / 2
 	fmt.Printf("| native Go echo throughput (baseline) | %.0f msgs/s (runs: %.0f first, %.0f last) | — |\n", native, first, last)

@@ -22,16 +22,23 @@ import (
 	"github.com/wasmgate/wasmgate/server"
 )
 
-// benchModules are the modules serve loads; others in the folder are left
-// out so their instances do not weigh on the measurements.
-var benchModules = []string{"echo", "rust-echo"}
+// benchModules are the modules serve loads by default (-modules); others in
+// the folder are left out so their instances do not weigh on the
+// measurements. notify is the push benchmarks' route.
+const benchModules = "echo,rust-echo,notify"
 
 // runServe is the `serve` subcommand: an in-process gateway on loopback
-// serving /echo, /rust-echo and /native-echo until stdin closes or SIGTERM.
-// It answers commands read from stdin, one per line (see serveCommands).
+// serving /echo, /rust-echo, /notify and /native-echo, with the text port
+// and the HTTP API on ephemeral loopback ports, until stdin closes or
+// SIGTERM. It prints
+//
+//	ADDR <ws host:port> PID <pid> TEXT <text port host:port> ADMIN <HTTP API host:port>
+//
+// and answers commands read from stdin, one per line (see serveCommands).
 func runServe(args []string) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	handlers := fs.String("handlers", "handlers", "folder holding echo.wasm and rust-echo.wasm")
+	handlers := fs.String("handlers", "handlers", "folder holding echo.wasm, rust-echo.wasm and notify.wasm")
+	modules := fs.String("modules", benchModules, "comma-separated modules to load from -handlers")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	pool := fs.Int("pool", runtime.NumCPU()*2, "runtime.pool_size")
 	if err := fs.Parse(args); err != nil {
@@ -44,7 +51,7 @@ func runServe(args []string) error {
 		}
 		defer stop()
 	}
-	dir, err := copyModules(*handlers, benchModules)
+	dir, err := copyModules(*handlers, strings.Split(*modules, ","))
 	if dir != "" {
 		defer os.RemoveAll(dir)
 	}
@@ -55,7 +62,7 @@ func runServe(args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("ADDR %s PID %d\n", srv.Addr(), os.Getpid())
+	fmt.Printf("ADDR %s PID %d TEXT %s ADMIN %s\n", srv.Addr(), os.Getpid(), srv.TextAddr(), srv.AdminAddr())
 	waitForEnd(srv)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -135,6 +142,7 @@ func waitForEnd(srv *server.Server) {
 //	cpustop             stops it (OK)
 //	heapprofile PATH    writes a heap profile after a GC (OK or ERR ...)
 //	gc                  runs a GC and returns memory to the OS (OK)
+//	rusage              RUSAGE utime_us=N stime_us=N (getrusage of this process)
 func serveCommands(in io.Reader, out io.Writer) {
 	var stop func()
 	defer func() {
@@ -149,6 +157,9 @@ func serveCommands(in io.Reader, out io.Writer) {
 		switch cmd {
 		case "stats":
 			fmt.Fprintln(out, statsLine())
+			continue
+		case "rusage":
+			fmt.Fprintln(out, rusageLine())
 			continue
 		case "cpuprofile":
 			if stop == nil {
@@ -183,6 +194,16 @@ func statsLine() string {
 	runtime.ReadMemStats(&ms)
 	return fmt.Sprintf("STATS goroutines=%d heap_inuse=%d stack_inuse=%d sys=%d",
 		runtime.NumGoroutine(), ms.HeapInuse, ms.StackInuse, ms.Sys)
+}
+
+// rusageLine reports the CPU this process has used, in microseconds.
+func rusageLine() string {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return "ERR " + err.Error()
+	}
+	us := func(t syscall.Timeval) int64 { return t.Sec*1e6 + t.Usec }
+	return fmt.Sprintf("RUSAGE utime_us=%d stime_us=%d", us(ru.Utime), us(ru.Stime))
 }
 
 // startCPUProfile profiles the process into path until the returned
