@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -28,6 +29,7 @@ type benchFlags struct {
 	only            string // "", "echo" or "push"
 	pushDuration    time.Duration
 	pushClients     int
+	pushModes       []string
 }
 
 // echoRoute is one echo handler measured under load.
@@ -61,8 +63,15 @@ func runBench(args []string) error {
 	fs.StringVar(&f.only, "only", "", "run only the echo benchmarks (echo: load and idle memory) or only the push scenarios (push)")
 	fs.DurationVar(&f.pushDuration, "push-duration", 5*time.Second, "measured time per push scenario")
 	fs.IntVar(&f.pushClients, "push-clients", 1000, "WebSocket clients the push scenarios push to")
+	modes := fs.String("push-modes", strings.Join(pushModes, ","), "push scenarios to run, comma-separated")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	f.pushModes = strings.Split(*modes, ",")
+	for _, m := range f.pushModes {
+		if !slices.Contains(pushModes, m) {
+			return fmt.Errorf("-push-modes: unknown scenario %q (want some of %s)", m, strings.Join(pushModes, ","))
+		}
 	}
 	if f.only != "" && f.only != "echo" && f.only != "push" {
 		return fmt.Errorf("-only %q: want echo or push", f.only)
@@ -78,7 +87,7 @@ func runBench(args []string) error {
 		limit += 3*(f.warmup+f.duration) + 150*time.Second
 	}
 	if runPush {
-		limit += time.Duration(len(pushModes)) * (f.warmup + f.pushDuration + 60*time.Second)
+		limit += time.Duration(len(f.pushModes)) * (f.warmup + f.pushDuration + 60*time.Second)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()

@@ -50,6 +50,9 @@ func printReport(m machineInfo, f benchFlags, loads []loadResult, mem memResult,
 		printEchoRows(f, loads, mem)
 	}
 	printPushRows(f, pushes)
+	if len(loads) > 0 {
+		printEchoWarning(loads)
+	}
 }
 
 func printEchoRows(f benchFlags, loads []loadResult, mem memResult) {
@@ -66,10 +69,16 @@ func printEchoRows(f benchFlags, loads []loadResult, mem memResult) {
 		fmt.Printf("| %s latency p50 / p99 / p99.9 | %.0f / %.0f / %.0f µs (errors %d) | — |\n",
 			r.label, l.P50us, l.P99us, l.P999us, l.Errors)
 	}
-	if spread := 100 * math.Abs(first-last) / native; spread > 10 {
-		fmt.Printf("\n⚠ the two native runs differ by %.0f%%: the machine was busy; rerun for stable ratios.\n\n", spread)
-	}
 	printMemRows(mem)
+}
+
+// printEchoWarning, after the table, flags a machine too busy for stable
+// echo ratios.
+func printEchoWarning(loads []loadResult) {
+	first, last := loads[0].MsgsPerS, loads[len(loads)-1].MsgsPerS
+	if spread := 100 * math.Abs(first-last) / ((first + last) / 2); spread > 10 {
+		fmt.Printf("\n⚠ the two native runs differ by %.0f%%: the machine was busy; rerun for stable ratios.\n", spread)
+	}
 }
 
 func printMemRows(mem memResult) {
