@@ -321,6 +321,10 @@ func (cl *Client) roundTrip(ctx context.Context, c *call) error {
 		cl.put(c)
 		return ErrClosed
 	}
+	if err := ctx.Err(); err != nil { // a finished context never sends
+		cl.put(c)
+		return err
+	}
 	select {
 	case cl.sem <- struct{}{}:
 	default:
