@@ -12,7 +12,7 @@ import (
 func (h hostFuncs) sendToClient(ctx context.Context, mod api.Module, stack []uint64) {
 	mem := mod.Memory()
 	id, e := readString(mem, stack, 0)
-	msg, e2 := readMessage(mem, stack, 2, 4, abi.FlagBinary)
+	msg, e2 := readMessage(mem, stack, 2, 4, abi.FlagBinary, h.maxSize)
 	if e = firstErrno(e, e2); e != abi.ErrnoSuccess {
 		setErrno(stack, e)
 		return
@@ -23,7 +23,7 @@ func (h hostFuncs) sendToClient(ctx context.Context, mod api.Module, stack []uin
 // send_to_all(msg_ptr, msg_len, flags, only_ptr, only_len, exclude_ptr, exclude_len)
 func (h hostFuncs) sendToAll(ctx context.Context, mod api.Module, stack []uint64) {
 	mem := mod.Memory()
-	msg, e := readMessage(mem, stack, 0, 2, abi.FlagBinary|abi.FlagOnly)
+	msg, e := readMessage(mem, stack, 0, 2, abi.FlagBinary|abi.FlagOnly, h.maxSize)
 	only, e2 := readList(mem, stack, 3)
 	exclude, e3 := readList(mem, stack, 5)
 	if e = firstErrno(e, e2, e3); e != abi.ErrnoSuccess {
@@ -39,7 +39,7 @@ func (h hostFuncs) sendToAll(ctx context.Context, mod api.Module, stack []uint64
 func (h hostFuncs) sendToUid(ctx context.Context, mod api.Module, stack []uint64) {
 	mem := mod.Memory()
 	uids, e := readList(mem, stack, 0)
-	msg, e2 := readMessage(mem, stack, 2, 4, abi.FlagBinary)
+	msg, e2 := readMessage(mem, stack, 2, 4, abi.FlagBinary, h.maxSize)
 	if e = firstErrno(e, e2); e != abi.ErrnoSuccess {
 		setErrno(stack, e)
 		return
@@ -52,7 +52,7 @@ func (h hostFuncs) sendToUid(ctx context.Context, mod api.Module, stack []uint64
 func (h hostFuncs) sendToGroup(ctx context.Context, mod api.Module, stack []uint64) {
 	mem := mod.Memory()
 	groups, e := readList(mem, stack, 0)
-	msg, e2 := readMessage(mem, stack, 2, 4, abi.FlagBinary)
+	msg, e2 := readMessage(mem, stack, 2, 4, abi.FlagBinary, h.maxSize)
 	exclude, e3 := readList(mem, stack, 5)
 	if e = firstErrno(e, e2, e3); e != abi.ErrnoSuccess {
 		setErrno(stack, e)
@@ -66,7 +66,7 @@ func (h hostFuncs) sendToGroup(ctx context.Context, mod api.Module, stack []uint
 func (h hostFuncs) closeClient(ctx context.Context, mod api.Module, stack []uint64) {
 	mem := mod.Memory()
 	id, e := readString(mem, stack, 0)
-	msg, e2 := readMessage(mem, stack, 2, 4, abi.FlagBinary)
+	msg, e2 := readMessage(mem, stack, 2, 4, abi.FlagBinary, h.maxSize)
 	if e = firstErrno(e, e2); e != abi.ErrnoSuccess {
 		setErrno(stack, e)
 		return

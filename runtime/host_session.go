@@ -22,7 +22,7 @@ func (h hostFuncs) updateSession(ctx context.Context, mod api.Module, stack []ui
 func (h hostFuncs) writeSession(ctx context.Context, mod api.Module, stack []uint64, write func(context.Context, string, []byte) error) {
 	mem := mod.Memory()
 	id, e := readString(mem, stack, 0)
-	doc, e2 := readBytes(mem, stack, 2)
+	doc, e2 := readBytes(mem, stack, 2, h.maxSize)
 	if e = firstErrno(e, e2); e != abi.ErrnoSuccess {
 		setErrno(stack, e)
 		return

@@ -13,7 +13,8 @@ import (
 // function decodes its arguments from guest memory (bounds-checked), calls
 // the host and encodes the result; none panics on guest input.
 type hostFuncs struct {
-	host abi.Host
+	host    abi.Host
+	maxSize int // largest message or session a guest may pass; 0: no limit
 }
 
 // impls maps every abi.HostFuncs name to its implementation.
@@ -53,7 +54,7 @@ func (h hostFuncs) impls() map[string]api.GoModuleFunc {
 // instantiateHostModule registers every host function of the ABI, in the
 // order abi.HostFuncs gives, under abi.HostModule.
 func (r *Runtime) instantiateHostModule(ctx context.Context) error {
-	impls := hostFuncs{host: r.host}.impls()
+	impls := hostFuncs{host: r.host, maxSize: r.cfg.MaxMessageSize}.impls()
 	b := r.wz.NewHostModuleBuilder(abi.HostModule)
 	for _, f := range abi.HostFuncs() {
 		impl, ok := impls[f.Name]

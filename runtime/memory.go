@@ -24,8 +24,13 @@ func view(mem api.Memory, stack []uint64, i int) ([]byte, abi.Errno) {
 	return b, abi.ErrnoSuccess
 }
 
-// readBytes is view plus a copy.
-func readBytes(mem api.Memory, stack []uint64, i int) ([]byte, abi.Errno) {
+// readBytes is view plus a copy, refusing more than maxLen bytes (0: no
+// limit) before copying anything: a guest cannot make the host allocate
+// gigabytes.
+func readBytes(mem api.Memory, stack []uint64, i int, maxLen int) ([]byte, abi.Errno) {
+	if maxLen > 0 && uint64(api.DecodeU32(stack[i+1])) > uint64(maxLen) {
+		return nil, abi.ErrnoTooLarge
+	}
 	b, e := view(mem, stack, i)
 	if e != abi.ErrnoSuccess || b == nil {
 		return nil, e
@@ -60,12 +65,12 @@ func readList(mem api.Memory, stack []uint64, i int) ([]string, abi.Errno) {
 
 // readMessage reads a message at stack[i], stack[i+1] with flags at
 // stack[flagsAt]. allowed lists the flag bits this function accepts.
-func readMessage(mem api.Memory, stack []uint64, i, flagsAt int, allowed uint32) (abi.Message, abi.Errno) {
+func readMessage(mem api.Memory, stack []uint64, i, flagsAt int, allowed uint32, maxLen int) (abi.Message, abi.Errno) {
 	flags := api.DecodeU32(stack[flagsAt])
 	if flags&^allowed != 0 {
 		return abi.Message{}, abi.ErrnoInvalid
 	}
-	data, e := readBytes(mem, stack, i)
+	data, e := readBytes(mem, stack, i, maxLen)
 	return abi.Message{Data: data, Binary: flags&abi.FlagBinary != 0}, e
 }
 

@@ -122,13 +122,31 @@ func (m *Module) event(ctx context.Context, event, clientID string, fn func(*ins
 		m.rt.log.Error("no instance for event", "module", m.name, "event", event, "client", clientID, "err", err)
 		return 0, fmt.Errorf("%s %s: %w", m.name, event, err)
 	}
-	rc, err := fn(inst)
+	rc, err := m.runWithDeadline(inst, fn)
 	m.pool.put(inst, err == nil)
 	if err != nil {
 		m.rt.log.Error("handler failed; instance discarded", "module", m.name, "event", event, "client", clientID, "err", err)
 		return 0, fmt.Errorf("%s %s: %w: %w", m.name, event, ErrTrap, err)
 	}
 	return rc, nil
+}
+
+// runWithDeadline runs fn under the runtime's event timeout, if any. A guest
+// still running at the deadline is stopped by wazero (the call fails and
+// the instance is discarded), so a runaway handler cannot pin a CPU.
+func (m *Module) runWithDeadline(inst *instance, fn func(*instance) (int32, error)) (int32, error) {
+	if m.rt.cfg.EventTimeout <= 0 {
+		return fn(inst)
+	}
+	ctx, cancel := context.WithTimeout(inst.ctx, m.rt.cfg.EventTimeout)
+	inst.callCtx = ctx
+	rc, err := fn(inst)
+	inst.callCtx = inst.ctx
+	cancel()
+	if err != nil && ctx.Err() != nil {
+		err = fmt.Errorf("ran past the %s event deadline: %w", m.rt.cfg.EventTimeout, err)
+	}
+	return rc, err
 }
 
 // Close stops the module: idle instances close now, busy ones when their

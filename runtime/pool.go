@@ -26,9 +26,13 @@ func newPool(size int, newInstance func(context.Context) (*instance, error)) *po
 // are busy.
 func (p *pool) get(ctx context.Context) (*instance, error) {
 	select {
-	case p.tokens <- struct{}{}:
-	case <-ctx.Done():
-		return nil, ctx.Err()
+	case p.tokens <- struct{}{}: // a free slot wins even if ctx is done
+	default:
+		select {
+		case p.tokens <- struct{}{}:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
 	}
 	if inst := p.popIdle(); inst != nil {
 		return inst, nil

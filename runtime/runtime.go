@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"time"
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
@@ -33,6 +34,11 @@ type Config struct {
 	// CacheDir keeps compiled modules between restarts; empty keeps them in
 	// memory only.
 	CacheDir string
+	// EventTimeout stops a guest call that runs longer (0: no limit).
+	EventTimeout time.Duration
+	// MaxMessageSize bounds what a guest may hand the host in one message
+	// or session; longer arguments fail with ErrnoTooLarge before any copy.
+	MaxMessageSize int
 }
 
 // Runtime compiles and runs handler modules against one abi.Host.
@@ -57,7 +63,9 @@ func New(ctx context.Context, cfg Config, host abi.Host, log *slog.Logger) (*Run
 	if err != nil {
 		return nil, err
 	}
-	wz := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfig().WithCompilationCache(cache))
+	rcfg := wazero.NewRuntimeConfig().WithCompilationCache(cache).
+		WithCloseOnContextDone(cfg.EventTimeout > 0)
+	wz := wazero.NewRuntimeWithConfig(ctx, rcfg)
 	r := &Runtime{cfg: cfg, wz: wz, cache: cache, host: host, log: log}
 	if _, err := wasi_snapshot_preview1.Instantiate(ctx, wz); err != nil {
 		return nil, fmt.Errorf("runtime: instantiate wasi: %w", err)

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/wasmgate/wasmgate/abi"
 )
@@ -206,5 +207,59 @@ func TestModule_StdoutGoesToLogTaggedWithModule(t *testing.T) {
 		if !strings.Contains(logs.String(), line) {
 			t.Errorf("log lacks %s:\n%s", line, logs.String())
 		}
+	}
+}
+
+func TestModule_RunawayGuestStoppedAtDeadline(t *testing.T) {
+	host := &recordingHost{}
+	r, err := New(context.Background(), Config{PoolSize: 2, EventTimeout: 50 * time.Millisecond}, host, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close(context.Background())
+	m, err := loadFixture(t, r, "loop", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	// More runaway events than instances or CPUs: each must be stopped.
+	for i := 0; i < 4; i++ {
+		start := time.Now()
+		err := m.OnMessage(ctx, "c1", abi.Message{Data: []byte("loop")})
+		if !errors.Is(err, ErrTrap) || !strings.Contains(err.Error(), "deadline") {
+			t.Fatalf("runaway %d: err = %v, want a deadline trap", i, err)
+		}
+		if d := time.Since(start); d > 5*time.Second {
+			t.Fatalf("runaway %d stopped only after %v", i, d)
+		}
+	}
+	if err := m.OnMessage(ctx, "c1", abi.Message{Data: []byte("ok")}); err != nil {
+		t.Fatalf("message after runaways: %v", err)
+	}
+	if n := len(host.messages()); n != 1 {
+		t.Fatalf("%d echoes, want 1", n)
+	}
+}
+
+func TestHost_OversizeArgumentRefusedBeforeCopy(t *testing.T) {
+	host := &recordingHost{}
+	r, err := New(context.Background(), Config{PoolSize: 1, MaxMessageSize: 1000}, host, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close(context.Background())
+	m, err := loadFixture(t, r, "badptr", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.OnMessage(context.Background(), "c1", abi.Message{Data: []byte("x")}); err != nil {
+		t.Fatal(err)
+	}
+	got := host.messages()
+	if len(got) != 1 {
+		t.Fatalf("sends = %+v", got)
+	}
+	if rc := int32(binary.LittleEndian.Uint32(got[0].msg.Data[4:])); rc != -int32(abi.ErrnoTooLarge) {
+		t.Fatalf("a 2 GiB message argument returned %d, want %d", rc, -int32(abi.ErrnoTooLarge))
 	}
 }

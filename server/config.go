@@ -32,13 +32,16 @@ type ServerConfig struct {
 	SendQueueSize  int      `toml:"send_queue_size"`
 	WriteTimeout   Duration `toml:"write_timeout"`
 	MaxConnections int      `toml:"max_connections"`
+	PingInterval   Duration `toml:"ping_interval"`
+	IdleTimeout    Duration `toml:"idle_timeout"`
 	NodeID         uint32   `toml:"node_id"`
 }
 
 // RuntimeConfig is the [runtime] table: how handlers run.
 type RuntimeConfig struct {
-	PoolSize int    `toml:"pool_size"`
-	CacheDir string `toml:"cache_dir"`
+	PoolSize     int      `toml:"pool_size"`
+	CacheDir     string   `toml:"cache_dir"`
+	EventTimeout Duration `toml:"event_timeout"`
 }
 
 // PushConfig is the [push] table: the inner TCP text port backends push
@@ -93,8 +96,10 @@ func DefaultConfig() Config {
 			SendQueueSize:  1024,
 			WriteTimeout:   Duration{10 * time.Second},
 			MaxConnections: 100_000,
+			PingInterval:   Duration{25 * time.Second},
+			IdleTimeout:    Duration{60 * time.Second},
 		},
-		Runtime: RuntimeConfig{PoolSize: 8},
+		Runtime: RuntimeConfig{PoolSize: 8, EventTimeout: Duration{100 * time.Millisecond}},
 		Push: PushConfig{
 			Listen:       "127.0.0.1:5678",
 			MaxLine:      1 << 20,
@@ -162,6 +167,15 @@ func (c *Config) Validate() error {
 	}
 	if s.WriteTimeout.Duration <= 0 {
 		bad("server.write_timeout", "%s must be positive", s.WriteTimeout)
+	}
+	if s.PingInterval.Duration < 0 {
+		bad("server.ping_interval", "%s must not be negative", s.PingInterval)
+	}
+	if s.IdleTimeout.Duration < 0 || (s.IdleTimeout.Duration > 0 && s.PingInterval.Duration > 0 && s.IdleTimeout.Duration <= s.PingInterval.Duration) {
+		bad("server.idle_timeout", "%s must be 0 (off) or longer than server.ping_interval (%s)", s.IdleTimeout, s.PingInterval)
+	}
+	if c.Runtime.EventTimeout.Duration < 0 {
+		bad("runtime.event_timeout", "%s must not be negative", c.Runtime.EventTimeout)
 	}
 	if s.MaxConnections < 1 {
 		bad("server.max_connections", "%d must be at least 1", s.MaxConnections)

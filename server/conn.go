@@ -23,6 +23,9 @@ type conn struct {
 	ws           *websocket.Conn
 	queueSize    int
 	writeTimeout time.Duration
+	// deadlineSetAt is when the reader last moved the idle read deadline;
+	// only the reader touches it.
+	deadlineSetAt time.Time
 
 	// writer counts the running writer goroutine (0 or 1). The reader waits
 	// for it before returning the socket to fasthttp, which recycles it.

@@ -116,8 +116,9 @@ func TestServer_BadGuestPointerGetsErrno(t *testing.T) {
 	c := srv.dial(t, "/badptr")
 	c.sendText("x")
 	typ, data := c.read()
-	// Two little-endian i32 results of -1 (bad pointer).
-	want := []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
+	// Two little-endian i32 results: -1 (bad pointer) for the id far
+	// outside memory, -4 (too large) for the 2 GiB message length.
+	want := []byte{0xff, 0xff, 0xff, 0xff, 0xfc, 0xff, 0xff, 0xff}
 	if typ != websocket.BinaryMessage || !bytes.Equal(data, want) {
 		t.Fatalf("got %d %x, want binary %x", typ, data, want)
 	}
@@ -162,7 +163,7 @@ func TestLoadConfig_RepoConfigIsValidAndDocumented(t *testing.T) {
 		t.Errorf("config.toml disagrees with DefaultConfig: %+v", cfg)
 	}
 	text, _ := os.ReadFile("../config.toml")
-	for _, key := range []string{"listen", "handlers_dir", "max_message_size", "send_queue_size", "write_timeout", "max_connections", "node_id", "pool_size", "cache_dir"} {
+	for _, key := range []string{"listen", "handlers_dir", "max_message_size", "send_queue_size", "write_timeout", "max_connections", "node_id", "pool_size", "cache_dir", "ping_interval", "idle_timeout", "event_timeout", "max_line", "line_timeout", "secret"} {
 		if !strings.Contains(string(text), "\n"+key+" = ") {
 			t.Errorf("config.toml does not document %s", key)
 		}
@@ -215,5 +216,27 @@ func TestServer_SlowConsumerIsDropped(t *testing.T) {
 	other.sendText("still fine")
 	if _, data := other.read(); string(data) != "still fine" {
 		t.Fatalf("other client got %q", data)
+	}
+}
+
+func TestServer_SilentPeerDroppedLiveOneKept(t *testing.T) {
+	srv := startServer(t, handlersWith(t, "echo"), func(c *server.Config) {
+		c.Server.PingInterval.Duration = 100 * time.Millisecond
+		c.Server.IdleTimeout.Duration = 500 * time.Millisecond
+	})
+	live := srv.dial(t, "/echo") // its reader answers pings with pongs
+	silent, _, err := websocket.DefaultDialer.Dial(srv.url+"/echo", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close() // never read: no pongs, like a vanished peer
+	eventually(t, "the silent client to be dropped", func() bool {
+		n, _ := srv.Gateway().GetAllClientIdCount(t.Context())
+		return n == 1
+	})
+	time.Sleep(600 * time.Millisecond) // longer than idle_timeout
+	live.sendText("alive")
+	if _, data := live.read(); string(data) != "alive" {
+		t.Fatalf("live client got %q", data)
 	}
 }

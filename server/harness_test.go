@@ -75,6 +75,8 @@ func startServer(t *testing.T, dir string, edit func(*server.Config), opts ...se
 	cfg.Admin.Listen = "127.0.0.1:0"
 	cfg.Server.HandlersDir = dir
 	cfg.Runtime.PoolSize = 4
+	// Generous: a loaded CI machine must not turn slow events into traps.
+	cfg.Runtime.EventTimeout.Duration = 5 * time.Second
 	// Compiling a Go guest takes seconds under -race; share compiled code
 	// between tests and runs (wazero writes cache files atomically).
 	cfg.Runtime.CacheDir = filepath.Join(os.TempDir(), "wasmgate-test-cache")

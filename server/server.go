@@ -80,12 +80,16 @@ type Server struct {
 	upgrader websocket.FastHTTPUpgrader
 	http     *fasthttp.Server
 	ln       net.Listener
-	buffers  sync.Pool // *bytes.Buffer for reading messages
-	active   atomic.Int64
-	served   chan struct{}
-	text     *textPort        // nil when push.listen is ""
-	admin    *fasthttp.Server // nil when admin.listen is ""
-	adminLn  net.Listener
+	buffers  sync.Pool    // *bytes.Buffer for reading messages
+	active   atomic.Int64 // upgraded connections not yet fully closed
+	// handshaking counts upgrade requests in handleHTTP.
+	handshaking atomic.Int64
+	closing     atomic.Bool // Shutdown has begun
+	stopPings   chan struct{}
+	served      chan struct{}
+	text        *textPort        // nil when push.listen is ""
+	admin       *fasthttp.Server // nil when admin.listen is ""
+	adminLn     net.Listener
 }
 
 // New builds a Server from cfg and loads every module in the handlers
@@ -117,6 +121,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (*Se
 	}
 	if err := s.loadRoutes(ctx, o.handlers); err != nil {
 		s.cancel()
+		if s.rt != nil {
+			_ = s.rt.Close(context.Background())
+		}
 		return nil, err
 	}
 	return s, nil
@@ -180,7 +187,12 @@ func (s *Server) loadModules(ctx context.Context) (map[string]*runtime.Module, e
 		s.loadErrs = append(s.loadErrs, fmt.Errorf("handlers folder %s has no .wasm files", s.cfg.Server.HandlersDir))
 		return nil, nil
 	}
-	s.rt, err = runtime.New(ctx, runtime.Config{PoolSize: s.cfg.Runtime.PoolSize, CacheDir: s.cfg.Runtime.CacheDir}, s.gw, s.log)
+	s.rt, err = runtime.New(ctx, runtime.Config{
+		PoolSize:       s.cfg.Runtime.PoolSize,
+		CacheDir:       s.cfg.Runtime.CacheDir,
+		EventTimeout:   s.cfg.Runtime.EventTimeout.Duration,
+		MaxMessageSize: s.cfg.Server.MaxMessageSize,
+	}, s.gw, s.log)
 	if err != nil {
 		return nil, err
 	}
@@ -218,7 +230,9 @@ func (s *Server) Start() error {
 		KeepHijackedConns: true,
 		Logger:            fasthttpLogger{s.log},
 	}
+	s.http.CloseOnShutdown = true
 	s.served = make(chan struct{})
+	s.startPings()
 	go func() {
 		defer close(s.served)
 		if err := s.http.Serve(ln); err != nil {
@@ -268,6 +282,10 @@ func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 // Shutdown stops accepting, closes every client with 1001 (going away),
 // waits for their close events until ctx ends, then releases the runtime.
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.closing.Store(true)
+	if s.stopPings != nil {
+		close(s.stopPings)
+	}
 	if s.text != nil {
 		s.text.close()
 	}
@@ -275,7 +293,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		_ = s.admin.ShutdownWithContext(ctx)
 	}
 	if s.http != nil {
-		_ = s.ln.Close()
+		// Waits for requests under way (handshakes); upgraded connections
+		// are ours to close, below.
+		_ = s.http.ShutdownWithContext(ctx)
 		<-s.served
 	}
 	s.hub.each(func(c *conn) { _ = c.close(nil, closeGoingAway, "server shutting down") })
@@ -296,11 +316,20 @@ func (s *Server) waitIdle(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			s.hub.each(func(c *conn) { _ = c.ws.NetConn().Close() })
-			return fmt.Errorf("shutdown: %d clients still open: %w", s.active.Load(), ctx.Err())
+			s.awaitReaders(2 * time.Second) // let them deliver on_close
+			return fmt.Errorf("shutdown: %d clients had to be dropped: %w", s.active.Load(), ctx.Err())
 		case <-tick.C:
 		}
 	}
 	return nil
+}
+
+// awaitReaders waits up to d for every reader to finish.
+func (s *Server) awaitReaders(d time.Duration) {
+	deadline := time.Now().Add(d)
+	for s.active.Load() > 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // fasthttpLogger routes fasthttp's own messages to slog.

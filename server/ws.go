@@ -35,8 +35,12 @@ func (s *Server) handleHTTP(ctx *fasthttp.RequestCtx) {
 		ctx.Error("this is a WebSocket endpoint", fasthttp.StatusUpgradeRequired)
 		return
 	}
-	if s.active.Load() >= int64(s.cfg.Server.MaxConnections) {
-		ctx.Error("too many connections", fasthttp.StatusServiceUnavailable)
+	// handshaking counts upgrades under way, so that concurrent handshakes
+	// cannot overshoot max_connections together.
+	n := s.handshaking.Add(1)
+	defer s.handshaking.Add(-1)
+	if s.closing.Load() || s.active.Load()+n > int64(s.cfg.Server.MaxConnections) {
+		ctx.Error("too many connections, or shutting down", fasthttp.StatusServiceUnavailable)
 		return
 	}
 	hs := handshakeOf(ctx, s.ids.next())
@@ -72,6 +76,12 @@ func handshakeOf(ctx *fasthttp.RequestCtx, id string) *abi.Handshake {
 // small reader goroutine (see docs/BENCHMARKS.md, memory per connection).
 func (s *Server) serveConn(ws *websocket.Conn, rt *route, id string) {
 	s.active.Add(1)
+	if s.closing.Load() { // upgraded just as Shutdown began: no events
+		_ = ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(closeGoingAway, "server shutting down"), time.Now().Add(time.Second))
+		_ = ws.Close()
+		s.active.Add(-1)
+		return
+	}
 	ws.SetReadLimit(int64(s.cfg.Server.MaxMessageSize))
 	c := newConn(id, ws, s.cfg.Server.SendQueueSize, s.cfg.Server.WriteTimeout.Duration)
 	if err := s.register(c); err != nil {
@@ -80,6 +90,7 @@ func (s *Server) serveConn(ws *websocket.Conn, rt *route, id string) {
 		s.active.Add(-1)
 		return
 	}
+	s.watchLiveness(c)
 	_ = rt.handler.OnConnect(s.ctx, id)
 	go s.readConn(c, rt)
 }
@@ -126,18 +137,19 @@ func (s *Server) readLoop(c *conn, rt *route) {
 		buf := s.buffers.Get().(*bytes.Buffer)
 		buf.Reset()
 		if _, err := buf.ReadFrom(r); err != nil {
-			s.buffers.Put(buf)
+			s.putBuffer(buf)
 			s.endRead(c, err)
 			return
 		}
 		data := buf.Bytes()
 		if typ == websocket.TextMessage && !utf8.Valid(data) {
-			s.buffers.Put(buf)
+			s.putBuffer(buf)
 			s.closeAndLinger(c, closeInvalidText, "invalid UTF-8 in text frame")
 			return
 		}
 		_ = rt.handler.OnMessage(s.ctx, c.id, abi.Message{Data: data, Binary: typ == websocket.BinaryMessage})
 		s.putBuffer(buf)
+		s.touch(c)
 	}
 }
 
