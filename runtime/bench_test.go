@@ -2,9 +2,11 @@ package runtime
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/wasmgate/wasmgate/abi"
 )
@@ -68,27 +70,33 @@ func BenchmarkOnMessage(b *testing.B) {
 	}
 	msg := abi.Message{Data: make([]byte, 64)}
 	for _, g := range guests {
-		b.Run(g.name, func(b *testing.B) {
-			if _, err := os.Stat(g.path); err != nil {
-				b.Skipf("%s not built (make guests)", g.path)
-			}
-			r, err := New(context.Background(), Config{PoolSize: 1}, &benchHost{}, nil)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer r.Close(context.Background())
-			m, err := r.LoadFile(context.Background(), g.name, g.path, "")
-			if err != nil {
-				b.Fatal(err)
-			}
-			b.ReportAllocs()
-			b.SetBytes(int64(len(msg.Data)))
-			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				if err := m.OnMessage(context.Background(), "00000000000000000001", msg); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
+		for _, timeout := range []time.Duration{0, 100 * time.Millisecond} {
+			b.Run(fmt.Sprintf("%s/deadline=%v", g.name, timeout), func(b *testing.B) {
+				benchOnMessage(b, g.path, timeout, msg)
+			})
+		}
+	}
+}
+
+func benchOnMessage(b *testing.B, path string, timeout time.Duration, msg abi.Message) {
+	if _, err := os.Stat(path); err != nil {
+		b.Skipf("%s not built (make guests)", path)
+	}
+	r, err := New(context.Background(), Config{PoolSize: 1, EventTimeout: timeout}, &benchHost{}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer r.Close(context.Background())
+	m, err := r.LoadFile(context.Background(), filepath.Base(path), path, "")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.SetBytes(int64(len(msg.Data)))
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if err := m.OnMessage(context.Background(), "00000000000000000001", msg); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

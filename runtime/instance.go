@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"sync/atomic"
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
@@ -18,16 +19,17 @@ const minBuffer = 4096
 // instance is one instantiated module. It is used by one goroutine at a time
 // (the pool guarantees it).
 type instance struct {
-	mod  *Module
-	wasm api.Module
-	mem  api.Memory
-	ctx  context.Context // carries the instance to host functions
-	// callCtx is the context of the event being run: ctx plus the event
-	// deadline. wazero closes the instance when it ends (a runaway guest).
-	callCtx context.Context
-	stdout  *logWriter
+	mod    *Module
+	wasm   api.Module
+	mem    api.Memory
+	ctx    context.Context // carries the instance to host functions
+	stdout *logWriter
 
 	buffer, onMessage, onHandshake, onConnect, onClose api.Function
+
+	// callStart is when the running event began (UnixNano), 0 when idle;
+	// the watchdog and the event race to CAS it away (watchdog.go).
+	callStart atomic.Int64
 
 	bufPtr, bufCap uint32
 	stack          [3]uint64 // reused for every call: no allocation per event
@@ -45,7 +47,6 @@ func instanceFrom(ctx context.Context) *instance {
 func (m *Module) newInstance(ctx context.Context) (*instance, error) {
 	inst := &instance{mod: m, stdout: newLogWriter(m.rt.log, m.name)}
 	inst.ctx = context.WithValue(context.WithoutCancel(ctx), callStateKey{}, inst)
-	inst.callCtx = inst.ctx
 	cfg := wazero.NewModuleConfig().
 		WithName("").
 		WithSysNanotime().WithSysWalltime(). // no WithSysNanosleep: a sleeping guest would block its caller
@@ -112,7 +113,7 @@ func (inst *instance) reserve(n int) error {
 		return fmt.Errorf("event input of %d bytes is too large", n)
 	}
 	inst.stack[0] = api.EncodeI32(int32(size))
-	if err := inst.buffer.CallWithStack(inst.callCtx, inst.stack[:]); err != nil {
+	if err := inst.buffer.CallWithStack(inst.ctx, inst.stack[:]); err != nil {
 		return fmt.Errorf("%s: %w", abi.ExportBuffer, err)
 	}
 	ptr := api.DecodeU32(inst.stack[0])
@@ -156,7 +157,7 @@ func (inst *instance) writeString(s string) error {
 // call runs fn with params on the reused stack and returns its i32 result.
 func (inst *instance) call(fn api.Function, params ...uint64) (int32, error) {
 	n := copy(inst.stack[:], params)
-	if err := fn.CallWithStack(inst.callCtx, inst.stack[:max(n, 1)]); err != nil {
+	if err := fn.CallWithStack(inst.ctx, inst.stack[:max(n, 1)]); err != nil {
 		return 0, err
 	}
 	return api.DecodeI32(inst.stack[0]), nil

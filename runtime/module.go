@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
@@ -131,27 +132,34 @@ func (m *Module) event(ctx context.Context, event, clientID string, fn func(*ins
 	return rc, nil
 }
 
-// runWithDeadline runs fn under the runtime's event timeout, if any. A guest
-// still running at the deadline is stopped by wazero (the call fails and
-// the instance is discarded), so a runaway handler cannot pin a CPU.
+// runWithDeadline runs fn while the watchdog may stop it at the event
+// deadline. A stopped call fails; its instance is then discarded.
 func (m *Module) runWithDeadline(inst *instance, fn func(*instance) (int32, error)) (int32, error) {
 	if m.rt.cfg.EventTimeout <= 0 {
 		return fn(inst)
 	}
-	ctx, cancel := context.WithTimeout(inst.ctx, m.rt.cfg.EventTimeout)
-	inst.callCtx = ctx
+	start := time.Now().UnixNano()
+	inst.callStart.Store(start)
 	rc, err := fn(inst)
-	inst.callCtx = inst.ctx
-	cancel()
-	if err != nil && ctx.Err() != nil {
-		err = fmt.Errorf("ran past the %s event deadline: %w", m.rt.cfg.EventTimeout, err)
+	if !inst.callStart.CompareAndSwap(start, 0) { // the watchdog stopped it
+		return 0, fmt.Errorf("ran past the %s event deadline: %w", m.rt.cfg.EventTimeout, errOr(err))
 	}
 	return rc, err
+}
+
+func errOr(err error) error {
+	if err == nil {
+		return errors.New("stopped")
+	}
+	return err
 }
 
 // Close stops the module: idle instances close now, busy ones when their
 // event ends.
 func (m *Module) Close(ctx context.Context) error {
+	m.rt.mu.Lock()
+	delete(m.rt.modules, m)
+	m.rt.mu.Unlock()
 	m.pool.close()
 	return m.compiled.Close(ctx)
 }

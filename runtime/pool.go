@@ -12,14 +12,16 @@ type pool struct {
 	tokens      chan struct{}
 	newInstance func(context.Context) (*instance, error)
 
-	mu   sync.Mutex // guards idle and closed
+	mu   sync.Mutex // guards idle, live and closed
 	idle []*instance
+	// live holds every open instance, idle or busy, for the watchdog.
+	live map[*instance]struct{}
 	// closed makes put close instances instead of keeping them.
 	closed bool
 }
 
 func newPool(size int, newInstance func(context.Context) (*instance, error)) *pool {
-	return &pool{tokens: make(chan struct{}, size), newInstance: newInstance}
+	return &pool{tokens: make(chan struct{}, size), newInstance: newInstance, live: map[*instance]struct{}{}}
 }
 
 // get returns an instance for the caller's exclusive use, waiting while all
@@ -42,6 +44,9 @@ func (p *pool) get(ctx context.Context) (*instance, error) {
 		<-p.tokens
 		return nil, err
 	}
+	p.mu.Lock()
+	p.live[inst] = struct{}{}
+	p.mu.Unlock()
 	return inst, nil
 }
 
@@ -63,6 +68,8 @@ func (p *pool) put(inst *instance, healthy bool) {
 	keep := healthy && !p.closed
 	if keep {
 		p.idle = append(p.idle, inst)
+	} else {
+		delete(p.live, inst)
 	}
 	p.mu.Unlock()
 	if !keep {
@@ -76,8 +83,24 @@ func (p *pool) close() {
 	p.mu.Lock()
 	idle := p.idle
 	p.idle, p.closed = nil, true
+	for _, inst := range idle {
+		delete(p.live, inst)
+	}
 	p.mu.Unlock()
 	for _, inst := range idle {
 		inst.close()
+	}
+}
+
+// each calls fn for every open instance, outside the lock.
+func (p *pool) each(fn func(*instance)) {
+	p.mu.Lock()
+	all := make([]*instance, 0, len(p.live))
+	for inst := range p.live {
+		all = append(all, inst)
+	}
+	p.mu.Unlock()
+	for _, inst := range all {
+		fn(inst)
 	}
 }

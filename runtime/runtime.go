@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/tetratelabs/wazero"
@@ -48,6 +49,11 @@ type Runtime struct {
 	cache wazero.CompilationCache
 	host  abi.Host
 	log   *slog.Logger
+
+	mu      sync.Mutex // guards modules
+	modules map[*Module]struct{}
+	// stopWatchdog ends the event-deadline watchdog (watchdog.go).
+	stopWatchdog chan struct{}
 }
 
 // New returns a Runtime whose host functions call host. Close it to release
@@ -64,15 +70,16 @@ func New(ctx context.Context, cfg Config, host abi.Host, log *slog.Logger) (*Run
 		return nil, err
 	}
 	rcfg := wazero.NewRuntimeConfig().WithCompilationCache(cache).
-		WithCloseOnContextDone(cfg.EventTimeout > 0)
+		WithCloseOnContextDone(cfg.EventTimeout > 0) // compiles the termination checks the watchdog relies on
 	wz := wazero.NewRuntimeWithConfig(ctx, rcfg)
-	r := &Runtime{cfg: cfg, wz: wz, cache: cache, host: host, log: log}
+	r := &Runtime{cfg: cfg, wz: wz, cache: cache, host: host, log: log, modules: map[*Module]struct{}{}}
 	if _, err := wasi_snapshot_preview1.Instantiate(ctx, wz); err != nil {
 		return nil, fmt.Errorf("runtime: instantiate wasi: %w", err)
 	}
 	if err := r.instantiateHostModule(ctx); err != nil {
 		return nil, fmt.Errorf("runtime: instantiate host module: %w", err)
 	}
+	r.startWatchdog()
 	return r, nil
 }
 
@@ -124,11 +131,18 @@ func (r *Runtime) Load(ctx context.Context, name string, wasm []byte, moduleConf
 		return nil, err
 	}
 	m.pool.put(inst, true)
+	r.mu.Lock()
+	r.modules[m] = struct{}{}
+	r.mu.Unlock()
 	return m, nil
 }
 
 // Close releases every module and compiled code.
 func (r *Runtime) Close(ctx context.Context) error {
+	if r.stopWatchdog != nil {
+		close(r.stopWatchdog)
+		r.stopWatchdog = nil
+	}
 	err := r.wz.Close(ctx)
 	if cerr := r.cache.Close(ctx); err == nil {
 		err = cerr

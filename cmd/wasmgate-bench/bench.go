@@ -33,16 +33,22 @@ type benchFlags struct {
 }
 
 // echoRoute is one echo handler measured under load.
-type echoRoute struct{ path, label string }
+// echoRoute is one measured route; eventTimeout is the serve process's
+// runtime.event_timeout ("" = the default, 100ms).
+type echoRoute struct{ path, label, eventTimeout string }
 
 // echoRoutes are the routes measured under load. The others are reported
 // relative to the native echo, which runs first and last: the mean of its
 // two runs is the baseline and their spread shows how noisy the machine is.
+// The WASM echoes run with the default event deadline and without it: the
+// deadline's termination checks cost wazero a goroutine per call.
 var echoRoutes = []echoRoute{
-	{"/native-echo", "native Go echo"},
-	{"/echo", "WASM echo (Go guest)"},
-	{"/rust-echo", "WASM echo (Rust guest)"},
-	{"/native-echo", "native Go echo (again)"},
+	{"/native-echo", "native Go echo", ""},
+	{"/echo", "WASM echo (Go guest)", ""},
+	{"/rust-echo", "WASM echo (Rust guest)", ""},
+	{"/echo", "WASM echo (Go guest), event_timeout off", "0s"},
+	{"/rust-echo", "WASM echo (Rust guest), event_timeout off", "0s"},
+	{"/native-echo", "native Go echo (again)", "0s"},
 }
 
 // runBench is the default mode: load each echo route, measure the memory of
@@ -128,9 +134,9 @@ type serveAddrs struct {
 
 // startServe starts `serve` with the given modules and waits for its
 // addresses and pid.
-func startServe(ctx context.Context, f benchFlags, modules string) (*child, serveAddrs, error) {
+func startServe(ctx context.Context, f benchFlags, modules string, extra ...string) (*child, serveAddrs, error) {
 	var a serveAddrs
-	srv, err := startChild(ctx, "serve", "-handlers", f.handlers, "-modules", modules)
+	srv, err := startChild(ctx, append([]string{"serve", "-handlers", f.handlers, "-modules", modules}, extra...)...)
 	if err != nil {
 		return nil, a, err
 	}
@@ -152,15 +158,32 @@ const echoModules = "echo,rust-echo"
 // loadPhase runs `load` against every echo route of one serve process.
 // The results are in echoRoutes order.
 func loadPhase(ctx context.Context, f benchFlags) ([]loadResult, error) {
-	srv, addrs, err := startServe(ctx, f, echoModules)
-	if err != nil {
-		return nil, err
-	}
-	defer srv.stop(15 * time.Second)
-	addr := addrs.ws
+	var srv *child
+	var addrs serveAddrs
+	current := "none"
+	defer func() {
+		if srv != nil {
+			_ = srv.stop(15 * time.Second)
+		}
+	}()
 	var out []loadResult
 	for _, r := range echoRoutes {
-		res, err := loadRoute(ctx, f, srv, "ws://"+addr+r.path)
+		if r.eventTimeout != current { // a serve process per configuration
+			if srv != nil {
+				_ = srv.stop(15 * time.Second)
+			}
+			var extra []string
+			if r.eventTimeout != "" {
+				extra = []string{"-event-timeout", r.eventTimeout}
+			}
+			var err error
+			if srv, addrs, err = startServe(ctx, f, echoModules, extra...); err != nil {
+				srv = nil
+				return nil, err
+			}
+			current = r.eventTimeout
+		}
+		res, err := loadRoute(ctx, f, srv, "ws://"+addrs.ws+r.path)
 		if err != nil {
 			return nil, err
 		}

@@ -41,6 +41,7 @@ func runServe(args []string) error {
 	modules := fs.String("modules", benchModules, "comma-separated modules to load from -handlers")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	pool := fs.Int("pool", runtime.NumCPU()*2, "runtime.pool_size")
+	eventTimeout := fs.Duration("event-timeout", server.DefaultConfig().Runtime.EventTimeout.Duration, "runtime.event_timeout (0: off)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -58,7 +59,7 @@ func runServe(args []string) error {
 	if err != nil {
 		return err
 	}
-	srv, err := startServer(dir, *pool)
+	srv, err := startServer(dir, *pool, *eventTimeout)
 	if err != nil {
 		return err
 	}
@@ -74,7 +75,7 @@ func runServe(args []string) error {
 
 // startServer builds and starts the gateway with the modules in dir and
 // the native echo.
-func startServer(dir string, poolSize int) (*server.Server, error) {
+func startServer(dir string, poolSize int, eventTimeout time.Duration) (*server.Server, error) {
 	cfg := server.DefaultConfig()
 	cfg.Server.Listen = "127.0.0.1:0"
 	cfg.Push.Listen = "127.0.0.1:0"
@@ -82,6 +83,7 @@ func startServer(dir string, poolSize int) (*server.Server, error) {
 	cfg.Server.HandlersDir = dir
 	cfg.Server.MaxConnections = 1_000_000
 	cfg.Runtime.PoolSize = poolSize
+	cfg.Runtime.EventTimeout.Duration = eventTimeout
 	cfg.Runtime.CacheDir = filepath.Join(os.TempDir(), "wasmgate-bench-cache")
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	echo := &nativeecho.Echo{}

@@ -1,0 +1,63 @@
+package runtime
+
+import (
+	"context"
+	"time"
+
+	"github.com/tetratelabs/wazero/sys"
+)
+
+// The watchdog enforces Config.EventTimeout. Every call runs under a
+// context that never ends (no timer or context allocated per event), the
+// runtime is compiled with termination checks (WithCloseOnContextDone), and
+// one goroutine per Runtime looks at the start time of every busy instance a
+// few times per timeout. (wazero v1.12 still starts a goroutine per call
+// once termination checks are compiled in, whatever the context: about
+// +1.1 µs per event here, see docs/BENCHMARKS.md.) A call past
+// its deadline is claimed by a CAS on the instance's callStart — the event
+// itself CASes it back to 0 when it returns, so exactly one side wins — and
+// its module is closed, which makes the running guest exit at its next
+// loop back-edge or call.
+
+func (r *Runtime) startWatchdog() {
+	if r.cfg.EventTimeout <= 0 {
+		return
+	}
+	stop := make(chan struct{})
+	r.stopWatchdog = stop
+	go func() {
+		tick := time.NewTicker(max(r.cfg.EventTimeout/4, time.Millisecond))
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case now := <-tick.C:
+				r.stopOverdue(now)
+			}
+		}
+	}()
+}
+
+// stopOverdue stops every call that started more than EventTimeout ago.
+func (r *Runtime) stopOverdue(now time.Time) {
+	limit := now.UnixNano() - r.cfg.EventTimeout.Nanoseconds()
+	for _, m := range r.liveModules() {
+		m.pool.each(func(inst *instance) {
+			start := inst.callStart.Load()
+			if start != 0 && start < limit && inst.callStart.CompareAndSwap(start, -1) {
+				_ = inst.wasm.CloseWithExitCode(context.Background(), sys.ExitCodeDeadlineExceeded)
+			}
+		})
+	}
+}
+
+func (r *Runtime) liveModules() []*Module {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]*Module, 0, len(r.modules))
+	for m := range r.modules {
+		out = append(out, m)
+	}
+	return out
+}
