@@ -26,6 +26,9 @@ type conn struct {
 	// deadlineSetAt is when the reader last moved the idle read deadline;
 	// only the reader touches it.
 	deadlineSetAt time.Time
+	// writeDeadlineAt is when a writer last set the write deadline; writers
+	// run one at a time, ordered by mu.
+	writeDeadlineAt time.Time
 
 	// writer counts the running writer goroutine (0 or 1). The reader waits
 	// for it before returning the socket to fasthttp, which recycles it.
@@ -124,7 +127,12 @@ func (c *conn) takeBatch() ([]abi.Message, []byte) {
 }
 
 func (c *conn) writeBatch(batch []abi.Message) bool {
-	_ = c.ws.SetWriteDeadline(time.Now().Add(c.writeTimeout))
+	// Rearming the deadline costs a timer update under a lock; do it only
+	// when a tenth of the timeout has gone by.
+	if now := time.Now(); now.Sub(c.writeDeadlineAt) > c.writeTimeout/10 {
+		c.writeDeadlineAt = now
+		_ = c.ws.SetWriteDeadline(now.Add(c.writeTimeout))
+	}
 	for i, m := range batch {
 		typ := websocket.TextMessage
 		if m.Binary {
