@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/wasmgate/wasmgate/internal/wire"
 )
 
 // Defaults for the options.
@@ -172,7 +174,7 @@ func (cl *Client) dial(ctx context.Context) (*conn, error) {
 func (cl *Client) auth(ctx context.Context, nc net.Conn, br *bufio.Reader) error {
 	stop := context.AfterFunc(ctx, func() { nc.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
-	line := appendString([]byte(`{"cmd":"auth","secret":`), cl.opt.secret)
+	line := wire.AppendString([]byte(`{"cmd":"auth","secret":`), cl.opt.secret)
 	line = append(line, `,"id":0}`+"\n"...)
 	if _, err := nc.Write(line); err != nil {
 		return fmt.Errorf("wasmgate: auth %s: %w", cl.addr, ctxOr(ctx, err))
@@ -266,7 +268,7 @@ type call struct {
 func (cl *Client) newCall(cmd string) *call {
 	c := cl.pool.Get().(*call)
 	c.buf = append(c.buf[:0], `{"cmd":`...)
-	c.buf = appendString(c.buf, cmd)
+	c.buf = wire.AppendString(c.buf, cmd)
 	return c
 }
 
@@ -275,7 +277,7 @@ func (c *call) str(key, val string) {
 	c.buf = append(c.buf, ',', '"')
 	c.buf = append(c.buf, key...)
 	c.buf = append(c.buf, '"', ':')
-	c.buf = appendString(c.buf, val)
+	c.buf = wire.AppendString(c.buf, val)
 }
 
 // strs appends ,"key":["v",…].
@@ -283,7 +285,7 @@ func (c *call) strs(key string, vals []string) {
 	c.buf = append(c.buf, ',', '"')
 	c.buf = append(c.buf, key...)
 	c.buf = append(c.buf, '"', ':')
-	c.buf = appendStrings(c.buf, vals)
+	c.buf = wire.AppendStrings(c.buf, vals)
 }
 
 // raw appends ,"key":<raw JSON>.

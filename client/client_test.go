@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"github.com/wasmgate/wasmgate/internal/wire"
 )
 
 // fake is a tiny text-port server answering per docs/PUSH.md, with a few
@@ -660,21 +662,21 @@ func TestAppendString(t *testing.T) {
 		cases = append(cases, string(b))
 	}
 	for _, s := range cases {
-		got := appendString(nil, s)
+		got := wire.AppendString(nil, s)
 		if !json.Valid(got) {
-			t.Fatalf("appendString(%q) = %s: not JSON", s, got)
+			t.Fatalf("wire.AppendString(%q) = %s: not JSON", s, got)
 		}
 		var back, want string
 		json.Unmarshal(got, &back)
 		ref, _ := json.Marshal(s)
 		json.Unmarshal(ref, &want)
 		if back != want {
-			t.Fatalf("appendString(%q) decodes to %q, encoding/json to %q", s, back, want)
+			t.Fatalf("wire.AppendString(%q) decodes to %q, encoding/json to %q", s, back, want)
 		}
 		if utf8.ValidString(s) && back != s {
-			t.Fatalf("appendString(%q) decodes to %q", s, back)
+			t.Fatalf("wire.AppendString(%q) decodes to %q", s, back)
 		}
-		if gotB := appendString(nil, []byte(s)); string(gotB) != string(got) {
+		if gotB := wire.AppendString(nil, []byte(s)); string(gotB) != string(got) {
 			t.Fatalf("[]byte and string forms differ for %q", s)
 		}
 	}

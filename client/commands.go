@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"unicode/utf8"
+
+	"github.com/wasmgate/wasmgate/internal/wire"
 )
 
 // errNotUTF8 is returned, without contacting the server, for a text message
@@ -26,7 +28,7 @@ func (c *call) data(data []byte, binary bool) error {
 		return errNotUTF8
 	}
 	c.buf = append(c.buf, `,"data":`...)
-	c.buf = appendString(c.buf, data)
+	c.buf = wire.AppendString(c.buf, data)
 	return nil
 }
 
@@ -99,7 +101,7 @@ func (cl *Client) Do(ctx context.Context, cmd string, args map[string]any) (json
 			return nil, fmt.Errorf("wasmgate: Do: argument %q: %w", k, err)
 		}
 		c.buf = append(c.buf, ',')
-		c.buf = appendString(c.buf, k)
+		c.buf = wire.AppendString(c.buf, k)
 		c.buf = append(c.buf, ':')
 		c.buf = append(c.buf, b...)
 	}

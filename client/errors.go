@@ -1,37 +1,41 @@
 package client
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/wasmgate/wasmgate/internal/wire"
+)
 
 // Error codes a server puts in the "code" field of an ok:false response
 // (see docs/PUSH.md, "Error codes").
 const (
 	// CodeBadJSON: the request line or body is not JSON.
-	CodeBadJSON = "bad_json"
+	CodeBadJSON = wire.CodeBadJSON
 	// CodeBadRequest: the request is not an object, or a field is missing or
 	// has the wrong JSON type; the message names the field.
-	CodeBadRequest = "bad_request"
+	CodeBadRequest = wire.CodeBadRequest
 	// CodeUnknownCmd: no command has that name.
-	CodeUnknownCmd = "unknown_cmd"
+	CodeUnknownCmd = wire.CodeUnknownCmd
 	// CodeUnauthorized: the secret was missing or wrong; the server closes
 	// the connection.
-	CodeUnauthorized = "unauthorized"
+	CodeUnauthorized = wire.CodeUnauthorized
 	// CodeNotFound: the client id is not online.
-	CodeNotFound = "not_found"
+	CodeNotFound = wire.CodeNotFound
 	// CodeInvalid: a value is not acceptable (session not an object, bad
 	// base64, text that is not UTF-8).
-	CodeInvalid = "invalid"
+	CodeInvalid = wire.CodeInvalid
 	// CodeTooLarge: the message exceeds the server's max_message_size.
-	CodeTooLarge = "too_large"
+	CodeTooLarge = wire.CodeTooLarge
 	// CodeLineTooLong: the request line exceeds the server's max_line; the
 	// server closes the connection.
-	CodeLineTooLong = "line_too_long"
+	CodeLineTooLong = wire.CodeLineTooLong
 	// CodeQueueFull: the target client's send queue is full; it is being
 	// closed as a slow consumer.
-	CodeQueueFull = "queue_full"
+	CodeQueueFull = wire.CodeQueueFull
 	// CodeUnavailable: the server's registry backend is down.
-	CodeUnavailable = "unavailable"
+	CodeUnavailable = wire.CodeUnavailable
 	// CodeInternal: an unexpected server error.
-	CodeInternal = "internal"
+	CodeInternal = wire.CodeInternal
 )
 
 // Error is an ok:false answer from the server: the command was received and

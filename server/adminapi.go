@@ -8,7 +8,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
-	"github.com/wasmgate/wasmgate/server/internal/wire"
+	"github.com/wasmgate/wasmgate/internal/wire"
 )
 
 // The HTTP API on the admin listener: POST /api/<cmd> with the same JSON

@@ -7,22 +7,22 @@ import (
 	"fmt"
 
 	"github.com/wasmgate/wasmgate/abi"
-	"github.com/wasmgate/wasmgate/server/internal/wire"
+	"github.com/wasmgate/wasmgate/internal/wire"
 )
 
-// Error codes of the push protocol (docs/PUSH.md).
+// Error codes of the push protocol (docs/PUSH.md), from package wire.
 const (
-	CodeBadJSON      = "bad_json"
-	CodeBadRequest   = "bad_request"
-	CodeUnknownCmd   = "unknown_cmd"
-	CodeUnauthorized = "unauthorized"
-	CodeNotFound     = "not_found"
-	CodeInvalid      = "invalid"
-	CodeTooLarge     = "too_large"
-	CodeLineTooLong  = "line_too_long"
-	CodeQueueFull    = "queue_full"
-	CodeUnavailable  = "unavailable"
-	CodeInternal     = "internal"
+	CodeBadJSON      = wire.CodeBadJSON
+	CodeBadRequest   = wire.CodeBadRequest
+	CodeUnknownCmd   = wire.CodeUnknownCmd
+	CodeUnauthorized = wire.CodeUnauthorized
+	CodeNotFound     = wire.CodeNotFound
+	CodeInvalid      = wire.CodeInvalid
+	CodeTooLarge     = wire.CodeTooLarge
+	CodeLineTooLong  = wire.CodeLineTooLong
+	CodeQueueFull    = wire.CodeQueueFull
+	CodeUnavailable  = wire.CodeUnavailable
+	CodeInternal     = wire.CodeInternal
 )
 
 // CommandError is a command's ok:false answer.

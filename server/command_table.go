@@ -5,7 +5,7 @@ import (
 	"encoding/json"
 
 	"github.com/wasmgate/wasmgate/abi"
-	"github.com/wasmgate/wasmgate/server/internal/wire"
+	"github.com/wasmgate/wasmgate/internal/wire"
 )
 
 // commandTable maps every push command (GatewayClient's names) to its

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/wasmgate/wasmgate/abi"
-	"github.com/wasmgate/wasmgate/server/internal/wire"
+	"github.com/wasmgate/wasmgate/internal/wire"
 )
 
 // The text port: backends send one JSON command per line and read one answer

@@ -49,7 +49,7 @@ func AppendValue(dst []byte, v any) []byte {
 	case string:
 		return AppendString(dst, x)
 	case []string:
-		return appendStrings(dst, x)
+		return AppendStrings(dst, x)
 	case json.RawMessage:
 		return append(dst, x...)
 	}
@@ -60,7 +60,8 @@ func AppendValue(dst []byte, v any) []byte {
 	return append(dst, b...)
 }
 
-func appendStrings(dst []byte, ss []string) []byte {
+// AppendStrings appends ss as a JSON array of strings ("[]" for nil).
+func AppendStrings(dst []byte, ss []string) []byte {
 	dst = append(dst, '[')
 	for i, s := range ss {
 		if i > 0 {
@@ -73,9 +74,10 @@ func appendStrings(dst []byte, ss []string) []byte {
 
 const hexDigits = "0123456789abcdef"
 
-// AppendString appends s as a JSON string. Invalid UTF-8 becomes U+FFFD,
-// as encoding/json does.
-func AppendString(dst []byte, s string) []byte {
+// AppendString appends s as a JSON string. Control characters, '"' and '\'
+// are escaped; invalid UTF-8 becomes U+FFFD, as encoding/json does, so the
+// output is always valid JSON (strconv.AppendQuote's is not).
+func AppendString[T ~string | ~[]byte](dst []byte, s T) []byte {
 	dst = append(dst, '"')
 	start := 0
 	for i := 0; i < len(s); {
@@ -91,7 +93,8 @@ func AppendString(dst []byte, s string) []byte {
 			start = i
 			continue
 		}
-		r, size := utf8.DecodeRuneInString(s[i:])
+		end := min(i+utf8.UTFMax, len(s))
+		r, size := utf8.DecodeRuneInString(string(s[i:end]))
 		if r == utf8.RuneError && size == 1 {
 			dst = append(dst, s[start:i]...)
 			dst = append(dst, `\ufffd`...)
