@@ -35,6 +35,9 @@ type Config struct {
 	// CacheDir keeps compiled modules between restarts; empty keeps them in
 	// memory only.
 	CacheDir string
+	// MemoryLimitPages caps each instance's linear memory, in 64 KiB pages
+	// (0: wazero's default, 4 GiB). Growth past it fails inside the guest.
+	MemoryLimitPages uint32
 	// EventTimeout stops a guest call that runs longer (0: no limit).
 	EventTimeout time.Duration
 	// MaxMessageSize bounds what a guest may hand the host in one message
@@ -71,6 +74,9 @@ func New(ctx context.Context, cfg Config, host abi.Host, log *slog.Logger) (*Run
 	}
 	rcfg := wazero.NewRuntimeConfig().WithCompilationCache(cache).
 		WithCloseOnContextDone(cfg.EventTimeout > 0) // compiles the termination checks the watchdog relies on
+	if cfg.MemoryLimitPages > 0 {
+		rcfg = rcfg.WithMemoryLimitPages(cfg.MemoryLimitPages)
+	}
 	wz := wazero.NewRuntimeWithConfig(ctx, rcfg)
 	r := &Runtime{cfg: cfg, wz: wz, cache: cache, host: host, log: log, modules: map[*Module]struct{}{}}
 	if _, err := wasi_snapshot_preview1.Instantiate(ctx, wz); err != nil {

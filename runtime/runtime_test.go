@@ -263,3 +263,26 @@ func TestHost_OversizeArgumentRefusedBeforeCopy(t *testing.T) {
 		t.Fatalf("a 2 GiB message argument returned %d, want %d", rc, -int32(abi.ErrnoTooLarge))
 	}
 }
+
+func TestModule_MemoryCapStopsGrowthInsideTheGuest(t *testing.T) {
+	host := &recordingHost{}
+	r, err := New(context.Background(), Config{PoolSize: 1, MemoryLimitPages: 160}, host, nil) // 10 MiB
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close(context.Background())
+	m, err := loadFixture(t, r, "membomb", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.OnMessage(context.Background(), "c1", abi.Message{Data: []byte("x")}); err != nil {
+		t.Fatal(err)
+	}
+	got := host.messages()
+	if len(got) != 1 {
+		t.Fatalf("sends = %+v", got)
+	}
+	if pages := binary.LittleEndian.Uint32(got[0].msg.Data); pages > 160 {
+		t.Fatalf("guest grew to %d pages past the 160-page cap", pages)
+	}
+}

@@ -42,6 +42,7 @@ type RuntimeConfig struct {
 	PoolSize     int      `toml:"pool_size"`
 	CacheDir     string   `toml:"cache_dir"`
 	EventTimeout Duration `toml:"event_timeout"`
+	MemoryLimit  int      `toml:"memory_limit_mb"`
 }
 
 // PushConfig is the [push] table: the inner TCP text port backends push
@@ -99,7 +100,7 @@ func DefaultConfig() Config {
 			PingInterval:   Duration{25 * time.Second},
 			IdleTimeout:    Duration{60 * time.Second},
 		},
-		Runtime: RuntimeConfig{PoolSize: 8, EventTimeout: Duration{100 * time.Millisecond}},
+		Runtime: RuntimeConfig{PoolSize: 8, EventTimeout: Duration{100 * time.Millisecond}, MemoryLimit: 64},
 		Push: PushConfig{
 			Listen:       "127.0.0.1:5678",
 			MaxLine:      1 << 20,
@@ -173,6 +174,9 @@ func (c *Config) Validate() error {
 	}
 	if s.IdleTimeout.Duration < 0 || (s.IdleTimeout.Duration > 0 && s.PingInterval.Duration > 0 && s.IdleTimeout.Duration <= s.PingInterval.Duration) {
 		bad("server.idle_timeout", "%s must be 0 (off) or longer than server.ping_interval (%s)", s.IdleTimeout, s.PingInterval)
+	}
+	if c.Runtime.MemoryLimit < 4 || c.Runtime.MemoryLimit > 4096 {
+		bad("runtime.memory_limit_mb", "%d is out of range 4..4096 (a Go guest needs about 3 MiB to start)", c.Runtime.MemoryLimit)
 	}
 	if c.Runtime.EventTimeout.Duration < 0 {
 		bad("runtime.event_timeout", "%s must not be negative", c.Runtime.EventTimeout)

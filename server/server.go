@@ -188,10 +188,12 @@ func (s *Server) loadModules(ctx context.Context) (map[string]*runtime.Module, e
 		return nil, nil
 	}
 	s.rt, err = runtime.New(ctx, runtime.Config{
-		PoolSize:       s.cfg.Runtime.PoolSize,
-		CacheDir:       s.cfg.Runtime.CacheDir,
-		EventTimeout:   s.cfg.Runtime.EventTimeout.Duration,
-		MaxMessageSize: s.cfg.Server.MaxMessageSize,
+		PoolSize:     s.cfg.Runtime.PoolSize,
+		CacheDir:     s.cfg.Runtime.CacheDir,
+		EventTimeout: s.cfg.Runtime.EventTimeout.Duration,
+		// 16 pages per MiB
+		MemoryLimitPages: uint32(s.cfg.Runtime.MemoryLimit) * 16,
+		MaxMessageSize:   s.cfg.Server.MaxMessageSize,
 	}, s.gw, s.log)
 	if err != nil {
 		return nil, err
