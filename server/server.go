@@ -8,9 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"path/filepath"
-	"sort"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -75,7 +72,10 @@ type Server struct {
 	gw       *Gateway
 	ids      *idGenerator
 	rt       *runtime.Runtime
-	routes   map[string]*route
+	routes   atomic.Pointer[map[string]*route] // swapped whole by Reload
+	natives  map[string]Handler                // WithHandler routes
+	reloadMu sync.Mutex                        // serialises Reload; guards slots
+	slots    map[string]*moduleSlot            // by module name
 	loadErrs []error
 	upgrader websocket.FastHTTPUpgrader
 	http     *fasthttp.Server
@@ -119,7 +119,12 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (*Se
 		WriteBufferSize: 1024,
 		WriteBufferPool: &sync.Pool{},
 	}
-	if err := s.loadRoutes(ctx, o.handlers); err != nil {
+	s.natives, s.slots = o.handlers, map[string]*moduleSlot{}
+	if err := s.newRuntime(ctx); err != nil {
+		s.cancel()
+		return nil, err
+	}
+	if err := s.loadInitial(ctx); err != nil {
 		s.cancel()
 		if s.rt != nil {
 			_ = s.rt.Close(context.Background())
@@ -136,57 +141,8 @@ func (s *Server) Gateway() *Gateway { return s.gw }
 // LoadErrors returns the modules that were refused at start, one error each.
 func (s *Server) LoadErrors() []error { return s.loadErrs }
 
-// Routes returns the served paths and the module behind each, sorted.
-func (s *Server) Routes() []string {
-	out := make([]string, 0, len(s.routes))
-	for p, r := range s.routes {
-		out = append(out, p+" -> "+r.module)
-	}
-	sort.Strings(out)
-	return out
-}
-
-func (s *Server) route(path string) *route { return s.routes[path] }
-
-func (s *Server) loadRoutes(ctx context.Context, handlers map[string]Handler) error {
-	s.routes = map[string]*route{}
-	for path, h := range handlers {
-		s.routes[path] = &route{path: path, module: "native", handler: h}
-	}
-	modules, err := s.loadModules(ctx)
-	if err != nil {
-		return err
-	}
-	for name, m := range modules {
-		s.routes["/"+name] = &route{path: "/" + name, module: name, handler: m}
-	}
-	for path, name := range s.cfg.Routes {
-		m, ok := modules[name]
-		if !ok {
-			s.loadErrs = append(s.loadErrs, fmt.Errorf("routes.%s: module %q is not loaded", path, name))
-			continue
-		}
-		s.routes[path] = &route{path: path, module: name, handler: m}
-	}
-	for _, err := range s.loadErrs {
-		s.log.Error("module refused", "err", err)
-	}
-	if len(s.routes) == 0 {
-		return fmt.Errorf("no handler could be loaded from %s: %w", s.cfg.Server.HandlersDir, errors.Join(s.loadErrs...))
-	}
-	return nil
-}
-
-// loadModules loads every NAME.wasm in the handlers folder.
-func (s *Server) loadModules(ctx context.Context) (map[string]*runtime.Module, error) {
-	files, err := filepath.Glob(filepath.Join(s.cfg.Server.HandlersDir, "*.wasm"))
-	if err != nil {
-		return nil, err
-	}
-	if len(files) == 0 {
-		s.loadErrs = append(s.loadErrs, fmt.Errorf("handlers folder %s has no .wasm files", s.cfg.Server.HandlersDir))
-		return nil, nil
-	}
+func (s *Server) newRuntime(ctx context.Context) error {
+	var err error
 	s.rt, err = runtime.New(ctx, runtime.Config{
 		PoolSize:     s.cfg.Runtime.PoolSize,
 		CacheDir:     s.cfg.Runtime.CacheDir,
@@ -195,22 +151,7 @@ func (s *Server) loadModules(ctx context.Context) (map[string]*runtime.Module, e
 		MemoryLimitPages: uint32(s.cfg.Runtime.MemoryLimit) * 16,
 		MaxMessageSize:   s.cfg.Server.MaxMessageSize,
 	}, s.gw, s.log)
-	if err != nil {
-		return nil, err
-	}
-	modules := map[string]*runtime.Module{}
-	for _, path := range files {
-		name := strings.TrimSuffix(filepath.Base(path), ".wasm")
-		start := time.Now()
-		m, err := s.rt.LoadFile(ctx, name, path, s.cfg.Modules[name].Config)
-		if err != nil {
-			s.loadErrs = append(s.loadErrs, err)
-			continue
-		}
-		s.log.Info("module loaded", "module", name, "file", path, "took", time.Since(start).Round(time.Millisecond))
-		modules[name] = m
-	}
-	return modules, nil
+	return err
 }
 
 // Start listens on the configured address and serves in the background.
