@@ -44,6 +44,8 @@ func (s *Server) handleAdmin(ctx *fasthttp.RequestCtx) {
 	switch {
 	case path == "/healthz":
 		s.healthz(ctx)
+	case path == "/reload":
+		s.handleReload(ctx)
 	case strings.HasPrefix(path, "/api/"):
 		s.handleAPI(ctx, strings.TrimPrefix(path, "/api/"))
 	default:
@@ -144,3 +146,19 @@ func adminError(ctx *fasthttp.RequestCtx, status int, code, msg string) {
 }
 
 func itoa(n int) string { return string(wire.AppendValue(nil, n)) }
+
+// handleReload serves POST /reload: `wasmgate reload` talks to it.
+func (s *Server) handleReload(ctx *fasthttp.RequestCtx) {
+	if !ctx.IsPost() {
+		adminError(ctx, fasthttp.StatusMethodNotAllowed, CodeBadRequest, "use POST")
+		return
+	}
+	if !s.adminAuthorized(ctx) {
+		adminError(ctx, fasthttp.StatusUnauthorized, CodeUnauthorized, "missing or wrong Authorization: Bearer <push.secret>")
+		return
+	}
+	status, msg := s.reloadSummary(s.ctx)
+	ctx.SetContentType("text/plain; charset=utf-8")
+	ctx.SetStatusCode(status)
+	ctx.SetBodyString(msg + "\n")
+}

@@ -35,6 +35,7 @@ type ServerConfig struct {
 	PingInterval   Duration `toml:"ping_interval"`
 	IdleTimeout    Duration `toml:"idle_timeout"`
 	NodeID         uint32   `toml:"node_id"`
+	WatchHandlers  bool     `toml:"watch_handlers"`
 }
 
 // RuntimeConfig is the [runtime] table: how handlers run.
@@ -99,6 +100,7 @@ func DefaultConfig() Config {
 			MaxConnections: 100_000,
 			PingInterval:   Duration{25 * time.Second},
 			IdleTimeout:    Duration{60 * time.Second},
+			WatchHandlers:  true,
 		},
 		Runtime: RuntimeConfig{PoolSize: 8, EventTimeout: Duration{100 * time.Millisecond}, MemoryLimit: 64},
 		Push: PushConfig{

@@ -163,7 +163,7 @@ func TestLoadConfig_RepoConfigIsValidAndDocumented(t *testing.T) {
 		t.Errorf("config.toml disagrees with DefaultConfig: %+v", cfg)
 	}
 	text, _ := os.ReadFile("../config.toml")
-	for _, key := range []string{"listen", "handlers_dir", "max_message_size", "send_queue_size", "write_timeout", "max_connections", "node_id", "pool_size", "cache_dir", "ping_interval", "idle_timeout", "event_timeout", "memory_limit_mb", "max_line", "line_timeout", "secret"} {
+	for _, key := range []string{"listen", "handlers_dir", "max_message_size", "send_queue_size", "write_timeout", "max_connections", "node_id", "pool_size", "cache_dir", "ping_interval", "idle_timeout", "event_timeout", "watch_handlers", "memory_limit_mb", "max_line", "line_timeout", "secret"} {
 		if !strings.Contains(string(text), "\n"+key+" = ") {
 			t.Errorf("config.toml does not document %s", key)
 		}

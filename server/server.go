@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/fasthttp/websocket"
+	"github.com/fsnotify/fsnotify"
 	"github.com/valyala/fasthttp"
 
 	"github.com/wasmgate/wasmgate/abi"
@@ -74,6 +75,7 @@ type Server struct {
 	rt       *runtime.Runtime
 	routes   atomic.Pointer[map[string]*route] // swapped whole by Reload
 	natives  map[string]Handler                // WithHandler routes
+	watcher  *fsnotify.Watcher                 // nil unless server.watch_handlers
 	reloadMu sync.Mutex                        // serialises Reload; guards slots
 	slots    map[string]*moduleSlot            // by module name
 	loadErrs []error
@@ -183,6 +185,9 @@ func (s *Server) Start() error {
 		}
 	}()
 	s.log.Info("listening", "addr", ln.Addr().String(), "routes", s.Routes())
+	if err := s.startWatcher(); err != nil {
+		return fmt.Errorf("watch %s: %w", s.cfg.Server.HandlersDir, err)
+	}
 	return s.startBackendPorts()
 }
 
@@ -226,6 +231,9 @@ func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 // waits for their close events until ctx ends, then releases the runtime.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.closing.Store(true)
+	if s.watcher != nil {
+		_ = s.watcher.Close()
+	}
 	if s.stopPings != nil {
 		close(s.stopPings)
 	}

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
@@ -22,6 +24,7 @@ const usage = `usage: wasmgate <command> [flags]
 commands:
   start [-c config.toml]   start the gateway in the foreground
   check [-c config.toml]   validate the config and load every handler module
+  reload [-c config.toml]  make the running gateway reload changed handler modules
   version                  print the version
 `
 
@@ -36,7 +39,7 @@ func run(args []string, stdout, stderr io.Writer, ready chan<- *server.Server) i
 	case "version":
 		fmt.Fprintln(stdout, "wasmgate", version)
 		return 0
-	case "start", "check":
+	case "start", "check", "reload":
 	default:
 		fmt.Fprintf(stderr, "wasmgate: unknown command %q\n%s", args[0], usage)
 		return 2
@@ -52,8 +55,11 @@ func run(args []string, stdout, stderr io.Writer, ready chan<- *server.Server) i
 		fmt.Fprintln(stderr, "wasmgate:", err)
 		return 1
 	}
-	if args[0] == "check" {
+	switch args[0] {
+	case "check":
 		return check(cfg, stdout, stderr)
+	case "reload":
+		return reload(cfg, stdout, stderr)
 	}
 	return start(cfg, stderr, ready)
 }
@@ -86,6 +92,7 @@ func start(cfg server.Config, stderr io.Writer, ready chan<- *server.Server) int
 	if ready != nil {
 		ready <- srv
 	}
+	reloadOnHUP(ctx, srv, log)
 	<-ctx.Done()
 	log.Info("shutting down")
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -95,5 +102,56 @@ func start(cfg server.Config, stderr io.Writer, ready chan<- *server.Server) int
 		return 1
 	}
 	log.Info("stopped")
+	return 0
+}
+
+// reloadOnHUP reloads the handler modules on every SIGHUP until ctx ends.
+func reloadOnHUP(ctx context.Context, srv *server.Server, log *slog.Logger) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	go func() {
+		defer signal.Stop(hup)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				rep, err := srv.Reload(ctx)
+				log.Info("reload on SIGHUP", "replaced", rep.Replaced, "loaded", rep.Loaded, "removed", rep.Removed, "refused", len(rep.Refused), "err", err)
+			}
+		}
+	}()
+}
+
+// reload asks the running gateway, through its admin listener, to reload.
+func reload(cfg server.Config, stdout, stderr io.Writer) int {
+	if cfg.Admin.Listen == "" {
+		fmt.Fprintln(stderr, "wasmgate: reload needs the admin listener (admin.listen); or send the process SIGHUP")
+		return 1
+	}
+	host, port, _ := net.SplitHostPort(cfg.Admin.Listen)
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	req, err := http.NewRequest(http.MethodPost, "http://"+net.JoinHostPort(host, port)+"/reload", nil)
+	if err != nil {
+		fmt.Fprintln(stderr, "wasmgate:", err)
+		return 1
+	}
+	if cfg.Push.Secret != "" {
+		req.Header.Set("Authorization", "Bearer "+cfg.Push.Secret)
+	}
+	resp, err := (&http.Client{Timeout: time.Minute}).Do(req)
+	if err != nil {
+		fmt.Fprintln(stderr, "wasmgate: reload: is the gateway running?", err)
+		return 1
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		fmt.Fprintf(stderr, "wasmgate: reload: %s: %s", resp.Status, body)
+		return 1
+	}
+	fmt.Fprint(stdout, string(body))
 	return 0
 }

@@ -123,3 +123,103 @@ func TestRun_StartServesAndStopsOnSIGTERM(t *testing.T) {
 		t.Errorf("start did not report the bad module:\n%s", errOut.String())
 	}
 }
+
+// startInProcess runs `wasmgate start` on a config and returns the server
+// once it listens, and a function that stops it.
+func startInProcess(t *testing.T, path string) (*server.Server, *bytes.Buffer) {
+	t.Helper()
+	ready := make(chan *server.Server, 1)
+	var errOut bytes.Buffer
+	exit := make(chan int, 1)
+	go func() { exit <- run([]string{"start", "-c", path}, &bytes.Buffer{}, &errOut, ready) }()
+	select {
+	case srv := <-ready:
+		t.Cleanup(func() {
+			_ = syscall.Kill(os.Getpid(), syscall.SIGTERM)
+			<-exit
+		})
+		return srv, &errOut
+	case code := <-exit:
+		t.Fatalf("start exited with %d", code)
+	case <-time.After(30 * time.Second):
+		t.Fatal("start did not become ready")
+	}
+	return nil, nil
+}
+
+func TestRun_ReloadCommandAndSIGHUP(t *testing.T) {
+	path := writeConfig(t, "", "echoA")
+	srv, _ := startInProcess(t, path)
+	hdir := filepath.Join(filepath.Dir(path), "handlers")
+	b, err := os.ReadFile(filepath.Join("..", "..", "runtime", "testdata", "echoB.wasm"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The config's admin.listen is :0, so point `reload` at the real port.
+	cfg := "[admin]\nlisten = \"" + srv.AdminAddr().String() + "\"\n[push]\nlisten = \"127.0.0.1:0\"\n"
+	rpath := filepath.Join(t.TempDir(), "reload.toml")
+	if err := os.WriteFile(rpath, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(hdir, "echoA.wasm"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := runCmd("reload", "-c", rpath)
+	if code != 0 || !strings.Contains(out, "replaced [echoA]") {
+		t.Fatalf("reload: %d %q %q", code, out, errOut)
+	}
+	echoOnce(t, srv, "/echoA", "B:x")
+
+	// SIGHUP with nothing changed reloads nothing and breaks nothing.
+	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	echoOnce(t, srv, "/echoA", "B:x")
+}
+
+func TestRun_WatcherReloadsChangedModule(t *testing.T) {
+	path := writeConfig(t, "", "echoA")
+	srv, _ := startInProcess(t, path)
+	hdir := filepath.Join(filepath.Dir(path), "handlers")
+	b, err := os.ReadFile(filepath.Join("..", "..", "runtime", "testdata", "echoB.wasm"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(hdir, "late.wasm"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !slicesContains(srv.Routes(), "/late -> late") {
+		if time.Now().After(deadline) {
+			t.Fatalf("a module dropped into the folder was not picked up: %v", srv.Routes())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	echoOnce(t, srv, "/late", "B:x")
+}
+
+func slicesContains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func echoOnce(t *testing.T, srv *server.Server, path, want string) {
+	t.Helper()
+	ws, _, err := websocket.DefaultDialer.Dial("ws://"+srv.Addr().String()+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	if err := ws.WriteMessage(websocket.TextMessage, []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	_ = ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, data, err := ws.ReadMessage(); err != nil || string(data) != want {
+		t.Fatalf("%s answered %q, %v; want %q", path, data, err, want)
+	}
+}
