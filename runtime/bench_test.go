@@ -100,3 +100,57 @@ func benchOnMessage(b *testing.B, path string, timeout time.Duration, msg abi.Me
 		}
 	}
 }
+
+// BenchmarkLoad_GoGuest is the cost of a hot reload of the Go echo guest:
+// compile (from a warm compilation cache, as on a reload of a file already
+// seen, or cold) plus the first instance, which is what Reload waits for
+// before the swap.
+func BenchmarkLoad_GoGuest(b *testing.B) {
+	path := filepath.Join("..", "handlers", "echo.wasm")
+	wasm, err := os.ReadFile(path)
+	if err != nil {
+		b.Skipf("%s not built (make guests)", path)
+	}
+	for _, cache := range []string{"warm", "cold"} {
+		b.Run("cache="+cache, func(b *testing.B) {
+			dir := b.TempDir()
+			r, err := New(context.Background(), Config{PoolSize: 1, CacheDir: dir}, &benchHost{}, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer r.Close(context.Background())
+			if cache == "warm" {
+				m, err := r.Load(context.Background(), "echo", wasm, "")
+				if err != nil {
+					b.Fatal(err)
+				}
+				_ = m.Close(context.Background())
+			}
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if cache == "cold" {
+					b.StopTimer()
+					r2, err := New(context.Background(), Config{PoolSize: 1}, &benchHost{}, nil)
+					if err != nil {
+						b.Fatal(err)
+					}
+					b.StartTimer()
+					m, err := r2.Load(context.Background(), "echo", wasm, "")
+					if err != nil {
+						b.Fatal(err)
+					}
+					b.StopTimer()
+					_ = m.Close(context.Background())
+					_ = r2.Close(context.Background())
+					b.StartTimer()
+					continue
+				}
+				m, err := r.Load(context.Background(), "echo", wasm, "")
+				if err != nil {
+					b.Fatal(err)
+				}
+				_ = m.Close(context.Background())
+			}
+		})
+	}
+}
