@@ -212,15 +212,7 @@ func TestModule_StdoutGoesToLogTaggedWithModule(t *testing.T) {
 
 func TestModule_RunawayGuestStoppedAtDeadline(t *testing.T) {
 	host := &recordingHost{}
-	r, err := New(context.Background(), Config{PoolSize: 2, EventTimeout: 50 * time.Millisecond}, host, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close(context.Background())
-	m, err := loadFixture(t, r, "loop", "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := loadWith(t, Config{PoolSize: 2, EventTimeout: 50 * time.Millisecond}, host, "loop")
 	ctx := context.Background()
 	// More runaway events than instances or CPUs: each must be stopped.
 	for i := 0; i < 4; i++ {
@@ -243,15 +235,7 @@ func TestModule_RunawayGuestStoppedAtDeadline(t *testing.T) {
 
 func TestHost_OversizeArgumentRefusedBeforeCopy(t *testing.T) {
 	host := &recordingHost{}
-	r, err := New(context.Background(), Config{PoolSize: 1, MaxMessageSize: 1000}, host, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close(context.Background())
-	m, err := loadFixture(t, r, "badptr", "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := loadWith(t, Config{PoolSize: 1, MaxMessageSize: 1000}, host, "badptr")
 	if err := m.OnMessage(context.Background(), "c1", abi.Message{Data: []byte("x")}); err != nil {
 		t.Fatal(err)
 	}
@@ -266,15 +250,7 @@ func TestHost_OversizeArgumentRefusedBeforeCopy(t *testing.T) {
 
 func TestModule_MemoryCapStopsGrowthInsideTheGuest(t *testing.T) {
 	host := &recordingHost{}
-	r, err := New(context.Background(), Config{PoolSize: 1, MemoryLimitPages: 160}, host, nil) // 10 MiB
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close(context.Background())
-	m, err := loadFixture(t, r, "membomb", "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := loadWith(t, Config{PoolSize: 1, MemoryLimitPages: 160}, host, "membomb")
 	if err := m.OnMessage(context.Background(), "c1", abi.Message{Data: []byte("x")}); err != nil {
 		t.Fatal(err)
 	}
@@ -285,4 +261,19 @@ func TestModule_MemoryCapStopsGrowthInsideTheGuest(t *testing.T) {
 	if pages := binary.LittleEndian.Uint32(got[0].msg.Data); pages > 160 {
 		t.Fatalf("guest grew to %d pages past the 160-page cap", pages)
 	}
+}
+
+// loadWith starts a runtime with cfg and loads one fixture into it.
+func loadWith(t *testing.T, cfg Config, host abi.Host, fixture string) *Module {
+	t.Helper()
+	r, err := New(context.Background(), cfg, host, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = r.Close(context.Background()) })
+	m, err := loadFixture(t, r, fixture, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
 }
