@@ -49,14 +49,14 @@ func (s *Server) handleAdmin(ctx *fasthttp.RequestCtx) {
 	case strings.HasPrefix(path, "/api/"):
 		s.handleAPI(ctx, strings.TrimPrefix(path, "/api/"))
 	default:
-		adminError(ctx, fasthttp.StatusNotFound, CodeUnknownCmd, "no such endpoint; use POST /api/<cmd>, POST /api/batch or GET /healthz")
+		adminError(ctx, fasthttp.StatusNotFound, wire.CodeUnknownCmd, "no such endpoint; use POST /api/<cmd>, POST /api/batch or GET /healthz")
 	}
 }
 
 func (s *Server) healthz(ctx *fasthttp.RequestCtx) {
 	n, err := s.gw.GetAllClientIdCount(s.ctx)
 	if err != nil {
-		adminError(ctx, fasthttp.StatusServiceUnavailable, CodeUnavailable, err.Error())
+		adminError(ctx, fasthttp.StatusServiceUnavailable, wire.CodeUnavailable, err.Error())
 		return
 	}
 	out := append([]byte(`{"ok":true,"clients":`), []byte(itoa(n))...)
@@ -66,11 +66,11 @@ func (s *Server) healthz(ctx *fasthttp.RequestCtx) {
 func (s *Server) handleAPI(ctx *fasthttp.RequestCtx, cmd string) {
 	if !ctx.IsPost() {
 		ctx.Response.Header.Set("Allow", "POST")
-		adminError(ctx, fasthttp.StatusMethodNotAllowed, CodeBadRequest, "use POST")
+		adminError(ctx, fasthttp.StatusMethodNotAllowed, wire.CodeBadRequest, "use POST")
 		return
 	}
 	if !s.adminAuthorized(ctx) {
-		adminError(ctx, fasthttp.StatusUnauthorized, CodeUnauthorized, "missing or wrong Authorization: Bearer <push.secret>")
+		adminError(ctx, fasthttp.StatusUnauthorized, wire.CodeUnauthorized, "missing or wrong Authorization: Bearer <push.secret>")
 		return
 	}
 	if cmd == "batch" {
@@ -78,7 +78,7 @@ func (s *Server) handleAPI(ctx *fasthttp.RequestCtx, cmd string) {
 		return
 	}
 	if _, ok := s.gw.commands[cmd]; !ok {
-		adminError(ctx, fasthttp.StatusNotFound, CodeUnknownCmd, "unknown cmd "+string(wire.AppendString(nil, cmd)))
+		adminError(ctx, fasthttp.StatusNotFound, wire.CodeUnknownCmd, "unknown cmd "+string(wire.AppendString(nil, cmd)))
 		return
 	}
 	var r wire.Request
@@ -95,12 +95,12 @@ func (s *Server) handleAPI(ctx *fasthttp.RequestCtx, cmd string) {
 func (s *Server) apiExecute(cmd string, r *wire.Request, dst []byte) []byte {
 	if cmd != "" {
 		if r.Cmd != nil && !isCmd(r, cmd) {
-			return wire.AppendError(dst, r.ID, CodeBadRequest, "cmd in the body differs from the URL's")
+			return wire.AppendError(dst, r.ID, wire.CodeBadRequest, "cmd in the body differs from the URL's")
 		}
 		r.Cmd = wire.AppendString(nil, cmd)
 	}
 	if r.Cmd == nil {
-		return wire.AppendError(dst, r.ID, CodeBadRequest, "missing cmd")
+		return wire.AppendError(dst, r.ID, wire.CodeBadRequest, "missing cmd")
 	}
 	if isCmd(r, "auth") { // the HTTP API authenticates by header
 		return wire.AppendOK(dst, r.ID, true)
@@ -112,7 +112,7 @@ func (s *Server) apiExecute(cmd string, r *wire.Request, dst []byte) []byte {
 func (s *Server) apiBatch(ctx *fasthttp.RequestCtx) {
 	var items []json.RawMessage
 	if err := json.Unmarshal(ctx.PostBody(), &items); err != nil {
-		adminError(ctx, fasthttp.StatusBadRequest, CodeBadJSON, "batch body must be a JSON array of requests: "+err.Error())
+		adminError(ctx, fasthttp.StatusBadRequest, wire.CodeBadJSON, "batch body must be a JSON array of requests: "+err.Error())
 		return
 	}
 	out := []byte{'['}
@@ -150,11 +150,11 @@ func itoa(n int) string { return string(wire.AppendValue(nil, n)) }
 // handleReload serves POST /reload: `wasmgate reload` talks to it.
 func (s *Server) handleReload(ctx *fasthttp.RequestCtx) {
 	if !ctx.IsPost() {
-		adminError(ctx, fasthttp.StatusMethodNotAllowed, CodeBadRequest, "use POST")
+		adminError(ctx, fasthttp.StatusMethodNotAllowed, wire.CodeBadRequest, "use POST")
 		return
 	}
 	if !s.adminAuthorized(ctx) {
-		adminError(ctx, fasthttp.StatusUnauthorized, CodeUnauthorized, "missing or wrong Authorization: Bearer <push.secret>")
+		adminError(ctx, fasthttp.StatusUnauthorized, wire.CodeUnauthorized, "missing or wrong Authorization: Bearer <push.secret>")
 		return
 	}
 	status, msg := s.reloadSummary(s.ctx)

@@ -10,21 +10,6 @@ import (
 	"github.com/wasmgate/wasmgate/internal/wire"
 )
 
-// Error codes of the push protocol (docs/PUSH.md), from package wire.
-const (
-	CodeBadJSON      = wire.CodeBadJSON
-	CodeBadRequest   = wire.CodeBadRequest
-	CodeUnknownCmd   = wire.CodeUnknownCmd
-	CodeUnauthorized = wire.CodeUnauthorized
-	CodeNotFound     = wire.CodeNotFound
-	CodeInvalid      = wire.CodeInvalid
-	CodeTooLarge     = wire.CodeTooLarge
-	CodeLineTooLong  = wire.CodeLineTooLong
-	CodeQueueFull    = wire.CodeQueueFull
-	CodeUnavailable  = wire.CodeUnavailable
-	CodeInternal     = wire.CodeInternal
-)
-
 // CommandError is a command's ok:false answer.
 type CommandError struct {
 	Code    string
@@ -34,7 +19,7 @@ type CommandError struct {
 func (e *CommandError) Error() string { return e.Code + ": " + e.Message }
 
 func badRequest(format string, args ...any) error {
-	return &CommandError{Code: CodeBadRequest, Message: fmt.Sprintf(format, args...)}
+	return &CommandError{Code: wire.CodeBadRequest, Message: fmt.Sprintf(format, args...)}
 }
 
 // commandError maps any error a command returns to its wire form.
@@ -43,18 +28,18 @@ func commandError(err error) *CommandError {
 	if errors.As(err, &ce) {
 		return ce
 	}
-	code := CodeInternal
+	code := wire.CodeInternal
 	switch abi.ErrnoOf(err) {
 	case abi.ErrnoNotFound:
-		code = CodeNotFound
+		code = wire.CodeNotFound
 	case abi.ErrnoInvalid:
-		code = CodeInvalid
+		code = wire.CodeInvalid
 	case abi.ErrnoTooLarge:
-		code = CodeTooLarge
+		code = wire.CodeTooLarge
 	case abi.ErrnoQueueFull:
-		code = CodeQueueFull
+		code = wire.CodeQueueFull
 	case abi.ErrnoUnavailable:
-		code = CodeUnavailable
+		code = wire.CodeUnavailable
 	}
 	return &CommandError{Code: code, Message: err.Error()}
 }
@@ -76,7 +61,7 @@ func (g *Gateway) execute(ctx context.Context, r *wire.Request) (any, error) {
 	}
 	cmd, ok := g.commands[name]
 	if !ok {
-		return nil, &CommandError{Code: CodeUnknownCmd, Message: fmt.Sprintf("unknown cmd %q", name)}
+		return nil, &CommandError{Code: wire.CodeUnknownCmd, Message: fmt.Sprintf("unknown cmd %q", name)}
 	}
 	return cmd(ctx, g, r)
 }
@@ -173,7 +158,7 @@ func argMessage(r *wire.Request, required bool) (*abi.Message, error) {
 		dec := make([]byte, base64.StdEncoding.DecodedLen(len(data)))
 		n, err := base64.StdEncoding.Decode(dec, data)
 		if err != nil {
-			return nil, &CommandError{Code: CodeInvalid, Message: "data is not valid base64: " + err.Error()}
+			return nil, &CommandError{Code: wire.CodeInvalid, Message: "data is not valid base64: " + err.Error()}
 		}
 		data = dec[:n]
 	}

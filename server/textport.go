@@ -108,7 +108,7 @@ func (t *textPort) serve(nc net.Conn) {
 	for {
 		line, err := lr.next()
 		if errors.Is(err, errLineTooLong) {
-			b.out = wire.AppendError(b.out, nil, CodeLineTooLong, "request line is longer than push.max_line; closing")
+			b.out = wire.AppendError(b.out, nil, wire.CodeLineTooLong, "request line is longer than push.max_line; closing")
 			_ = b.flush()
 			return
 		}
@@ -158,7 +158,7 @@ func (b *backendConn) handle(ctx context.Context, line []byte) bool {
 		return true
 	}
 	if r.Cmd == nil {
-		b.out = wire.AppendError(b.out, r.ID, CodeBadRequest, "missing cmd")
+		b.out = wire.AppendError(b.out, r.ID, wire.CodeBadRequest, "missing cmd")
 		return true
 	}
 	result, err := b.srv.gw.execute(ctx, r)
@@ -168,9 +168,9 @@ func (b *backendConn) handle(ctx context.Context, line []byte) bool {
 
 func appendParseError(dst []byte, err error) []byte {
 	if errors.Is(err, wire.ErrNotObject) {
-		return wire.AppendError(dst, nil, CodeBadRequest, "a request must be a JSON object")
+		return wire.AppendError(dst, nil, wire.CodeBadRequest, "a request must be a JSON object")
 	}
-	return wire.AppendError(dst, nil, CodeBadJSON, err.Error())
+	return wire.AppendError(dst, nil, wire.CodeBadJSON, err.Error())
 }
 
 func appendResult(dst, id []byte, result any, err error) []byte {
@@ -200,7 +200,7 @@ func (b *backendConn) auth(r *wire.Request) bool {
 	if isCmd(r, "auth") {
 		msg = "wrong secret; closing"
 	}
-	b.out = wire.AppendError(b.out, r.ID, CodeUnauthorized, msg)
+	b.out = wire.AppendError(b.out, r.ID, wire.CodeUnauthorized, msg)
 	return false
 }
 
