@@ -277,3 +277,21 @@ func loadWith(t *testing.T, cfg Config, host abi.Host, fixture string) *Module {
 	}
 	return m
 }
+
+func TestModule_GuestSeesNoEnvArgsOrFiles(t *testing.T) {
+	t.Setenv("WASMGATE_SECRET_PROBE", "must not leak")
+	host := &recordingHost{}
+	m := loadWith(t, Config{PoolSize: 1}, host, "wasi_probe")
+	if err := m.OnMessage(context.Background(), "c1", abi.Message{Data: []byte("x")}); err != nil {
+		t.Fatal(err)
+	}
+	got := host.messages()
+	if len(got) != 1 || len(got[0].msg.Data) != 12 {
+		t.Fatalf("sends = %+v", got)
+	}
+	d := got[0].msg.Data
+	env, args, prestat := binary.LittleEndian.Uint32(d), binary.LittleEndian.Uint32(d[4:]), binary.LittleEndian.Uint32(d[8:])
+	if env != 0 || args != 0 || prestat != 8 {
+		t.Fatalf("guest sees %d env vars, %d args, fd_prestat_get(3) = %d; want 0, 0, 8 (EBADF: nothing mounted)", env, args, prestat)
+	}
+}
