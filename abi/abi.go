@@ -48,6 +48,20 @@ const (
 	// ExportOnClose is `on_close(id_len i32) -> i32`, always the last event
 	// of a client. Optional.
 	ExportOnClose = "on_close"
+	// ExportOnTask is `on_task(task_id i64, payload_len i32) -> i32`, run on
+	// an instance of the module's task pool with the payload given to the
+	// task host function in the buffer. It hands its result back with
+	// task_result and returns 0 on success. Optional; needed to use task.
+	ExportOnTask = "on_task"
+	// ExportOnFinish is `on_finish(task_id i64, result_len i32, status i32)
+	// -> i32`, run on a normal instance once a task ends, with the task's
+	// result (or, on failure, an error text) in the buffer. status is one of
+	// the TaskStatus codes. Optional; needed to use task.
+	ExportOnFinish = "on_finish"
+	// ExportOnTimer is `on_timer(timer_id i64, payload_len i32) -> i32`,
+	// run when a timer set with set_timer fires, with its payload in the
+	// buffer. Optional; needed to use set_timer.
+	ExportOnTimer = "on_timer"
 	// ExportInitialize is the WASI reactor initialiser (`_initialize`) that
 	// Go and C reactors export; the host runs it before anything else.
 	ExportInitialize = "_initialize"
@@ -60,6 +74,27 @@ const (
 	// FlagOnly makes send_to_all deliver only to the clients in its only
 	// list, even when that list is empty.
 	FlagOnly uint32 = 1 << 1
+)
+
+// TaskStatus is the status on_finish receives.
+const (
+	// TaskOK: on_task returned 0; the buffer holds what it passed to
+	// task_result (possibly nothing).
+	TaskOK int32 = 0
+	// TaskFailed: on_task returned non-zero; the buffer holds its result, if
+	// it set one.
+	TaskFailed int32 = 1
+	// TaskCrashed: on_task trapped, ran past the task deadline, or could not
+	// run (the module was removed or quarantined); the buffer holds the
+	// host's error text.
+	TaskCrashed int32 = 2
+)
+
+// KV flags for kv_cas.
+const (
+	// KVAbsent makes kv_cas expect the key to be absent (its old value is
+	// ignored): "set if not exists".
+	KVAbsent uint32 = 1 << 0
 )
 
 // Log levels for the log host function.

@@ -19,13 +19,20 @@ const (
 	ErrnoNotFound Errno = 3
 	// ErrnoTooLarge: a message or value is over the configured maximum.
 	ErrnoTooLarge Errno = 4
-	// ErrnoQueueFull: the client's send queue is full; it is being closed as
-	// a slow consumer.
+	// ErrnoQueueFull: a bounded queue is full: the client's send queue (the
+	// client is being closed as a slow consumer) or the task queue.
 	ErrnoQueueFull Errno = 5
 	// ErrnoUnavailable: the registry backend could not answer in time.
 	ErrnoUnavailable Errno = 6
 	// ErrnoInternal: a host failure unrelated to the arguments.
 	ErrnoInternal Errno = 7
+	// ErrnoLimit: a per-module limit is reached: the key-value store's total
+	// size or the number of timers.
+	ErrnoLimit Errno = 8
+	// ErrnoUnsupported: the call is not possible here: task_result outside
+	// on_task, task or set_timer in a module without the export that would
+	// receive the result, or a feature switched off in the config.
+	ErrnoUnsupported Errno = 9
 )
 
 var errnoNames = [...]string{
@@ -37,6 +44,8 @@ var errnoNames = [...]string{
 	ErrnoQueueFull:   "queue full",
 	ErrnoUnavailable: "unavailable",
 	ErrnoInternal:    "internal error",
+	ErrnoLimit:       "limit reached",
+	ErrnoUnsupported: "unsupported here",
 }
 
 // String returns the code's name.

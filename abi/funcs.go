@@ -1,5 +1,7 @@
 package abi
 
+import "strings"
+
 // ValueType is a WebAssembly value type, encoded as in the binary format.
 type ValueType byte
 
@@ -53,6 +55,17 @@ const (
 	FuncGetSession              = "get_session"
 	FuncLog                     = "log"
 	FuncNow                     = "now"
+
+	// Per-module state, tasks and timers (ABI.md §5.6–5.8).
+	FuncKVGet      = "kv_get"
+	FuncKVSet      = "kv_set"
+	FuncKVDelete   = "kv_delete"
+	FuncKVIncr     = "kv_incr"
+	FuncKVCAS      = "kv_cas"
+	FuncTask       = "task"
+	FuncTaskResult = "task_result"
+	FuncSetTimer   = "set_timer"
+	FuncClearTimer = "clear_timer"
 )
 
 func fn(name string, params ...string) Func {
@@ -98,7 +111,31 @@ func HostFuncs() []Func {
 		fn(FuncGetSession, "id_ptr", "id_len", "out_ptr", "out_cap"),
 		fn(FuncLog, "level", "msg_ptr", "msg_len"),
 		now,
+		fn(FuncKVGet, "key_ptr", "key_len", "out_ptr", "out_cap"),
+		typed(FuncKVSet, I32, "key_ptr", "key_len", "val_ptr", "val_len", "ttl_ms:i64"),
+		fn(FuncKVDelete, "key_ptr", "key_len"),
+		typed(FuncKVIncr, I32, "key_ptr", "key_len", "delta:i64", "ttl_ms:i64", "out_ptr"),
+		typed(FuncKVCAS, I32, "key_ptr", "key_len", "old_ptr", "old_len", "new_ptr", "new_len", "ttl_ms:i64", "flags"),
+		typed(FuncTask, I64, "payload_ptr", "payload_len"),
+		fn(FuncTaskResult, "result_ptr", "result_len"),
+		typed(FuncSetTimer, I64, "delay_ms:i64", "payload_ptr", "payload_len"),
+		typed(FuncClearTimer, I32, "timer_id:i64"),
 	}
+}
+
+// typed is fn for signatures with i64 parameters (named "name:i64") or an
+// i64 result.
+func typed(name string, result ValueType, params ...string) Func {
+	f := Func{Name: name, Results: []ValueType{result}}
+	for _, p := range params {
+		t := I32
+		if n, ok := strings.CutSuffix(p, ":i64"); ok {
+			p, t = n, I64
+		}
+		f.ParamNames = append(f.ParamNames, p)
+		f.Params = append(f.Params, t)
+	}
+	return f
 }
 
 // Export describes a guest export the host may call.
@@ -121,5 +158,8 @@ func GuestExports() []Export {
 		{Name: ExportOnHandshake, Params: i32, Results: i32},
 		{Name: ExportOnConnect, Params: i32, Results: i32},
 		{Name: ExportOnClose, Params: i32, Results: i32},
+		{Name: ExportOnTask, Params: []ValueType{I64, I32}, Results: i32},
+		{Name: ExportOnFinish, Params: []ValueType{I64, I32, I32}, Results: i32},
+		{Name: ExportOnTimer, Params: []ValueType{I64, I32}, Results: i32},
 	}
 }

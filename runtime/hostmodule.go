@@ -48,6 +48,15 @@ func (h hostFuncs) impls() map[string]api.GoModuleFunc {
 		abi.FuncGetSession:              h.getSession,
 		abi.FuncLog:                     h.log,
 		abi.FuncNow:                     h.now,
+		abi.FuncKVGet:                   h.kvGet,
+		abi.FuncKVSet:                   h.kvSet,
+		abi.FuncKVDelete:                h.kvDelete,
+		abi.FuncKVIncr:                  h.kvIncr,
+		abi.FuncKVCAS:                   h.kvCAS,
+		abi.FuncTask:                    h.task,
+		abi.FuncTaskResult:              h.taskResult,
+		abi.FuncSetTimer:                h.setTimer,
+		abi.FuncClearTimer:              h.clearTimer,
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"fmt"
 	"sync/atomic"
+	"time"
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
@@ -26,10 +27,18 @@ type instance struct {
 	stdout *logWriter
 
 	buffer, onMessage, onHandshake, onConnect, onClose api.Function
+	onTask, onFinish, onTimer                          api.Function
 
 	// callStart is when the running event began (UnixNano), 0 when idle;
 	// the watchdog and the event race to CAS it away (watchdog.go).
 	callStart atomic.Int64
+	// timeout is this instance's deadline per call: the event timeout, or
+	// the task timeout for task-pool instances. 0: none.
+	timeout time.Duration
+
+	// inTask is set while on_task runs; task_result stores into taskResult.
+	inTask     bool
+	taskResult []byte
 
 	bufPtr, bufCap uint32
 	stack          [3]uint64 // reused for every call: no allocation per event
@@ -44,8 +53,11 @@ func instanceFrom(ctx context.Context) *instance {
 	return inst
 }
 
-func (m *Module) newInstance(ctx context.Context) (*instance, error) {
-	inst := &instance{mod: m, stdout: newLogWriter(m.rt.log, m.name)}
+func (m *Module) newInstance(ctx context.Context, timeout time.Duration) (*instance, error) {
+	if err := m.health.waitRestart(ctx); err != nil {
+		return nil, err
+	}
+	inst := &instance{mod: m, stdout: newLogWriter(m.rt.log, m.name), timeout: timeout}
 	inst.ctx = context.WithValue(context.WithoutCancel(ctx), callStateKey{}, inst)
 	cfg := wazero.NewModuleConfig().
 		WithName("").
@@ -70,6 +82,7 @@ func (inst *instance) bindExports() {
 	f := inst.wasm.ExportedFunction
 	inst.buffer, inst.onMessage = f(abi.ExportBuffer), f(abi.ExportOnMessage)
 	inst.onHandshake, inst.onConnect, inst.onClose = f(abi.ExportOnHandshake), f(abi.ExportOnConnect), f(abi.ExportOnClose)
+	inst.onTask, inst.onFinish, inst.onTimer = f(abi.ExportOnTask), f(abi.ExportOnFinish), f(abi.ExportOnTimer)
 }
 
 // start runs _initialize, checks the ABI version and runs on_start.

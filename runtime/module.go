@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/tetratelabs/wazero"
@@ -23,11 +24,21 @@ type Module struct {
 	compiled wazero.CompiledModule
 	exports  exportSet
 	pool     *pool
+	taskPool *pool // instances that run on_task, with the task deadline
+	state    *State
+	health   health
+	events   atomic.Int64 // guest calls made, for Stats
 }
 
 func newModule(rt *Runtime, name string, compiled wazero.CompiledModule, exports exportSet, config string) *Module {
-	m := &Module{rt: rt, name: name, config: config, compiled: compiled, exports: exports}
-	m.pool = newPool(rt.cfg.PoolSize, m.newInstance)
+	m := &Module{rt: rt, name: name, config: config, compiled: compiled, exports: exports, state: rt.state(name)}
+	m.health.cfg = rt.cfg
+	m.pool = newPool(rt.cfg.PoolSize, rt.cfg.EventQueue, func(ctx context.Context) (*instance, error) {
+		return m.newInstance(ctx, rt.cfg.EventTimeout)
+	})
+	m.taskPool = newPool(max(rt.cfg.TaskWorkers, 1), 1, func(ctx context.Context) (*instance, error) {
+		return m.newInstance(ctx, rt.cfg.TaskTimeout)
+	})
 	return m
 }
 
@@ -42,11 +53,14 @@ var ErrTrap = errors.New("handler failed")
 // accept or the HTTP status to refuse with. A module without on_handshake
 // accepts everything; one that fails refuses with 500.
 func (m *Module) OnHandshake(ctx context.Context, h *abi.Handshake) (int, error) {
+	if m.health.reason() != "" {
+		return http.StatusServiceUnavailable, fmt.Errorf("%s: %w", m.name, ErrQuarantined)
+	}
 	if !m.exports.handshake {
 		return 0, nil
 	}
 	input := abi.EncodeList(h.Fields())
-	rc, err := m.event(ctx, "on_handshake", h.ClientID, func(inst *instance) (int32, error) {
+	rc, err := m.event(ctx, m.pool, "on_handshake", h.ClientID, func(inst *instance) (int32, error) {
 		if err := inst.writeInput(input); err != nil {
 			return 0, err
 		}
@@ -88,7 +102,7 @@ func (m *Module) OnMessage(ctx context.Context, clientID string, msg abi.Message
 	if msg.Binary {
 		flags = uint64(abi.FlagBinary)
 	}
-	rc, err := m.event(ctx, "on_message", clientID, func(inst *instance) (int32, error) {
+	rc, err := m.event(ctx, m.pool, "on_message", clientID, func(inst *instance) (int32, error) {
 		if err := inst.writeMessage(clientID, msg.Data); err != nil {
 			return 0, err
 		}
@@ -99,7 +113,7 @@ func (m *Module) OnMessage(ctx context.Context, clientID string, msg abi.Message
 }
 
 func (m *Module) idEvent(ctx context.Context, event, clientID string, fn func(*instance) api.Function) error {
-	rc, err := m.event(ctx, event, clientID, func(inst *instance) (int32, error) {
+	rc, err := m.event(ctx, m.pool, event, clientID, func(inst *instance) (int32, error) {
 		if err := inst.writeString(clientID); err != nil {
 			return 0, err
 		}
@@ -115,34 +129,100 @@ func (m *Module) warnResult(event, clientID string, rc int32) {
 	}
 }
 
-// event runs fn on a pooled instance. A failed call is logged with the
-// module, event and client, and its instance discarded.
-func (m *Module) event(ctx context.Context, event, clientID string, fn func(*instance) (int32, error)) (int32, error) {
-	inst, err := m.pool.get(ctx)
+// OnTimer delivers on_timer for a timer the module set.
+func (m *Module) OnTimer(ctx context.Context, timerID int64, payload []byte) error {
+	if !m.exports.timer {
+		return fmt.Errorf("%s: timer %d fired but the module does not export %s", m.name, timerID, abi.ExportOnTimer)
+	}
+	rc, err := m.event(ctx, m.pool, "on_timer", "", func(inst *instance) (int32, error) {
+		if err := inst.writeInput(payload); err != nil {
+			return 0, err
+		}
+		return inst.call(inst.onTimer, uint64(timerID), uint64(len(payload)))
+	})
+	m.warnResult("on_timer", "", rc)
+	return err
+}
+
+// OnTask runs on_task on the task pool and returns what the guest passed
+// to task_result and the status for on_finish.
+func (m *Module) OnTask(ctx context.Context, taskID int64, payload []byte) ([]byte, int32) {
+	if !m.exports.task {
+		return []byte(m.name + " does not export " + abi.ExportOnTask), abi.TaskCrashed
+	}
+	var result []byte
+	rc, err := m.event(ctx, m.taskPool, "on_task", "", func(inst *instance) (int32, error) {
+		if err := inst.writeInput(payload); err != nil {
+			return 0, err
+		}
+		inst.inTask, inst.taskResult = true, nil
+		defer func() { result, inst.inTask, inst.taskResult = inst.taskResult, false, nil }()
+		return inst.call(inst.onTask, uint64(taskID), uint64(len(payload)))
+	})
+	switch {
+	case err != nil:
+		return []byte(err.Error()), abi.TaskCrashed
+	case rc != 0:
+		return result, abi.TaskFailed
+	}
+	return result, abi.TaskOK
+}
+
+// OnFinish delivers a task's outcome to on_finish.
+func (m *Module) OnFinish(ctx context.Context, taskID int64, result []byte, status int32) error {
+	if !m.exports.finish {
+		return fmt.Errorf("%s: task %d finished but the module does not export %s", m.name, taskID, abi.ExportOnFinish)
+	}
+	rc, err := m.event(ctx, m.pool, "on_finish", "", func(inst *instance) (int32, error) {
+		if err := inst.writeInput(result); err != nil {
+			return 0, err
+		}
+		return inst.call(inst.onFinish, uint64(taskID), uint64(len(result)), uint64(uint32(status)))
+	})
+	m.warnResult("on_finish", "", rc)
+	return err
+}
+
+// event runs fn on an instance from p. A failed call is logged with the
+// module, event and client, its instance discarded, and counted by the
+// crash policy (crash.go).
+func (m *Module) event(ctx context.Context, p *pool, event, clientID string, fn func(*instance) (int32, error)) (int32, error) {
+	if why := m.health.reason(); why != "" {
+		return 0, fmt.Errorf("%s %s: %w: %s", m.name, event, ErrQuarantined, why)
+	}
+	inst, err := p.get(ctx)
 	if err != nil {
 		m.rt.log.Error("no instance for event", "module", m.name, "event", event, "client", clientID, "err", err)
 		return 0, fmt.Errorf("%s %s: %w", m.name, event, err)
 	}
+	m.events.Add(1)
 	rc, err := m.runWithDeadline(inst, fn)
-	m.pool.put(inst, err == nil)
+	p.put(inst, err == nil)
 	if err != nil {
 		m.rt.log.Error("handler failed; instance discarded", "module", m.name, "event", event, "client", clientID, "err", err)
+		if why := m.health.failed(err); why != "" {
+			m.rt.log.Error("module quarantined", "module", m.name, "reason", why)
+			if hook := m.rt.cfg.OnQuarantine; hook != nil {
+				go hook(m, why)
+			}
+		}
 		return 0, fmt.Errorf("%s %s: %w: %w", m.name, event, ErrTrap, err)
 	}
+	m.health.succeeded()
 	return rc, nil
 }
 
 // runWithDeadline runs fn while the watchdog may stop it at the event
 // deadline. A stopped call fails; its instance is then discarded.
 func (m *Module) runWithDeadline(inst *instance, fn func(*instance) (int32, error)) (int32, error) {
-	if m.rt.cfg.EventTimeout <= 0 {
+	if inst.timeout <= 0 {
 		return fn(inst)
 	}
 	start := time.Now().UnixNano()
 	inst.callStart.Store(start)
 	rc, err := fn(inst)
 	if !inst.callStart.CompareAndSwap(start, 0) { // the watchdog stopped it
-		return 0, fmt.Errorf("ran past the %s event deadline: %w", m.rt.cfg.EventTimeout, errOr(err))
+		return 0, fmt.Errorf("%w of %s: %w", errDeadline, inst.timeout, errOr(err))
 	}
 	return rc, err
 }
@@ -161,6 +241,7 @@ func (m *Module) Close(ctx context.Context) error {
 	delete(m.rt.modules, m)
 	m.rt.mu.Unlock()
 	m.pool.close()
+	m.taskPool.close()
 	return m.compiled.Close(ctx)
 }
 

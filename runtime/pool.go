@@ -3,14 +3,27 @@ package runtime
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 )
 
 // pool hands out at most cap(tokens) instances at a time. Idle instances are
 // reused; an instance that failed is dropped and a new one is made on demand,
 // so a trapping guest never shrinks the pool.
+//
+// When every instance is busy, callers wait in a queue of at most
+// cap(queue) places (Go channel senders are served in order). A caller that
+// finds the queue full too pauses before it even joins: for a client event
+// the caller is that client's reader goroutine, which then stops reading
+// its socket, so TCP flow control pushes back on the sender. Either way a
+// caller holds one event, so memory stays bounded by callers, never by
+// what clients send.
 type pool struct {
 	tokens      chan struct{}
+	queue       chan struct{}
 	newInstance func(context.Context) (*instance, error)
+	waiting     atomic.Int64 // callers in the queue
+	paused      atomic.Int64 // callers waiting for a place in the queue
+	pauses      atomic.Int64 // times a caller had to pause, ever
 
 	mu   sync.Mutex // guards idle, live and closed
 	idle []*instance
@@ -20,8 +33,11 @@ type pool struct {
 	closed bool
 }
 
-func newPool(size int, newInstance func(context.Context) (*instance, error)) *pool {
-	return &pool{tokens: make(chan struct{}, size), newInstance: newInstance, live: map[*instance]struct{}{}}
+func newPool(size, queue int, newInstance func(context.Context) (*instance, error)) *pool {
+	return &pool{
+		tokens: make(chan struct{}, size), queue: make(chan struct{}, max(queue, 1)),
+		newInstance: newInstance, live: map[*instance]struct{}{},
+	}
 }
 
 // get returns an instance for the caller's exclusive use, waiting while all
@@ -30,10 +46,8 @@ func (p *pool) get(ctx context.Context) (*instance, error) {
 	select {
 	case p.tokens <- struct{}{}: // a free slot wins even if ctx is done
 	default:
-		select {
-		case p.tokens <- struct{}{}:
-		case <-ctx.Done():
-			return nil, ctx.Err()
+		if err := p.wait(ctx); err != nil {
+			return nil, err
 		}
 	}
 	if inst := p.popIdle(); inst != nil {
@@ -48,6 +62,32 @@ func (p *pool) get(ctx context.Context) (*instance, error) {
 	p.live[inst] = struct{}{}
 	p.mu.Unlock()
 	return inst, nil
+}
+
+// wait takes a place in the queue (pausing first if it is full) and then
+// an instance slot.
+func (p *pool) wait(ctx context.Context) error {
+	select {
+	case p.queue <- struct{}{}:
+	default:
+		p.paused.Add(1)
+		p.pauses.Add(1)
+		select {
+		case p.queue <- struct{}{}:
+			p.paused.Add(-1)
+		case <-ctx.Done():
+			p.paused.Add(-1)
+			return ctx.Err()
+		}
+	}
+	p.waiting.Add(1)
+	defer func() { p.waiting.Add(-1); <-p.queue }()
+	select {
+	case p.tokens <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 func (p *pool) popIdle() *instance {
@@ -89,6 +129,22 @@ func (p *pool) close() {
 	p.mu.Unlock()
 	for _, inst := range idle {
 		inst.close()
+	}
+}
+
+// poolStats is a snapshot of a pool.
+type poolStats struct {
+	Size, Live, Idle, Busy, Waiting, Paused int
+	Pauses                                  int64
+}
+
+func (p *pool) stats() poolStats {
+	p.mu.Lock()
+	live, idle := len(p.live), len(p.idle)
+	p.mu.Unlock()
+	return poolStats{
+		Size: cap(p.tokens), Live: live, Idle: idle, Busy: len(p.tokens),
+		Waiting: int(p.waiting.Load()), Paused: int(p.paused.Load()), Pauses: p.pauses.Load(),
 	}
 }
 

@@ -43,6 +43,63 @@ type Config struct {
 	// MaxMessageSize bounds what a guest may hand the host in one message
 	// or session; longer arguments fail with ErrnoTooLarge before any copy.
 	MaxMessageSize int
+	// EventQueue is how many events may wait for a busy pool, per module;
+	// callers beyond it pause (pool.go). Default 1024.
+	EventQueue int
+
+	// TaskWorkers is the size of each module's task pool (instances that
+	// run on_task); 0 switches tasks off (task returns ErrnoUnsupported).
+	TaskWorkers int
+	// TaskQueue bounds the tasks waiting for a worker, per module; task
+	// returns ErrnoQueueFull beyond it. Default 256.
+	TaskQueue int
+	// TaskTimeout stops an on_task call that runs longer. Default 10 s;
+	// enforced only when EventTimeout is set (it compiles the checks in).
+	TaskTimeout time.Duration
+
+	// KVMaxBytes bounds each module's key-value store (keys + values + 64
+	// bytes per entry). Default 16 MiB.
+	KVMaxBytes int
+	// MaxTimers bounds each module's pending timers. Default 1000.
+	MaxTimers int
+
+	// CrashLimit failures (traps or timeouts) within CrashWindow quarantine
+	// a module version; 0 never quarantines. See crash.go.
+	CrashLimit  int
+	CrashWindow time.Duration
+	// RestartBackoff delays the instance that replaces a failed one,
+	// doubling per consecutive failure up to RestartBackoffMax; 0: none.
+	RestartBackoff    time.Duration
+	RestartBackoffMax time.Duration
+	// OnQuarantine, if set, is called (on its own goroutine) when a module
+	// version is quarantined, with the reason.
+	OnQuarantine func(m *Module, reason string)
+}
+
+// withDefaults fills the zero fields that have a default.
+func (c Config) withDefaults() Config {
+	def := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	def(&c.EventQueue, 1024)
+	def(&c.TaskQueue, 256)
+	def(&c.KVMaxBytes, 16<<20)
+	def(&c.MaxTimers, 1000)
+	if c.TaskTimeout <= 0 {
+		c.TaskTimeout = 10 * time.Second
+	}
+	if c.EventTimeout <= 0 {
+		c.TaskTimeout = 0 // no termination checks compiled in: nothing could enforce it
+	}
+	if c.CrashWindow <= 0 {
+		c.CrashWindow = time.Minute
+	}
+	if c.RestartBackoffMax < c.RestartBackoff {
+		c.RestartBackoffMax = c.RestartBackoff
+	}
+	return c
 }
 
 // Runtime compiles and runs handler modules against one abi.Host.
@@ -53,8 +110,9 @@ type Runtime struct {
 	host  abi.Host
 	log   *slog.Logger
 
-	mu      sync.Mutex // guards modules
+	mu      sync.Mutex // guards modules, states
 	modules map[*Module]struct{}
+	states  map[string]*State
 	// stopWatchdog ends the event-deadline watchdog (watchdog.go).
 	stopWatchdog chan struct{}
 }
@@ -68,6 +126,7 @@ func New(ctx context.Context, cfg Config, host abi.Host, log *slog.Logger) (*Run
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	cfg = cfg.withDefaults()
 	cache, err := newCache(cfg.CacheDir)
 	if err != nil {
 		return nil, err
@@ -78,7 +137,7 @@ func New(ctx context.Context, cfg Config, host abi.Host, log *slog.Logger) (*Run
 		rcfg = rcfg.WithMemoryLimitPages(cfg.MemoryLimitPages)
 	}
 	wz := wazero.NewRuntimeWithConfig(ctx, rcfg)
-	r := &Runtime{cfg: cfg, wz: wz, cache: cache, host: host, log: log, modules: map[*Module]struct{}{}}
+	r := &Runtime{cfg: cfg, wz: wz, cache: cache, host: host, log: log, modules: map[*Module]struct{}{}, states: map[string]*State{}}
 	if _, err := wasi_snapshot_preview1.Instantiate(ctx, wz); err != nil {
 		return nil, fmt.Errorf("runtime: instantiate wasi: %w", err)
 	}
@@ -140,6 +199,7 @@ func (r *Runtime) Load(ctx context.Context, name string, wasm []byte, moduleConf
 	r.mu.Lock()
 	r.modules[m] = struct{}{}
 	r.mu.Unlock()
+	m.state.loaded(m)
 	return m, nil
 }
 
@@ -148,6 +208,13 @@ func (r *Runtime) Close(ctx context.Context) error {
 	if r.stopWatchdog != nil {
 		close(r.stopWatchdog)
 		r.stopWatchdog = nil
+	}
+	r.mu.Lock()
+	states := r.states
+	r.states = map[string]*State{}
+	r.mu.Unlock()
+	for _, st := range states {
+		st.close()
 	}
 	err := r.wz.Close(ctx)
 	if cerr := r.cache.Close(ctx); err == nil {

@@ -13,6 +13,7 @@ import (
 // exportSet records which optional events a module implements.
 type exportSet struct {
 	initialize, start, handshake, connect, close bool
+	task, finish, timer                          bool
 }
 
 // validate checks a compiled module against the ABI: its imports must all be
@@ -83,6 +84,9 @@ func validateExports(c wazero.CompiledModule) (exportSet, error) {
 		handshake:  has[abi.ExportOnHandshake],
 		connect:    has[abi.ExportOnConnect],
 		close:      has[abi.ExportOnClose],
+		task:       has[abi.ExportOnTask],
+		finish:     has[abi.ExportOnFinish],
+		timer:      has[abi.ExportOnTimer],
 	}, nil
 }
 

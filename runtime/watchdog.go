@@ -26,7 +26,7 @@ func (r *Runtime) startWatchdog() {
 	stop := make(chan struct{})
 	r.stopWatchdog = stop
 	go func() {
-		tick := time.NewTicker(max(r.cfg.EventTimeout/4, time.Millisecond))
+		tick := time.NewTicker(max(min(r.cfg.EventTimeout, r.cfg.TaskTimeout)/4, time.Millisecond)) // TaskTimeout > 0 here (withDefaults)
 		defer tick.Stop()
 		for {
 			select {
@@ -39,16 +39,18 @@ func (r *Runtime) startWatchdog() {
 	}()
 }
 
-// stopOverdue stops every call that started more than EventTimeout ago.
+// stopOverdue stops every call that has run longer than its instance's
+// timeout (the event timeout, or the task timeout on task instances).
 func (r *Runtime) stopOverdue(now time.Time) {
-	limit := now.UnixNano() - r.cfg.EventTimeout.Nanoseconds()
+	stop := func(inst *instance) {
+		start := inst.callStart.Load()
+		if start != 0 && start < now.UnixNano()-inst.timeout.Nanoseconds() && inst.callStart.CompareAndSwap(start, -1) {
+			_ = inst.wasm.CloseWithExitCode(context.Background(), sys.ExitCodeDeadlineExceeded)
+		}
+	}
 	for _, m := range r.liveModules() {
-		m.pool.each(func(inst *instance) {
-			start := inst.callStart.Load()
-			if start != 0 && start < limit && inst.callStart.CompareAndSwap(start, -1) {
-				_ = inst.wasm.CloseWithExitCode(context.Background(), sys.ExitCodeDeadlineExceeded)
-			}
-		})
+		m.pool.each(stop)
+		m.taskPool.each(stop)
 	}
 }
 

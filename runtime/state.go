@@ -1,0 +1,95 @@
+package runtime
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+)
+
+// Target receives the events a module's State originates itself — timers
+// firing and tasks running and finishing — as opposed to client events. A
+// *Module is a Target; a server that hot-reloads modules passes its own
+// reload slot (SetTarget) so that these events reach whichever version is
+// current when they fire, not the one that asked for them.
+type Target interface {
+	OnTimer(ctx context.Context, timerID int64, payload []byte) error
+	OnTask(ctx context.Context, taskID int64, payload []byte) (result []byte, status int32)
+	OnFinish(ctx context.Context, taskID int64, result []byte, status int32) error
+}
+
+// State is what every version of one named module shares and what outlives
+// a reload: the key-value store, the timers and the task queue. The runtime
+// creates it with the first Load of a name and keeps it until Forget.
+type State struct {
+	name   string
+	kv     *kvStore
+	timers *timerSet
+	tasks  *taskQueue
+
+	mu       sync.Mutex // guards target, external
+	target   Target
+	external bool // set by SetTarget: Load no longer retargets
+}
+
+func newState(name string, cfg Config, log *slog.Logger) *State {
+	st := &State{name: name, kv: newKVStore(cfg.KVMaxBytes)}
+	st.timers = newTimerSet(cfg.MaxTimers, st.currentTarget, log.With("module", name))
+	st.tasks = newTaskQueue(cfg.TaskWorkers, cfg.TaskQueue, st.currentTarget, log.With("module", name))
+	return st
+}
+
+// SetTarget makes t receive this module's timers and tasks from now on.
+func (st *State) SetTarget(t Target) {
+	st.mu.Lock()
+	st.target, st.external = t, true
+	st.mu.Unlock()
+}
+
+// loaded makes m the target unless a server set its own.
+func (st *State) loaded(m *Module) {
+	st.mu.Lock()
+	if !st.external {
+		st.target = m
+	}
+	st.mu.Unlock()
+}
+
+func (st *State) currentTarget() Target {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.target
+}
+
+func (st *State) close() {
+	st.timers.close()
+	st.tasks.close()
+}
+
+// state returns name's State, creating it on first use.
+func (r *Runtime) state(name string) *State {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	st := r.states[name]
+	if st == nil {
+		st = newState(name, r.cfg, r.log)
+		r.states[name] = st
+	}
+	return st
+}
+
+// State returns the shared state of the module loaded under name, creating
+// it if need be.
+func (r *Runtime) State(name string) *State { return r.state(name) }
+
+// Forget drops name's State: its timers stop, its queued tasks are
+// dropped and its key-value store is freed. Call it when a module is
+// removed for good, not when it is replaced.
+func (r *Runtime) Forget(name string) {
+	r.mu.Lock()
+	st := r.states[name]
+	delete(r.states, name)
+	r.mu.Unlock()
+	if st != nil {
+		st.close()
+	}
+}
