@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -81,7 +82,8 @@ func (h *health) failed(err error) (quarantine string) {
 	if len(h.failures) < h.cfg.CrashLimit {
 		return ""
 	}
-	why := fmt.Sprintf("%d failures within %s (last: %s: %v)", len(h.failures), h.cfg.CrashWindow, kind, err)
+	last, _, _ := strings.Cut(err.Error(), "\n") // drop the wasm stack trace
+	why := fmt.Sprintf("%d failures within %s (last: %s: %s)", len(h.failures), h.cfg.CrashWindow, kind, last)
 	h.quarantined.Store(&why)
 	return why
 }

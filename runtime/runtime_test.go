@@ -35,9 +35,14 @@ func (l *logBuffer) String() string {
 
 func newTestRuntime(t *testing.T, host abi.Host) (*Runtime, *logBuffer) {
 	t.Helper()
+	return newTestRuntimeWith(t, Config{PoolSize: 2}, host)
+}
+
+func newTestRuntimeWith(t *testing.T, cfg Config, host abi.Host) (*Runtime, *logBuffer) {
+	t.Helper()
 	logs := &logBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	r, err := New(context.Background(), Config{PoolSize: 2}, host, log)
+	r, err := New(context.Background(), cfg, host, log)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,287 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/wasmgate/wasmgate/abi"
+)
+
+// waitSent waits until host has recorded a send to `to` and returns the
+// messages sent to it.
+func waitSent(t *testing.T, host *recordingHost, to string, n int) []string {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var got []string
+		for _, s := range host.messages() {
+			if s.to == to {
+				got = append(got, string(s.msg.Data))
+			}
+		}
+		if len(got) >= n {
+			return got
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d messages to %q after 10s, want %d: %q", len(got), to, n, got)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+func send(t *testing.T, m *Module, msg string) {
+	t.Helper()
+	if err := m.OnMessage(context.Background(), "c1", abi.Message{Data: []byte(msg)}); err != nil {
+		t.Fatalf("on_message %q: %v", msg, err)
+	}
+}
+
+func TestKV_ConcurrentIncrFromAllInstances(t *testing.T) {
+	m := loadWith(t, Config{PoolSize: 8}, &recordingHost{}, "state")
+	var wg sync.WaitGroup
+	errs := make(chan error, 1000)
+	for range 1000 {
+		wg.Go(func() {
+			if err := m.OnMessage(context.Background(), "c1", abi.Message{Data: []byte("i")}); err != nil {
+				errs <- err
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if st := m.Stats(); st.Instances < 2 {
+		t.Errorf("only %d instance(s) served the increments; the test wants several", st.Instances)
+	}
+	v, err := m.state.kv.Get("n")
+	if err != nil || string(v) != "1000" {
+		t.Fatalf("n = %q, %v; want 1000", v, err)
+	}
+}
+
+func TestKV_CASSetIfAbsent(t *testing.T) {
+	m := loadWith(t, Config{PoolSize: 1}, &recordingHost{}, "state")
+	send(t, m, "cfirst")
+	send(t, m, "csecond") // key exists now: no swap
+	if v, _ := m.state.kv.Get("k"); string(v) != "first" {
+		t.Fatalf("k = %q, want first", v)
+	}
+}
+
+func TestTask_RoundTrip(t *testing.T) {
+	host := &recordingHost{}
+	m := loadWith(t, Config{PoolSize: 2, TaskWorkers: 2, EventTimeout: 5 * time.Second}, host, "state")
+	send(t, m, "thello")
+	if got := waitSent(t, host, "finish", 1); got[0] != "0hello" {
+		t.Fatalf("on_finish got %q, want status 0 and the result", got[0])
+	}
+	send(t, m, "tfsorry")
+	if got := waitSent(t, host, "finish", 2); got[1] != "1fsorry" {
+		t.Fatalf("failed task: on_finish got %q, want status 1", got[1])
+	}
+}
+
+func TestTask_TrapAndTimeoutReachOnFinish(t *testing.T) {
+	host := &recordingHost{}
+	m := loadWith(t, Config{PoolSize: 1, TaskWorkers: 1, EventTimeout: 50 * time.Millisecond, TaskTimeout: 200 * time.Millisecond}, host, "state")
+	send(t, m, "txboom")
+	got := waitSent(t, host, "finish", 1)
+	if !strings.HasPrefix(got[0], "2") || !strings.Contains(got[0], "on_task") {
+		t.Fatalf("trapping task: on_finish got %q, want status 2 and the error", got[0])
+	}
+	start := time.Now()
+	send(t, m, "tloop")
+	got = waitSent(t, host, "finish", 2)
+	if !strings.HasPrefix(got[1], "2") || !strings.Contains(got[1], "deadline") {
+		t.Fatalf("looping task: on_finish got %q, want status 2 and a deadline error", got[1])
+	}
+	if took := time.Since(start); took < 200*time.Millisecond {
+		t.Errorf("looping task stopped after %s, before its 200ms task deadline", took)
+	}
+	send(t, m, "tafter") // the task pool recovered
+	if got = waitSent(t, host, "finish", 3); got[2] != "0after" {
+		t.Fatalf("task after failures: %q", got[2])
+	}
+	if st := m.Stats(); st.TasksDone != 3 || st.TasksFail != 2 || st.Timeouts != 1 || st.Traps != 1 {
+		t.Errorf("stats %+v: want 3 tasks done, 2 failed, 1 timeout, 1 trap", st)
+	}
+}
+
+func TestTask_QueueFullIsAnErrorNotABlock(t *testing.T) {
+	host := &recordingHost{}
+	r, logs := newTestRuntimeWith(t, Config{PoolSize: 1, TaskWorkers: 1, TaskQueue: 1, EventTimeout: 50 * time.Millisecond, TaskTimeout: 300 * time.Millisecond}, host)
+	m, err := loadFixture(t, r, "state", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	send(t, m, "tloop") // occupies the only worker
+	time.Sleep(50 * time.Millisecond)
+	send(t, m, "tqueued") // fills the queue
+	start := time.Now()
+	send(t, m, "trefused")
+	if took := time.Since(start); took > 100*time.Millisecond {
+		t.Errorf("task with a full queue took %s: it must not wait", took)
+	}
+	want := fmt.Sprintf("result=%d", -int(abi.ErrnoQueueFull))
+	if !strings.Contains(logs.String(), want) {
+		t.Errorf("logs should show on_message returning %s: %s", want, logs)
+	}
+	got := waitSent(t, host, "finish", 2)
+	if !strings.HasPrefix(got[0], "2") || got[1] != "0queued" {
+		t.Errorf("on_finish got %q", got)
+	}
+}
+
+func TestTask_ResultOnlyInsideOnTask(t *testing.T) {
+	host := &recordingHost{}
+	m := loadWith(t, Config{PoolSize: 1}, host, "state")
+	send(t, m, "r")
+	if got := waitSent(t, host, "c1", 1); got[0] != fmt.Sprint(int(abi.ErrnoUnsupported)) {
+		t.Fatalf("task_result outside on_task = errno %s, want %d", got[0], abi.ErrnoUnsupported)
+	}
+}
+
+func TestTimer_FiresIntoTheCurrentVersion(t *testing.T) {
+	host := &recordingHost{}
+	r, _ := newTestRuntimeWith(t, Config{PoolSize: 1}, host)
+	old, err := loadFixture(t, r, "state", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	send(t, old, "stick")
+	// A reload: the new version becomes the target, the old one closes
+	// before the 20 ms timer fires.
+	cur, err := loadFixture(t, r, "state", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := old.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := waitSent(t, host, "timer", 1); got[0] != "Ttick" {
+		t.Fatalf("on_timer got %q", got[0])
+	}
+	if st := cur.Stats(); st.TimersRun != 1 || st.Events < 1 {
+		t.Errorf("the timer should have run on the new version: %+v", st)
+	}
+}
+
+func TestTimer_BoundedPerModule(t *testing.T) {
+	host := &recordingHost{}
+	r, logs := newTestRuntimeWith(t, Config{PoolSize: 1, MaxTimers: 2}, host)
+	m, err := loadFixture(t, r, "state", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	send(t, m, "sa")
+	send(t, m, "sb")
+	send(t, m, "sc")
+	if want := fmt.Sprintf("result=%d", -int(abi.ErrnoLimit)); !strings.Contains(logs.String(), want) {
+		t.Errorf("third timer should fail with %s: %s", want, logs)
+	}
+	waitSent(t, host, "timer", 2)
+}
+
+func TestCrashPolicy_BackoffThenQuarantine(t *testing.T) {
+	host := &recordingHost{}
+	quarantined := make(chan string, 1)
+	cfg := Config{PoolSize: 1, CrashLimit: 3, CrashWindow: time.Minute, RestartBackoff: 40 * time.Millisecond, RestartBackoffMax: time.Second,
+		OnQuarantine: func(m *Module, why string) { quarantined <- why }}
+	m := loadWith(t, cfg, host, "trap")
+	ctx := context.Background()
+	if err := m.OnMessage(ctx, "c1", abi.Message{Data: []byte("trap")}); !errors.Is(err, ErrTrap) {
+		t.Fatalf("first trap: %v", err)
+	}
+	start := time.Now()
+	if err := m.OnMessage(ctx, "c1", abi.Message{Data: []byte("ok")}); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took < 40*time.Millisecond {
+		t.Errorf("the replacement instance started after %s, before the 40ms back-off", took)
+	}
+	for range 2 {
+		_ = m.OnMessage(ctx, "c1", abi.Message{Data: []byte("trap")})
+	}
+	select {
+	case why := <-quarantined:
+		if !strings.Contains(why, "3 failures") {
+			t.Errorf("reason %q", why)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no quarantine after 3 traps with a limit of 3")
+	}
+	if err := m.OnMessage(ctx, "c1", abi.Message{Data: []byte("ok")}); !errors.Is(err, ErrQuarantined) {
+		t.Fatalf("event on a quarantined module: %v", err)
+	}
+	if status, err := m.OnHandshake(ctx, &abi.Handshake{ClientID: "c2"}); status != http.StatusServiceUnavailable || err == nil {
+		t.Fatalf("handshake on a quarantined module = %d, %v; want 503", status, err)
+	}
+	if st := m.Stats(); st.Quarantined == "" || st.Traps != 3 {
+		t.Errorf("stats %+v", st)
+	}
+}
+
+func TestPool_BoundedQueueThenPause(t *testing.T) {
+	p := newPool(1, 2, func(context.Context) (*instance, error) { return &instance{}, nil })
+	ctx := context.Background()
+	held, err := p.get(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	served := 0
+	for range 5 {
+		wg.Go(func() {
+			inst, err := p.get(ctx)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			mu.Lock()
+			served++
+			mu.Unlock()
+			p.put(inst, true)
+		})
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for s := p.stats(); s.Waiting != 2 || s.Paused != 3; s = p.stats() {
+		if time.Now().After(deadline) {
+			t.Fatalf("with 1 busy instance and 5 callers: %+v, want 2 queued and 3 paused", s)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	p.put(held, true)
+	wg.Wait()
+	if s := p.stats(); served != 5 || s.Waiting != 0 || s.Paused != 0 || s.Pauses != 3 {
+		t.Fatalf("served %d, stats %+v", served, s)
+	}
+}
+
+func TestPool_WaitingCallerGivesUpWithItsContext(t *testing.T) {
+	p := newPool(1, 1, func(context.Context) (*instance, error) { return &instance{}, nil })
+	held, _ := p.get(context.Background())
+	defer p.put(held, true)
+	for range 2 { // one queued, one paused
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+		go func() { defer cancel(); _, _ = p.get(ctx) }()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if _, err := p.get(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("get = %v, want deadline exceeded", err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if s := p.stats(); s.Waiting != 0 || s.Paused != 0 {
+		t.Fatalf("callers that gave up are still counted: %+v", s)
+	}
+}
+
