@@ -46,10 +46,14 @@ func (s *Server) handleAdmin(ctx *fasthttp.RequestCtx) {
 		s.healthz(ctx)
 	case path == "/reload":
 		s.handleReload(ctx)
+	case path == "/status":
+		s.handleStatus(ctx)
+	case path == "/metrics":
+		s.handleMetrics(ctx)
 	case strings.HasPrefix(path, "/api/"):
 		s.handleAPI(ctx, strings.TrimPrefix(path, "/api/"))
 	default:
-		adminError(ctx, fasthttp.StatusNotFound, wire.CodeUnknownCmd, "no such endpoint; use POST /api/<cmd>, POST /api/batch or GET /healthz")
+		adminError(ctx, fasthttp.StatusNotFound, wire.CodeUnknownCmd, "no such endpoint; use POST /api/<cmd>, POST /api/batch, GET /healthz, GET /status or GET /metrics")
 	}
 }
 

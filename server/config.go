@@ -44,6 +44,18 @@ type RuntimeConfig struct {
 	CacheDir     string   `toml:"cache_dir"`
 	EventTimeout Duration `toml:"event_timeout"`
 	MemoryLimit  int      `toml:"memory_limit_mb"`
+	EventQueue   int      `toml:"event_queue"`
+
+	TaskWorkers int      `toml:"task_workers"`
+	TaskQueue   int      `toml:"task_queue"`
+	TaskTimeout Duration `toml:"task_timeout"`
+	KVMaxMB     int      `toml:"kv_max_mb"`
+	MaxTimers   int      `toml:"max_timers"`
+
+	CrashLimit        int      `toml:"crash_limit"`
+	CrashWindow       Duration `toml:"crash_window"`
+	RestartBackoff    Duration `toml:"restart_backoff"`
+	RestartBackoffMax Duration `toml:"restart_backoff_max"`
 }
 
 // PushConfig is the [push] table: the inner TCP text port backends push
@@ -102,7 +114,12 @@ func DefaultConfig() Config {
 			IdleTimeout:    Duration{60 * time.Second},
 			WatchHandlers:  true,
 		},
-		Runtime: RuntimeConfig{PoolSize: 8, EventTimeout: Duration{100 * time.Millisecond}, MemoryLimit: 64},
+		Runtime: RuntimeConfig{
+			PoolSize: 8, EventTimeout: Duration{100 * time.Millisecond}, MemoryLimit: 64, EventQueue: 1024,
+			TaskWorkers: 2, TaskQueue: 256, TaskTimeout: Duration{10 * time.Second}, KVMaxMB: 16, MaxTimers: 1000,
+			CrashLimit: 20, CrashWindow: Duration{time.Minute},
+			RestartBackoff: Duration{10 * time.Millisecond}, RestartBackoffMax: Duration{5 * time.Second},
+		},
 		Push: PushConfig{
 			Listen:       "127.0.0.1:5678",
 			MaxLine:      1 << 20,
@@ -177,19 +194,11 @@ func (c *Config) Validate() error {
 	if s.IdleTimeout.Duration < 0 || (s.IdleTimeout.Duration > 0 && s.PingInterval.Duration > 0 && s.IdleTimeout.Duration <= s.PingInterval.Duration) {
 		bad("server.idle_timeout", "%s must be 0 (off) or longer than server.ping_interval (%s)", s.IdleTimeout, s.PingInterval)
 	}
-	if c.Runtime.MemoryLimit < 4 || c.Runtime.MemoryLimit > 4096 {
-		bad("runtime.memory_limit_mb", "%d is out of range 4..4096 (a Go guest needs about 3 MiB to start)", c.Runtime.MemoryLimit)
-	}
-	if c.Runtime.EventTimeout.Duration < 0 {
-		bad("runtime.event_timeout", "%s must not be negative", c.Runtime.EventTimeout)
-	}
 	if s.MaxConnections < 1 {
 		bad("server.max_connections", "%d must be at least 1", s.MaxConnections)
 	}
 	c.validatePush(bad)
-	if c.Runtime.PoolSize < 1 || c.Runtime.PoolSize > 1024 {
-		bad("runtime.pool_size", "%d is out of range 1..1024", c.Runtime.PoolSize)
-	}
+	c.validateRuntime(bad)
 	for _, path := range sortedKeys(c.Routes) {
 		if !strings.HasPrefix(path, "/") {
 			bad("routes."+path, "path must start with /")
@@ -204,6 +213,40 @@ func (c *Config) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+func (c *Config) validateRuntime(bad func(key, format string, args ...any)) {
+	r := c.Runtime
+	between := func(key string, v, lo, hi int, why string) {
+		if v < lo || v > hi {
+			bad(key, "%d is out of range %d..%d%s", v, lo, hi, why)
+		}
+	}
+	between("runtime.pool_size", r.PoolSize, 1, 1024, "")
+	between("runtime.memory_limit_mb", r.MemoryLimit, 4, 4096, " (a Go guest needs about 3 MiB to start)")
+	between("runtime.event_queue", r.EventQueue, 1, 1<<20, "")
+	between("runtime.task_workers", r.TaskWorkers, 0, 1024, " (0 switches tasks off)")
+	between("runtime.task_queue", r.TaskQueue, 1, 1<<20, "")
+	between("runtime.kv_max_mb", r.KVMaxMB, 1, 4096, "")
+	between("runtime.max_timers", r.MaxTimers, 1, 1<<20, "")
+	between("runtime.crash_limit", r.CrashLimit, 0, 1<<20, " (0 never quarantines)")
+	for _, d := range []struct {
+		key string
+		v   Duration
+	}{
+		{"runtime.event_timeout", r.EventTimeout}, {"runtime.task_timeout", r.TaskTimeout},
+		{"runtime.restart_backoff", r.RestartBackoff}, {"runtime.restart_backoff_max", r.RestartBackoffMax},
+	} {
+		if d.v.Duration < 0 {
+			bad(d.key, "%s must not be negative", d.v)
+		}
+	}
+	if r.CrashWindow.Duration <= 0 {
+		bad("runtime.crash_window", "%s must be positive", r.CrashWindow)
+	}
+	if r.RestartBackoffMax.Duration < r.RestartBackoff.Duration {
+		bad("runtime.restart_backoff_max", "%s is shorter than runtime.restart_backoff (%s)", r.RestartBackoffMax, r.RestartBackoff)
+	}
 }
 
 func sortedKeys[V any](m map[string]V) []string {

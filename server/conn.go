@@ -19,7 +19,9 @@ import (
 // frames are written by the writer; close frames use WriteControl, which the
 // websocket package allows concurrently with other writes.
 type conn struct {
-	id           string
+	id     string
+	module string // the module behind the client's route
+
 	ws           *websocket.Conn
 	queueSize    int
 	writeTimeout time.Duration

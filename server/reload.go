@@ -102,6 +102,28 @@ func (s *moduleSlot) OnClose(ctx context.Context, id string) error {
 	return lm.mod.OnClose(ctx, id)
 }
 
+// OnTimer implements runtime.Target: timers outlive versions and fire into
+// the current one.
+func (s *moduleSlot) OnTimer(ctx context.Context, id int64, payload []byte) error {
+	lm := s.acquire()
+	defer lm.release()
+	return lm.mod.OnTimer(ctx, id, payload)
+}
+
+// OnTask implements runtime.Target.
+func (s *moduleSlot) OnTask(ctx context.Context, id int64, payload []byte) ([]byte, int32) {
+	lm := s.acquire()
+	defer lm.release()
+	return lm.mod.OnTask(ctx, id, payload)
+}
+
+// OnFinish implements runtime.Target.
+func (s *moduleSlot) OnFinish(ctx context.Context, id int64, result []byte, status int32) error {
+	lm := s.acquire()
+	defer lm.release()
+	return lm.mod.OnFinish(ctx, id, result, status)
+}
+
 // ReloadReport says what one Reload changed.
 type ReloadReport struct {
 	Loaded, Replaced, Removed, Unchanged []string
@@ -131,6 +153,7 @@ func (s *Server) Reload(ctx context.Context) (ReloadReport, error) {
 	for name := range s.slots {
 		if !seen[name] {
 			delete(s.slots, name)
+			s.rt.Forget(name) // its timers, tasks and key-value store
 			rep.Removed = append(rep.Removed, name)
 			s.log.Info("module removed; its connected clients keep their version", "module", name)
 		}
@@ -149,7 +172,8 @@ func (s *Server) reloadFile(ctx context.Context, name, path string, rep *ReloadR
 	sum := sha256.Sum256(wasm)
 	sha := hex.EncodeToString(sum[:])
 	slot := s.slots[name]
-	if slot != nil && slot.cur.Load().sha == sha {
+	// An unchanged file is reloaded only to lift a quarantine.
+	if slot != nil && slot.cur.Load().sha == sha && slot.cur.Load().mod.Quarantined() == "" {
 		rep.Unchanged = append(rep.Unchanged, name)
 		return
 	}
@@ -170,6 +194,7 @@ func (s *Server) reloadFile(ctx context.Context, name, path string, rep *ReloadR
 		slot = &moduleSlot{name: name}
 		slot.cur.Store(lm)
 		s.slots[name] = slot
+		s.rt.State(name).SetTarget(slot)
 		rep.Loaded = append(rep.Loaded, name)
 		s.log.Info("module loaded", "module", name, "file", path, "sha256", sha, "took", took)
 		return

@@ -145,13 +145,25 @@ func (s *Server) LoadErrors() []error { return s.loadErrs }
 
 func (s *Server) newRuntime(ctx context.Context) error {
 	var err error
+	rc := s.cfg.Runtime
 	s.rt, err = runtime.New(ctx, runtime.Config{
-		PoolSize:     s.cfg.Runtime.PoolSize,
-		CacheDir:     s.cfg.Runtime.CacheDir,
-		EventTimeout: s.cfg.Runtime.EventTimeout.Duration,
+		PoolSize:     rc.PoolSize,
+		CacheDir:     rc.CacheDir,
+		EventTimeout: rc.EventTimeout.Duration,
 		// 16 pages per MiB
-		MemoryLimitPages: uint32(s.cfg.Runtime.MemoryLimit) * 16,
-		MaxMessageSize:   s.cfg.Server.MaxMessageSize,
+		MemoryLimitPages:  uint32(rc.MemoryLimit) * 16,
+		MaxMessageSize:    s.cfg.Server.MaxMessageSize,
+		EventQueue:        rc.EventQueue,
+		TaskWorkers:       rc.TaskWorkers,
+		TaskQueue:         rc.TaskQueue,
+		TaskTimeout:       rc.TaskTimeout.Duration,
+		KVMaxBytes:        rc.KVMaxMB << 20,
+		MaxTimers:         rc.MaxTimers,
+		CrashLimit:        rc.CrashLimit,
+		CrashWindow:       rc.CrashWindow.Duration,
+		RestartBackoff:    rc.RestartBackoff.Duration,
+		RestartBackoffMax: rc.RestartBackoffMax.Duration,
+		OnQuarantine:      s.quarantined,
 	}, s.gw, s.log)
 	return err
 }

@@ -84,6 +84,7 @@ func (s *Server) serveConn(ws *websocket.Conn, rt *route, id string) {
 	}
 	ws.SetReadLimit(int64(s.cfg.Server.MaxMessageSize))
 	c := newConn(id, ws, s.cfg.Server.SendQueueSize, s.cfg.Server.WriteTimeout.Duration)
+	c.module = rt.module
 	if err := s.register(c); err != nil {
 		s.log.Error("register client", "client", id, "err", err)
 		_ = ws.Close()

@@ -1,0 +1,29 @@
+package server
+
+import (
+	"github.com/fasthttp/websocket"
+
+	"github.com/wasmgate/wasmgate/runtime"
+)
+
+// quarantined is the runtime's OnQuarantine hook. If m is still the
+// serving version of its module, every client connected through it is
+// closed with 1011 (the handler can no longer serve them); new handshakes
+// already get 503 from the module itself. A reload lifts the quarantine.
+func (s *Server) quarantined(m *runtime.Module, reason string) {
+	s.reloadMu.Lock()
+	slot := s.slots[m.Name()]
+	current := slot != nil && slot.cur.Load().mod == m
+	s.reloadMu.Unlock()
+	if !current {
+		return
+	}
+	n := 0
+	s.hub.each(func(c *conn) {
+		if c.module == m.Name() && c.close(nil, websocket.CloseInternalServerErr, "handler quarantined") == nil {
+			n++
+		}
+	})
+	s.log.Error("module quarantined: clients closed with 1011, handshakes refused with 503 until it is reloaded",
+		"module", m.Name(), "reason", reason, "clients", n)
+}

@@ -1,0 +1,108 @@
+package server
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/wasmgate/wasmgate/internal/wire"
+	"github.com/wasmgate/wasmgate/runtime"
+)
+
+// GET /status (JSON) and GET /metrics (Prometheus text format) on the admin
+// listener: per module, what runs, what waits, what failed and why.
+
+// Status is what GET /status answers.
+type Status struct {
+	NodeID  uint32         `json:"node_id"`
+	Clients int            `json:"clients"`
+	Modules []ModuleStatus `json:"modules"`
+}
+
+// ModuleStatus is one module's line in Status.
+type ModuleStatus struct {
+	runtime.Stats
+	SHA256 string   `json:"sha256"`
+	Routes []string `json:"routes"`
+}
+
+// Status returns a snapshot of the node and of every loaded module.
+func (s *Server) Status() Status {
+	st := Status{NodeID: s.cfg.Server.NodeID, Clients: s.hub.count()}
+	routes := map[string][]string{}
+	for path, r := range *s.routes.Load() {
+		routes[r.module] = append(routes[r.module], path)
+	}
+	s.reloadMu.Lock()
+	for name, slot := range s.slots {
+		lm := slot.cur.Load()
+		paths := routes[name]
+		sort.Strings(paths)
+		st.Modules = append(st.Modules, ModuleStatus{Stats: lm.mod.Stats(), SHA256: lm.sha, Routes: paths})
+	}
+	s.reloadMu.Unlock()
+	sort.Slice(st.Modules, func(i, j int) bool { return st.Modules[i].Module < st.Modules[j].Module })
+	return st
+}
+
+func (s *Server) handleStatus(ctx *fasthttp.RequestCtx) {
+	if !s.adminAuthorized(ctx) {
+		adminError(ctx, fasthttp.StatusUnauthorized, wire.CodeUnauthorized, "missing or wrong Authorization: Bearer <push.secret>")
+		return
+	}
+	body, err := json.MarshalIndent(s.Status(), "", "  ")
+	if err != nil {
+		adminError(ctx, fasthttp.StatusInternalServerError, wire.CodeInternal, err.Error())
+		return
+	}
+	ctx.SetBody(append(body, '\n'))
+}
+
+func (s *Server) handleMetrics(ctx *fasthttp.RequestCtx) {
+	if !s.adminAuthorized(ctx) {
+		adminError(ctx, fasthttp.StatusUnauthorized, wire.CodeUnauthorized, "missing or wrong Authorization: Bearer <push.secret>")
+		return
+	}
+	ctx.SetContentType("text/plain; version=0.0.4")
+	ctx.SetBodyString(formatMetrics(s.Status()))
+}
+
+// formatMetrics writes st in the Prometheus text exposition format.
+func formatMetrics(st Status) string {
+	var b strings.Builder
+	metric := func(name, typ, help string, value func(m ModuleStatus) float64) {
+		fmt.Fprintf(&b, "# HELP wasmgate_%s %s\n# TYPE wasmgate_%s %s\n", name, help, name, typ)
+		for _, m := range st.Modules {
+			fmt.Fprintf(&b, "wasmgate_%s{module=%q} %g\n", name, m.Module, value(m))
+		}
+	}
+	fmt.Fprintf(&b, "# HELP wasmgate_clients Connected WebSocket clients on this node.\n# TYPE wasmgate_clients gauge\nwasmgate_clients %d\n", st.Clients)
+	metric("events_total", "counter", "Guest calls made.", func(m ModuleStatus) float64 { return float64(m.Events) })
+	metric("traps_total", "counter", "Guest calls that trapped or broke the ABI.", func(m ModuleStatus) float64 { return float64(m.Traps) })
+	metric("timeouts_total", "counter", "Guest calls stopped at their deadline.", func(m ModuleStatus) float64 { return float64(m.Timeouts) })
+	metric("quarantined", "gauge", "1 if the module is quarantined.", func(m ModuleStatus) float64 { return bool01(m.Quarantined != "") })
+	metric("instances", "gauge", "Live event instances.", func(m ModuleStatus) float64 { return float64(m.Instances) })
+	metric("busy_instances", "gauge", "Event instances running a call.", func(m ModuleStatus) float64 { return float64(m.Busy) })
+	metric("queued_events", "gauge", "Events waiting for an instance.", func(m ModuleStatus) float64 { return float64(m.Queued) })
+	metric("paused_readers", "gauge", "Callers paused because the event queue is full.", func(m ModuleStatus) float64 { return float64(m.Paused) })
+	metric("pauses_total", "counter", "Times a caller paused on a full event queue.", func(m ModuleStatus) float64 { return float64(m.Pauses) })
+	metric("tasks_running", "gauge", "on_task calls running.", func(m ModuleStatus) float64 { return float64(m.TaskBusy) })
+	metric("tasks_queued", "gauge", "Tasks waiting for a worker.", func(m ModuleStatus) float64 { return float64(m.TaskQueued) })
+	metric("tasks_total", "counter", "Tasks finished.", func(m ModuleStatus) float64 { return float64(m.TasksDone) })
+	metric("tasks_failed_total", "counter", "Tasks that failed, trapped or timed out.", func(m ModuleStatus) float64 { return float64(m.TasksFail) })
+	metric("timers", "gauge", "Pending timers.", func(m ModuleStatus) float64 { return float64(m.Timers) })
+	metric("timers_fired_total", "counter", "Timers delivered.", func(m ModuleStatus) float64 { return float64(m.TimersRun) })
+	metric("kv_keys", "gauge", "Keys in the module's key-value store.", func(m ModuleStatus) float64 { return float64(m.KVKeys) })
+	metric("kv_bytes", "gauge", "Bytes charged against kv_max_mb.", func(m ModuleStatus) float64 { return float64(m.KVBytes) })
+	return b.String()
+}
+
+func bool01(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
