@@ -156,7 +156,7 @@ func TestTimer_FiresIntoTheCurrentVersion(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	send(t, old, "stick")
+	send(t, old, "stimer")
 	// A reload: the new version becomes the target, the old one closes
 	// before the 20 ms timer fires.
 	cur, err := loadFixture(t, r, "state", "")
@@ -166,7 +166,7 @@ func TestTimer_FiresIntoTheCurrentVersion(t *testing.T) {
 	if err := old.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if got := waitSent(t, host, "timer", 1); got[0] != "Ttick" {
+	if got := waitSent(t, host, "timer", 1); got[0] != "Ttimer" {
 		t.Fatalf("on_timer got %q", got[0])
 	}
 	if st := cur.Stats(); st.TimersRun != 1 || st.Events < 1 {
@@ -181,9 +181,9 @@ func TestTimer_BoundedPerModule(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	send(t, m, "sa")
-	send(t, m, "sb")
-	send(t, m, "sc")
+	send(t, m, "stimer")
+	send(t, m, "stimer")
+	send(t, m, "stimer")
 	if want := fmt.Sprintf("result=%d", -int(abi.ErrnoLimit)); !strings.Contains(logs.String(), want) {
 		t.Errorf("third timer should fail with %s: %s", want, logs)
 	}

@@ -6,7 +6,7 @@
 ;; on_task: payload "x..." traps, "l..." loops forever, "f..." fails (returns 1
 ;; after task_result), anything else is its own result.
 ;; on_finish sends "<status><result>" to client "finish"; on_timer sends
-;; "T<payload>" to client "timer".
+;; "T<payload>" to the client whose id is the payload.
 (module
   (import "wasmgate" "send_to_client" (func $send (param i32 i32 i32 i32 i32) (result i32)))
   (import "wasmgate" "kv_incr" (func $kv_incr (param i32 i32 i64 i64 i32) (result i32)))
@@ -18,7 +18,6 @@
   (data (i32.const 0) "n")
   (data (i32.const 8) "k")
   (data (i32.const 32) "finish")
-  (data (i32.const 48) "timer")
   (func (export "wasmgate_abi_version") (result i32) (i32.const 1))
   (func (export "wasmgate_buffer") (param $n i32) (result i32)
     (local $need i32)
@@ -57,5 +56,5 @@
     (call $send (i32.const 32) (i32.const 6) (i32.const 1023) (i32.add (local.get $len) (i32.const 1)) (i32.const 0)))
   (func (export "on_timer") (param $tid i64) (param $len i32) (result i32)
     (i32.store8 (i32.const 1023) (i32.const 84)) ;; 'T'
-    (call $send (i32.const 48) (i32.const 5) (i32.const 1023) (i32.add (local.get $len) (i32.const 1)) (i32.const 0)))
+    (call $send (i32.const 1024) (local.get $len) (i32.const 1023) (i32.add (local.get $len) (i32.const 1)) (i32.const 0)))
 )
