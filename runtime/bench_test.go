@@ -42,6 +42,9 @@ func BenchmarkHostCall(b *testing.B) {
 		{"session/update_session", "loop_update_session"},
 		{"session/get_session", "loop_get_session"},
 		{"util/now", "loop_now"},
+		{"kv/kv_set", "loop_kv_set"}, // before kv_get, which reads its key
+		{"kv/kv_get", "loop_kv_get"},
+		{"kv/kv_incr", "loop_kv_incr"},
 	}
 	for _, f := range families {
 		b.Run(f.name, func(b *testing.B) {
@@ -153,4 +156,46 @@ func BenchmarkLoad_GoGuest(b *testing.B) {
 			}
 		})
 	}
+}
+
+// finishHost signals every on_finish answer (sent to client "finish" by
+// testdata/state.wat).
+type finishHost struct {
+	benchHost
+	finished chan struct{}
+}
+
+func (h *finishHost) SendToClient(_ context.Context, id string, _ abi.Message) error {
+	if id == "finish" {
+		h.finished <- struct{}{}
+	}
+	return nil
+}
+
+// BenchmarkTaskRoundTrip is one task's whole trip: on_message calls task,
+// a worker runs on_task on the task pool, and on_finish runs on a normal
+// instance and sends its answer.
+func BenchmarkTaskRoundTrip(b *testing.B) {
+	host := &finishHost{finished: make(chan struct{}, 1)}
+	r, err := New(context.Background(), Config{PoolSize: 2, TaskWorkers: 2, EventTimeout: 100 * time.Millisecond}, host, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer r.Close(context.Background())
+	m, err := r.LoadFile(context.Background(), "state", filepath.Join("testdata", "state.wasm"), "")
+	if err != nil {
+		b.Fatal(err)
+	}
+	msg := abi.Message{Data: []byte("tpayload")}
+	var worst time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		start := time.Now()
+		if err := m.OnMessage(context.Background(), "c1", msg); err != nil {
+			b.Fatal(err)
+		}
+		<-host.finished
+		worst = max(worst, time.Since(start))
+	}
+	b.ReportMetric(float64(worst.Microseconds()), "max-µs")
 }

@@ -44,13 +44,15 @@ func newKVStore(maxBytes int) *kvStore {
 
 func cost(key string, value []byte) int { return len(key) + len(value) + kvEntryOverhead }
 
-// liveLocked returns key's entry if it exists and has not expired.
-func (s *kvStore) liveLocked(key string, now int64) (kvEntry, bool) {
+// liveLocked returns key's entry if it exists and has not expired. The
+// clock is read only for an entry with a TTL: most keys have none, and
+// reading it costs as much as the map access.
+func (s *kvStore) liveLocked(key string) (kvEntry, bool) {
 	e, ok := s.entries[key]
 	if !ok {
 		return kvEntry{}, false
 	}
-	if e.expires != 0 && e.expires <= now {
+	if e.expires != 0 && e.expires <= s.now().UnixNano() {
 		s.deleteLocked(key, e)
 		return kvEntry{}, false
 	}
@@ -64,21 +66,21 @@ func (s *kvStore) deleteLocked(key string, e kvEntry) {
 
 // putLocked stores value (owned by the store from now on), replacing what
 // is there, if the size bound allows.
-func (s *kvStore) putLocked(key string, value []byte, ttl time.Duration, now int64) error {
+func (s *kvStore) putLocked(key string, value []byte, ttl time.Duration) error {
 	old, had := s.entries[key]
 	grow := cost(key, value)
 	if had {
 		grow -= cost(key, old.value)
 	}
 	if s.used+grow > s.maxBytes {
-		s.sweepLocked(now)
+		s.sweepLocked(s.now().UnixNano())
 		if s.used+grow > s.maxBytes {
 			return abi.ErrnoLimit
 		}
 	}
 	var expires int64
 	if ttl > 0 {
-		expires = now + ttl.Nanoseconds()
+		expires = s.now().UnixNano() + ttl.Nanoseconds()
 	}
 	s.entries[key] = kvEntry{value: value, expires: expires}
 	s.used += grow
@@ -97,7 +99,7 @@ func (s *kvStore) sweepLocked(now int64) {
 func (s *kvStore) Get(key string) ([]byte, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	e, ok := s.liveLocked(key, s.now().UnixNano())
+	e, ok := s.liveLocked(key)
 	if !ok {
 		return nil, abi.ErrnoNotFound
 	}
@@ -111,14 +113,14 @@ func (s *kvStore) Set(key string, value []byte, ttl time.Duration) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.putLocked(key, bytes.Clone(value), ttl, s.now().UnixNano())
+	return s.putLocked(key, bytes.Clone(value), ttl)
 }
 
 // Delete removes key and reports whether it was there.
 func (s *kvStore) Delete(key string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	e, ok := s.liveLocked(key, s.now().UnixNano())
+	e, ok := s.liveLocked(key)
 	if ok {
 		s.deleteLocked(key, e)
 	}
@@ -136,9 +138,8 @@ func (s *kvStore) Incr(key string, delta int64, ttl time.Duration) (int64, error
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	now := s.now().UnixNano()
 	var n int64
-	e, ok := s.liveLocked(key, now)
+	e, ok := s.liveLocked(key)
 	if ok {
 		var err error
 		if n, err = strconv.ParseInt(string(e.value), 10, 64); err != nil {
@@ -151,13 +152,13 @@ func (s *kvStore) Incr(key string, delta int64, ttl time.Duration) (int64, error
 	}
 	value := strconv.AppendInt(nil, sum, 10)
 	if ok {
-		if err := s.putLocked(key, value, 0, now); err != nil {
+		if err := s.putLocked(key, value, 0); err != nil {
 			return 0, err
 		}
 		s.entries[key] = kvEntry{value: value, expires: e.expires}
 		return sum, nil
 	}
-	return sum, s.putLocked(key, value, ttl, now)
+	return sum, s.putLocked(key, value, ttl)
 }
 
 // CompareAndSwap sets key to value if its current value equals old (or, with
@@ -168,12 +169,11 @@ func (s *kvStore) CompareAndSwap(key string, old []byte, absent bool, value []by
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	now := s.now().UnixNano()
-	e, ok := s.liveLocked(key, now)
+	e, ok := s.liveLocked(key)
 	if absent == ok || (ok && !bytes.Equal(e.value, old)) {
 		return false, nil
 	}
-	if err := s.putLocked(key, bytes.Clone(value), ttl, now); err != nil {
+	if err := s.putLocked(key, bytes.Clone(value), ttl); err != nil {
 		return false, err
 	}
 	return true, nil

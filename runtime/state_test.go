@@ -43,23 +43,37 @@ func send(t *testing.T, m *Module, msg string) {
 }
 
 func TestKV_ConcurrentIncrFromAllInstances(t *testing.T) {
+	// Eight instances held at once, each running on_message("i") 125 times
+	// on its own goroutine: 1,000 kv_incr from eight instances that share
+	// no memory must sum exactly.
 	m := loadWith(t, Config{PoolSize: 8}, &recordingHost{}, "state")
+	ctx := context.Background()
+	insts := make([]*instance, 8)
+	for i := range insts {
+		inst, err := m.pool.get(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		insts[i] = inst
+	}
 	var wg sync.WaitGroup
-	errs := make(chan error, 1000)
-	for range 1000 {
+	for _, inst := range insts {
 		wg.Go(func() {
-			if err := m.OnMessage(context.Background(), "c1", abi.Message{Data: []byte("i")}); err != nil {
-				errs <- err
+			for range 125 {
+				if err := inst.writeMessage("c1", []byte("i")); err != nil {
+					t.Error(err)
+					return
+				}
+				if rc, err := inst.call(inst.onMessage, 2, 1, 0); rc != 0 || err != nil {
+					t.Errorf("kv_incr: %d, %v", rc, err)
+					return
+				}
 			}
 		})
 	}
 	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatal(err)
-	}
-	if st := m.Stats(); st.Instances < 2 {
-		t.Errorf("only %d instance(s) served the increments; the test wants several", st.Instances)
+	for _, inst := range insts {
+		m.pool.put(inst, true)
 	}
 	v, err := m.state.kv.Get("n")
 	if err != nil || string(v) != "1000" {

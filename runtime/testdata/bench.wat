@@ -1,6 +1,7 @@
 ;; bench.wat: each loop_* export calls one host function n times, for the
 ;; host-call micro-benchmarks. Data: id "c1" at 0, uid "u1" at 16, group
-;; "g1" at 32, message "hello" at 48, session JSON at 64, output at 4096.
+;; "g1" at 32, message "hello" at 48, session JSON at 64, output at 4096;
+;; KV key "u1" and value "hello", counter key "g1".
 (module
   (import "wasmgate" "send_to_client" (func $send (param i32 i32 i32 i32 i32) (result i32)))
   (import "wasmgate" "bind_uid" (func $bind (param i32 i32 i32 i32) (result i32)))
@@ -9,6 +10,9 @@
   (import "wasmgate" "update_session" (func $upd (param i32 i32 i32 i32) (result i32)))
   (import "wasmgate" "get_session" (func $getsess (param i32 i32 i32 i32) (result i32)))
   (import "wasmgate" "now" (func $now (result i64)))
+  (import "wasmgate" "kv_get" (func $kv_get (param i32 i32 i32 i32) (result i32)))
+  (import "wasmgate" "kv_set" (func $kv_set (param i32 i32 i32 i32 i64) (result i32)))
+  (import "wasmgate" "kv_incr" (func $kv_incr (param i32 i32 i64 i64 i32) (result i32)))
   (memory (export "memory") 1)
   (data (i32.const 0) "c1")
   (data (i32.const 16) "u1")
@@ -38,5 +42,14 @@
       (br_if $l (local.tee $n (i32.sub (local.get $n) (i32.const 1))))))
   (func (export "loop_now") (param $n i32)
     (loop $l (drop (call $now))
+      (br_if $l (local.tee $n (i32.sub (local.get $n) (i32.const 1))))))
+  (func (export "loop_kv_set") (param $n i32)
+    (loop $l (drop (call $kv_set (i32.const 16) (i32.const 2) (i32.const 48) (i32.const 5) (i64.const 0)))
+      (br_if $l (local.tee $n (i32.sub (local.get $n) (i32.const 1))))))
+  (func (export "loop_kv_get") (param $n i32)
+    (loop $l (drop (call $kv_get (i32.const 16) (i32.const 2) (i32.const 4096) (i32.const 1024)))
+      (br_if $l (local.tee $n (i32.sub (local.get $n) (i32.const 1))))))
+  (func (export "loop_kv_incr") (param $n i32)
+    (loop $l (drop (call $kv_incr (i32.const 32) (i32.const 2) (i64.const 1) (i64.const 0) (i32.const 4096)))
       (br_if $l (local.tee $n (i32.sub (local.get $n) (i32.const 1))))))
 )
