@@ -45,7 +45,7 @@ func instanceFrom(ctx context.Context) *instance {
 }
 
 func (m *Module) newInstance(ctx context.Context) (*instance, error) {
-	inst := &instance{mod: m, stdout: newLogWriter(m.rt.log, m.name)}
+	inst := &instance{mod: m, stdout: newLogWriter(m.rt.log, m.name, m.logLimit)}
 	inst.ctx = context.WithValue(context.WithoutCancel(ctx), callStateKey{}, inst)
 	cfg := wazero.NewModuleConfig().
 		WithName("").

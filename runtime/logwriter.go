@@ -14,22 +14,31 @@ const maxLogLine = 4096
 const truncatedMark = " [truncated]"
 
 // logWriter turns a guest's stdout/stderr into log records, one per line,
-// tagged with the module name. It belongs to one instance, so it needs no lock.
+// tagged with the module name. It belongs to one instance, so it needs no
+// lock; the module's limiter, shared by its instances, decides which lines
+// are logged (loglimit.go).
 type logWriter struct {
 	log    *slog.Logger
 	module string
+	limit  *logLimiter // nil: every line is logged
 	line   []byte
 	// skipping is set once an over-long line has been logged (cut): the
 	// rest of it, up to its newline, is discarded.
 	skipping bool
+	// now is the limiter's clock reading for the lines of the current
+	// Write (a flood of short lines reads the clock once per write, not
+	// once per line); valid only if stamped.
+	now     int64
+	stamped bool
 }
 
-func newLogWriter(log *slog.Logger, module string) *logWriter {
-	return &logWriter{log: log, module: module}
+func newLogWriter(log *slog.Logger, module string, limit *logLimiter) *logWriter {
+	return &logWriter{log: log, module: module, limit: limit}
 }
 
 // Write implements io.Writer.
 func (w *logWriter) Write(p []byte) (int, error) {
+	w.stamped = false
 	n := len(p)
 	for len(p) > 0 {
 		i := bytes.IndexByte(p, '\n')
@@ -73,15 +82,28 @@ func (w *logWriter) endLine() {
 
 // Flush logs a pending partial line.
 func (w *logWriter) Flush() {
-	w.skipping = false
+	w.stamped, w.skipping = false, false
 	w.emit()
 }
 
-// emit logs the current line, if any.
+// emit logs the current line, if any and if the limiter lets it through.
 func (w *logWriter) emit() {
 	if len(w.line) == 0 {
 		return
 	}
-	w.log.LogAttrs(context.Background(), slog.LevelInfo, string(w.line), slog.String("module", w.module), slog.String("stream", "guest"))
+	if w.allow(len(w.line)) {
+		w.log.LogAttrs(context.Background(), slog.LevelInfo, string(w.line), slog.String("module", w.module), slog.String("stream", "guest"))
+	}
 	w.line = w.line[:0]
+}
+
+// allow asks the limiter, if any, about a line of n bytes.
+func (w *logWriter) allow(n int) bool {
+	if w.limit == nil {
+		return true
+	}
+	if !w.stamped {
+		w.now, w.stamped = w.limit.now(), true
+	}
+	return w.limit.allowAt(w.now, n)
 }

@@ -28,7 +28,7 @@ func TestLogWriter_LongLineIsOneRecord(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			h := &recordHandler{}
-			w := newLogWriter(slog.New(h), "m")
+			w := newLogWriter(slog.New(h), "m", nil)
 			for _, s := range tc.writes {
 				if n, err := w.Write([]byte(s)); n != len(s) || err != nil {
 					t.Fatalf("Write = %d, %v; want %d, nil", n, err, len(s))

@@ -23,10 +23,12 @@ type Module struct {
 	compiled wazero.CompiledModule
 	exports  exportSet
 	pool     *pool
+	logLimit *logLimiter // shared by the instances' log lines (loglimit.go)
 }
 
 func newModule(rt *Runtime, name string, compiled wazero.CompiledModule, exports exportSet, config string) *Module {
 	m := &Module{rt: rt, name: name, config: config, compiled: compiled, exports: exports}
+	m.logLimit = newLogLimiter(rt.cfg, rt.log, name)
 	m.pool = newPool(rt.cfg.PoolSize, m.newInstance)
 	return m
 }

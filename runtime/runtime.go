@@ -43,6 +43,19 @@ type Config struct {
 	// MaxMessageSize bounds what a guest may hand the host in one message
 	// or session; longer arguments fail with ErrnoTooLarge before any copy.
 	MaxMessageSize int
+	// Guest log limits, per module (shared by its instances), over its
+	// stdout/stderr lines and log host calls together. Lines over either
+	// budget are dropped and counted; the next line let through is preceded
+	// by one "guest log lines suppressed" record with the counts.
+	//
+	// LogLinesPerSecond is the sustained rate of lines (0: 100; negative:
+	// no line limit). LogBurst is how many lines may come at once (0: twice
+	// LogLinesPerSecond). LogBytesPerSecond is the sustained rate of bytes
+	// (0: 64 KiB; negative: no byte limit), with a burst of two seconds'
+	// worth.
+	LogLinesPerSecond int
+	LogBurst          int
+	LogBytesPerSecond int
 }
 
 // Runtime compiles and runs handler modules against one abi.Host.
