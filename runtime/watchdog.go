@@ -17,7 +17,9 @@ import (
 // its deadline is claimed by a CAS on the instance's callStart — the event
 // itself CASes it back to 0 when it returns, so exactly one side wins — and
 // its module is closed, which makes the running guest exit at its next
-// loop back-edge or call.
+// loop back-edge. Only there: wazero v1.12 checks nowhere else, so a guest
+// that recurses without looping runs until it returns or overflows its
+// stack, past the deadline (TestModule_LoopFreeRecursionPastDeadline).
 
 func (r *Runtime) startWatchdog() {
 	if r.cfg.EventTimeout <= 0 {
