@@ -23,6 +23,7 @@ type instance struct {
 	wasm   api.Module
 	mem    api.Memory
 	ctx    context.Context // carries the instance to host functions
+	stop   *stopContext    // ctx's parent; the watchdog stops runaway calls through it
 	stdout *logWriter
 
 	buffer, onMessage, onHandshake, onConnect, onClose api.Function
@@ -46,7 +47,8 @@ func instanceFrom(ctx context.Context) *instance {
 
 func (m *Module) newInstance(ctx context.Context) (*instance, error) {
 	inst := &instance{mod: m, stdout: newLogWriter(m.rt.log, m.name, m.logLimit)}
-	inst.ctx = context.WithValue(context.WithoutCancel(ctx), callStateKey{}, inst)
+	inst.stop = newStopContext(ctx)
+	inst.ctx = context.WithValue(inst.stop, callStateKey{}, inst)
 	cfg := wazero.NewModuleConfig().
 		WithName("").
 		WithSysNanotime().WithSysWalltime(). // no WithSysNanosleep: a sleeping guest would block its caller

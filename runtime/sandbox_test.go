@@ -108,3 +108,24 @@ func TestModule_GarbageBufferPointerFailsEvent(t *testing.T) {
 		t.Fatalf("%d sends from a guest whose events never ran", n)
 	}
 }
+
+// TestModule_DeadlineStopsGuestInWASICall stops guests that spend their
+// time in WASI fd_write: the watchdog must not release the module's
+// resources (its WASI file table) under the running call, a data race that
+// -race reports.
+func TestModule_DeadlineStopsGuestInWASICall(t *testing.T) {
+	host := &recordingHost{}
+	m := loadWith(t, Config{PoolSize: 2, EventTimeout: 5 * time.Millisecond}, host, "stdout_flood")
+	for i := 0; i < 5; i++ {
+		err := m.OnMessage(context.Background(), "c1", abi.Message{Data: []byte("flood")})
+		if err == nil {
+			continue // the machine wrote 4 MiB within 5 ms
+		}
+		if !errors.Is(err, ErrTrap) || !strings.Contains(err.Error(), "deadline") {
+			t.Fatalf("flood %d: err = %v, want a deadline trap", i, err)
+		}
+	}
+	if err := m.OnMessage(context.Background(), "c1", abi.Message{Data: []byte("ok")}); err != nil {
+		t.Fatalf("event after the stopped floods: %v", err)
+	}
+}
