@@ -137,14 +137,8 @@ func TestSandbox_MisbehavingGuestsDoNotDisturbEcho(t *testing.T) {
 	}()
 	var maxLatency time.Duration
 	received, lastAt := 0, time.Now()
-	readEcho := func() error {
-		// A lost echo shows as the next one arriving out of order; the
-		// timeout only catches a stall (or the last ones lost), and is
-		// generous: -race on a loaded machine stalls for seconds.
-		f, ok := echo.next(10 * time.Second)
+	checkEcho := func(f frame) error {
 		switch {
-		case !ok:
-			return fmt.Errorf("no echo of %d within 10s", received)
 		case f.err != nil:
 			return fmt.Errorf("echo connection ended after %d echoes: %w", received, f.err)
 		case string(f.data) != "A:"+strconv.Itoa(received):
@@ -156,20 +150,29 @@ func TestSandbox_MisbehavingGuestsDoNotDisturbEcho(t *testing.T) {
 		credit <- struct{}{}
 		return nil
 	}
+	// A lost echo shows as the next one arriving out of order; the stall
+	// timeout only catches the last ones lost, and is generous: -race on a
+	// loaded machine stalls for seconds.
+	const stall = 10 * time.Second
 	var echoErr error
-	for writing := true; writing; {
+	for writing := true; writing && echoErr == nil; {
 		select {
-		case err := <-writerDone:
-			echoErr, writing = err, false
-		default:
-			if err := readEcho(); err != nil {
-				echoErr, writing = err, false
-			}
+		case echoErr = <-writerDone:
+			writing = false
+		case f := <-echo.in:
+			echoErr = checkEcho(f)
+		case <-time.After(stall):
+			echoErr = fmt.Errorf("no echo of %d within %v", received, stall)
 		}
 	}
 	stop.Store(true)
 	for echoErr == nil && int64(received) < sent.Load() {
-		echoErr = readEcho()
+		f, ok := echo.next(stall)
+		if !ok {
+			echoErr = fmt.Errorf("no echo of %d within %v", received, stall)
+			break
+		}
+		echoErr = checkEcho(f)
 	}
 	misbehaving.Wait()
 	if echoErr != nil {
