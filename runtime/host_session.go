@@ -54,9 +54,10 @@ func (h hostFuncs) log(ctx context.Context, mod api.Module, stack []uint64) {
 		return
 	}
 	inst := instanceFrom(ctx)
-	if inst != nil {
-		slevel := slog.Level(4 * (level - abi.LogInfo)) // debug -4, info 0, warn 4, error 8
-		inst.mod.rt.log.LogAttrs(ctx, slevel, string(msg[:min(len(msg), maxLogLine)]), slog.String("module", inst.mod.name))
+	slevel := slog.Level(4 * (level - abi.LogInfo)) // debug -4, info 0, warn 4, error 8
+	// A record the logger would discard costs no log budget.
+	if msg = msg[:min(len(msg), maxLogLine)]; inst != nil && inst.mod.rt.log.Enabled(ctx, slevel) && inst.mod.logLimit.allow(len(msg)) {
+		inst.mod.rt.log.LogAttrs(ctx, slevel, string(msg), slog.String("module", inst.mod.name))
 	}
 	setResult(stack, 0)
 }

@@ -24,6 +24,7 @@ type instance struct {
 	wasm   api.Module
 	mem    api.Memory
 	ctx    context.Context // carries the instance to host functions
+	stop   *stopContext    // ctx's parent; the watchdog stops runaway calls through it
 	stdout *logWriter
 
 	buffer, onMessage, onHandshake, onConnect, onClose api.Function
@@ -57,8 +58,9 @@ func (m *Module) newInstance(ctx context.Context, timeout time.Duration) (*insta
 	if err := m.health.waitRestart(ctx); err != nil {
 		return nil, err
 	}
-	inst := &instance{mod: m, stdout: newLogWriter(m.rt.log, m.name), timeout: timeout}
-	inst.ctx = context.WithValue(context.WithoutCancel(ctx), callStateKey{}, inst)
+	inst := &instance{mod: m, stdout: newLogWriter(m.rt.log, m.name, m.logLimit), timeout: timeout}
+	inst.stop = newStopContext(ctx)
+	inst.ctx = context.WithValue(inst.stop, callStateKey{}, inst)
 	cfg := wazero.NewModuleConfig().
 		WithName("").
 		WithSysNanotime().WithSysWalltime(). // no WithSysNanosleep: a sleeping guest would block its caller

@@ -28,11 +28,13 @@ type Module struct {
 	state    *State
 	health   health
 	events   atomic.Int64 // guest calls made, for Stats
+	logLimit *logLimiter  // shared by the instances' log lines (loglimit.go)
 }
 
 func newModule(rt *Runtime, name string, compiled wazero.CompiledModule, exports exportSet, config string) *Module {
 	m := &Module{rt: rt, name: name, config: config, compiled: compiled, exports: exports, state: rt.state(name)}
 	m.health.cfg = rt.cfg
+	m.logLimit = newLogLimiter(rt.cfg, rt.log, name)
 	m.pool = newPool(rt.cfg.PoolSize, rt.cfg.EventQueue, func(ctx context.Context) (*instance, error) {
 		return m.newInstance(ctx, rt.cfg.EventTimeout)
 	})

@@ -74,6 +74,20 @@ type Config struct {
 	// OnQuarantine, if set, is called (on its own goroutine) when a module
 	// version is quarantined, with the reason.
 	OnQuarantine func(m *Module, reason string)
+
+	// Guest log limits, per module (shared by its instances), over its
+	// stdout/stderr lines and log host calls together. Lines over either
+	// budget are dropped and counted; the next line let through is preceded
+	// by one "guest log lines suppressed" record with the counts.
+	//
+	// LogLinesPerSecond is the sustained rate of lines (0: 100; negative:
+	// no line limit). LogBurst is how many lines may come at once (0: twice
+	// LogLinesPerSecond). LogBytesPerSecond is the sustained rate of bytes
+	// (0: 64 KiB; negative: no byte limit), with a burst of two seconds'
+	// worth.
+	LogLinesPerSecond int
+	LogBurst          int
+	LogBytesPerSecond int
 }
 
 // withDefaults fills the zero fields that have a default.

@@ -291,12 +291,36 @@ func TestModule_GuestSeesNoEnvArgsOrFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := host.messages()
-	if len(got) != 1 || len(got[0].msg.Data) != 12 {
+	if len(got) != 1 || len(got[0].msg.Data) != 56 {
 		t.Fatalf("sends = %+v", got)
 	}
 	d := got[0].msg.Data
-	env, args, prestat := binary.LittleEndian.Uint32(d), binary.LittleEndian.Uint32(d[4:]), binary.LittleEndian.Uint32(d[8:])
-	if env != 0 || args != 0 || prestat != 8 {
-		t.Fatalf("guest sees %d env vars, %d args, fd_prestat_get(3) = %d; want 0, 0, 8 (EBADF: nothing mounted)", env, args, prestat)
+	at := func(off int) int32 { return int32(binary.LittleEndian.Uint32(d[off:])) }
+	const ebadf = 8
+	checks := []struct {
+		what      string
+		got, want int32
+	}{
+		{"environ_sizes_get count", at(0), 0},
+		{"environ_sizes_get size", at(4), 0},
+		{"args_sizes_get count", at(8), 0},
+		{"args_sizes_get size", at(12), 0},
+		{"fd_prestat_get(3)", at(16), ebadf},
+		{"path_open(3, etc/passwd)", at(20), ebadf},
+		{"path_open(4, etc/passwd)", at(24), ebadf},
+		{"path_open(5, etc/passwd)", at(28), ebadf},
+		{"fd written by path_open", at(32), -1},
+		{"fd_read(3)", at(36), ebadf},
+		{"bytes read from fd 3", at(40), -1},
+		{"fd_read(0) (stdin)", at(44), 0},
+		{"bytes read from stdin", at(48), 0},
+	}
+	for _, c := range checks {
+		if c.got != c.want {
+			t.Errorf("%s = %d, want %d", c.what, c.got, c.want)
+		}
+	}
+	if string(d[52:56]) != "SENT" {
+		t.Errorf("read buffer now holds %q: something was read", d[52:56])
 	}
 }

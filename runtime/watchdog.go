@@ -1,23 +1,21 @@
 package runtime
 
-import (
-	"context"
-	"time"
+import "time"
 
-	"github.com/tetratelabs/wazero/sys"
-)
-
-// The watchdog enforces Config.EventTimeout. Every call runs under a
-// context that never ends (no timer or context allocated per event), the
-// runtime is compiled with termination checks (WithCloseOnContextDone), and
-// one goroutine per Runtime looks at the start time of every busy instance a
-// few times per timeout. (wazero v1.12 still starts a goroutine per call
-// once termination checks are compiled in, whatever the context: about
-// +1.1 µs per event here, see docs/BENCHMARKS.md.) A call past
-// its deadline is claimed by a CAS on the instance's callStart — the event
-// itself CASes it back to 0 when it returns, so exactly one side wins — and
-// its module is closed, which makes the running guest exit at its next
-// loop back-edge or call.
+// The watchdog enforces Config.EventTimeout. Every call runs under its
+// instance's context, which never ends by itself (no timer or context
+// allocated per event), the runtime is compiled with termination checks
+// (WithCloseOnContextDone), and one goroutine per Runtime looks at the
+// start time of every busy instance a few times per timeout. (wazero v1.12
+// starts a goroutine per call once termination checks are compiled in, to
+// watch the context: about +1.1 µs per event here, see docs/BENCHMARKS.md.)
+// A call past its deadline is claimed by a CAS on the instance's callStart
+// — the event itself CASes it back to 0 when it returns, so exactly one side
+// wins — and the instance's context is ended (stopctx.go), which makes
+// wazero close the module and the running guest exit at its next loop
+// back-edge. Only there: wazero v1.12 checks nowhere else, so a guest that
+// recurses without looping runs until it returns or overflows its stack,
+// past the deadline (TestModule_LoopFreeRecursionPastDeadline).
 
 func (r *Runtime) startWatchdog() {
 	if r.cfg.EventTimeout <= 0 {
@@ -45,7 +43,7 @@ func (r *Runtime) stopOverdue(now time.Time) {
 	stop := func(inst *instance) {
 		start := inst.callStart.Load()
 		if start != 0 && start < now.UnixNano()-inst.timeout.Nanoseconds() && inst.callStart.CompareAndSwap(start, -1) {
-			_ = inst.wasm.CloseWithExitCode(context.Background(), sys.ExitCodeDeadlineExceeded)
+			inst.stop.stop()
 		}
 	}
 	for _, m := range r.liveModules() {

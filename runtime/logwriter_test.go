@@ -1,0 +1,63 @@
+package runtime
+
+import (
+	"log/slog"
+	"strings"
+	"testing"
+)
+
+func TestLogWriter_LongLineIsOneRecord(t *testing.T) {
+	long := strings.Repeat("x", 3*maxLogLine+100)
+	cut := long[:maxLogLine] + truncatedMark
+	tests := []struct {
+		name   string
+		writes []string
+		flush  bool
+		want   []string
+	}{
+		{"one write", []string{long + "\nnext\n"}, false, []string{cut, "next"}},
+		{"many small writes", chunks(long+"\nnext\n", 1000), false, []string{cut, "next"}},
+		{"byte by byte", chunks(long+"\nnext\n", 1), false, []string{cut, "next"}},
+		{"cut at the newline", []string{long[:maxLogLine+1], "\n", "next\n"}, false, []string{cut, "next"}},
+		{"exactly the cap", []string{long[:maxLogLine] + "\n"}, false, []string{long[:maxLogLine]}},
+		{"no newline, then flush", []string{long}, true, []string{cut}},
+		{"two long lines", []string{long + "\n" + long + "\n"}, false, []string{cut, cut}},
+		{"partial line flushed", []string{"a\nb"}, true, []string{"a", "b"}},
+		{"empty lines", []string{"\n\na\n\n"}, false, []string{"a"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h := &recordHandler{}
+			w := newLogWriter(slog.New(h), "m", nil)
+			for _, s := range tc.writes {
+				if n, err := w.Write([]byte(s)); n != len(s) || err != nil {
+					t.Fatalf("Write = %d, %v; want %d, nil", n, err, len(s))
+				}
+			}
+			if tc.flush {
+				w.Flush()
+			}
+			got := h.all()
+			if len(got) != len(tc.want) {
+				t.Fatalf("%d records, want %d", len(got), len(tc.want))
+			}
+			for i, r := range got {
+				if r.msg != tc.want[i] {
+					t.Errorf("record %d: %d bytes %.20q…, want %d bytes %.20q…", i, len(r.msg), r.msg, len(tc.want[i]), tc.want[i])
+				}
+				if r.attrs["module"].String() != "m" {
+					t.Errorf("record %d has module %v", i, r.attrs["module"])
+				}
+			}
+		})
+	}
+}
+
+func chunks(s string, n int) []string {
+	var out []string
+	for len(s) > n {
+		out = append(out, s[:n])
+		s = s[n:]
+	}
+	return append(out, s)
+}
