@@ -56,6 +56,10 @@ type RuntimeConfig struct {
 	CrashWindow       Duration `toml:"crash_window"`
 	RestartBackoff    Duration `toml:"restart_backoff"`
 	RestartBackoffMax Duration `toml:"restart_backoff_max"`
+
+	LogLinesPerSecond int `toml:"log_lines_per_second"`
+	LogBurst          int `toml:"log_burst"`
+	LogBytesPerSecond int `toml:"log_bytes_per_second"`
 }
 
 // PushConfig is the [push] table: the inner TCP text port backends push
@@ -119,6 +123,7 @@ func DefaultConfig() Config {
 			TaskWorkers: 2, TaskQueue: 256, TaskTimeout: Duration{10 * time.Second}, KVMaxMB: 16, MaxTimers: 1000,
 			CrashLimit: 20, CrashWindow: Duration{time.Minute},
 			RestartBackoff: Duration{10 * time.Millisecond}, RestartBackoffMax: Duration{5 * time.Second},
+			LogLinesPerSecond: 100, LogBurst: 200, LogBytesPerSecond: 64 << 10,
 		},
 		Push: PushConfig{
 			Listen:       "127.0.0.1:5678",
@@ -230,6 +235,9 @@ func (c *Config) validateRuntime(bad func(key, format string, args ...any)) {
 	between("runtime.kv_max_mb", r.KVMaxMB, 1, 4096, "")
 	between("runtime.max_timers", r.MaxTimers, 1, 1<<20, "")
 	between("runtime.crash_limit", r.CrashLimit, 0, 1<<20, " (0 never quarantines)")
+	between("runtime.log_lines_per_second", r.LogLinesPerSecond, -1, 1<<20, " (-1: no limit)")
+	between("runtime.log_burst", r.LogBurst, 0, 1<<20, " (0: twice log_lines_per_second)")
+	between("runtime.log_bytes_per_second", r.LogBytesPerSecond, -1, 1<<30, " (-1: no limit)")
 	for _, d := range []struct {
 		key string
 		v   Duration

@@ -69,6 +69,12 @@ func TestSandbox_MisbehavingGuestsDoNotDisturbEcho(t *testing.T) {
 	srv := startServer(t, handlersWith(t, names...), func(c *server.Config) {
 		c.Runtime.EventTimeout.Duration = sandboxEventTimeout
 		c.Runtime.MemoryLimit = 16 // MiB: the memory bomb stops at 256 pages
+		// Failing over and over is the point here: no quarantine, and no
+		// restart back-off growing past the test (TestQuarantine_* covers
+		// both).
+		c.Runtime.CrashLimit = 0
+		c.Runtime.RestartBackoff.Duration = 0
+		c.Runtime.RestartBackoffMax.Duration = 0
 	})
 	start := time.Now()
 

@@ -164,6 +164,9 @@ func (s *Server) newRuntime(ctx context.Context) error {
 		RestartBackoff:    rc.RestartBackoff.Duration,
 		RestartBackoffMax: rc.RestartBackoffMax.Duration,
 		OnQuarantine:      s.quarantined,
+		LogLinesPerSecond: rc.LogLinesPerSecond,
+		LogBurst:          rc.LogBurst,
+		LogBytesPerSecond: rc.LogBytesPerSecond,
 	}, s.gw, s.log)
 	return err
 }
