@@ -12,10 +12,13 @@ const (
 	ErrnoSuccess Errno = 0
 	// ErrnoBadPointer: a (pointer, length) pair is outside guest memory.
 	ErrnoBadPointer Errno = 1
-	// ErrnoInvalid: an argument is malformed (empty id, bad list encoding,
-	// unknown flag, session not a JSON object).
+	// ErrnoInvalid: an argument is malformed (empty id or key, bad list
+	// encoding, unknown flag, session not a JSON object, negative ttl or
+	// delay), or kv_incr met a value that is not an integer or would
+	// overflow.
 	ErrnoInvalid Errno = 2
-	// ErrnoNotFound: the client is not connected.
+	// ErrnoNotFound: the client is not connected, or kv_get's key is
+	// absent.
 	ErrnoNotFound Errno = 3
 	// ErrnoTooLarge: a message or value is over the configured maximum.
 	ErrnoTooLarge Errno = 4

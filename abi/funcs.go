@@ -21,11 +21,12 @@ type Func struct {
 }
 
 // Host function import names (module HostModule). Every function returns an
-// i32 (except now, which returns an i64): a negative value is -Errno; a
-// non-negative value is the function's result (0, a count, a flag, or the
-// full size of an output). A function with (out_ptr, out_cap) writes its
-// output only when it fits in out_cap bytes, and always returns its full size,
-// so a guest whose buffer was too small calls again with a larger one.
+// i32 (except now, task and set_timer, which return an i64): a negative
+// value is -Errno (now never fails); a non-negative value is the function's
+// result (0, a count, a flag, an id, or the full size of an output). A
+// function with (out_ptr, out_cap) writes its output only when it fits in
+// out_cap bytes, and always returns its full size, so a guest whose buffer
+// was too small calls again with a larger one.
 const (
 	FuncSendToClient            = "send_to_client"
 	FuncSendToAll               = "send_to_all"

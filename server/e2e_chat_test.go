@@ -6,6 +6,8 @@ import (
 	"sort"
 	"testing"
 	"time"
+
+	"github.com/wasmgate/wasmgate/server"
 )
 
 // chatClient is a client of the chat example with its client id.
@@ -239,5 +241,68 @@ func TestChat_BroadcastOnlineKickLogout(t *testing.T) {
 	b.expectType("logout")
 	if st := a.stats("", "bob"); st["uid_online"] != false {
 		t.Fatalf("bob still online after logout: %v", st)
+	}
+}
+
+// TestChat_RateLimit: a client may send 20 messages per one-second window
+// (kv_incr on "rate:<client id>" with a 1 s TTL); the rest are dropped with
+// an error. Other clients are not affected, and the next window is open.
+func TestChat_RateLimit(t *testing.T) {
+	const limit = 20 // the chat's default
+	srv := startServer(t, handlersWith(t, "chat"), nil)
+	other := srv.chat(t)
+	// A raw client: its window starts with the burst's first message.
+	a := srv.dial(t, "/chat")
+	for range limit + 5 {
+		a.sendJSON(map[string]string{"type": "whoami"})
+	}
+	answered, limited := 0, 0
+	for range limit + 5 {
+		m := a.readJSON()
+		switch {
+		case m["type"] == "whoami" && limited == 0:
+			answered++
+		case m["type"] == "error" && m["error"] == "rate limited":
+			limited++
+		default:
+			t.Fatalf("after %d answers and %d refusals: %v", answered, limited, m)
+		}
+	}
+	if answered != limit || limited != 5 {
+		t.Fatalf("%d answered, %d rate limited; want %d and 5", answered, limited, limit)
+	}
+	a.expectSilence(50 * time.Millisecond)
+
+	other.sendJSON(map[string]string{"type": "whoami"})
+	other.expectType("whoami")
+
+	time.Sleep(1100 * time.Millisecond) // the window ends
+	a.sendJSON(map[string]string{"type": "whoami"})
+	a.expectType("whoami")
+}
+
+// TestChat_RateLimitFromConfig: config = "rate_limit=N" sets the limit; 0
+// turns it off.
+func TestChat_RateLimitFromConfig(t *testing.T) {
+	for _, c := range []struct {
+		config  string
+		limited int
+	}{{"rate_limit=2", 8}, {"rate_limit=0", 0}} {
+		srv := startServer(t, handlersWith(t, "chat"), func(cfg *server.Config) {
+			cfg.Modules = map[string]server.ModuleConfig{"chat": {Config: c.config}}
+		})
+		a := srv.dial(t, "/chat")
+		for range 10 {
+			a.sendJSON(map[string]string{"type": "whoami"})
+		}
+		limited := 0
+		for range 10 {
+			if m := a.readJSON(); m["type"] == "error" {
+				limited++
+			}
+		}
+		if limited != c.limited {
+			t.Errorf("config %q: %d of 10 rate limited, want %d", c.config, limited, c.limited)
+		}
 	}
 }

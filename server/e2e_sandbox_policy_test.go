@@ -112,6 +112,12 @@ func TestTimer_SurvivesReload(t *testing.T) {
 		return len(ids) == 1
 	})
 	c.sendText("s" + ids[0]) // on_timer (20 ms later) sends "T<id>" to that client
+	// The old build must have handled that message (set the timer) before
+	// the reload; otherwise the new one does, and runs two events.
+	eventually(t, "the timer to be set", func() bool {
+		st := moduleStatus(t, srv, "state")
+		return st.Timers+int(st.TimersRun) > 0
+	})
 	// Same code, new bytes (a custom section): a real replacement.
 	path := filepath.Join(dir, "state.wasm")
 	data, err := os.ReadFile(path)

@@ -20,6 +20,13 @@
 // Bad JSON, an unknown type or a failed host call gets {"type":"error",
 // "error":"…"}. to_uid and ungroup send nothing back when they succeed.
 //
+// Each client may send at most 20 messages per second (fixed one-second
+// windows, counted with kv_incr under "rate:<client id>" in the module's
+// key-value store, which all instances share). A message over the limit is
+// dropped and answered {"type":"error","error":"rate limited"}. The module
+// config sets the limit: config = "rate_limit=50" under [modules.chat] in
+// config.toml; "rate_limit=0" turns it off.
+//
 // Different instances may serve different events of one client, so the rooms
 // a client joined are kept in its session, as {"rooms":{"r":true}} (a room it
 // left is set to false rather than removed, since update_session can only
@@ -29,6 +36,9 @@ package main
 import (
 	"encoding/json"
 	"sort"
+	"strconv"
+	"strings"
+	"time"
 
 	"github.com/wasmgate/wasmgate/guest-examples/gateway"
 )
@@ -102,12 +112,61 @@ type statsReply struct {
 }
 
 func init() {
+	gateway.OnStart(configure)
 	gateway.OnMessage(onMessage)
+	gateway.OnClose(func(c gateway.Client) { gateway.KV.Delete(rateKey(c.ID)) })
 }
 
 func main() {}
 
+// rateLimit is the most messages a client may send per rateWindow; 0: no
+// limit. Every instance sets it from the module config in on_start.
+var rateLimit int64 = 20
+
+const rateWindow = time.Second
+
+// configure reads the module config: space- or comma-separated key=value
+// pairs, of which only rate_limit is known. A bad config panics, which
+// fails the instance: the server refuses the module rather than run it
+// with a setting it did not ask for.
+func configure(config string) {
+	for _, f := range strings.FieldsFunc(config, func(r rune) bool { return r == ',' || r == ' ' }) {
+		k, v, _ := strings.Cut(f, "=")
+		switch k {
+		case "rate_limit":
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil || n < 0 {
+				panic("chat config: rate_limit must be a number >= 0, not " + strconv.Quote(v))
+			}
+			rateLimit = n
+		default:
+			panic("chat config: unknown key " + strconv.Quote(k))
+		}
+	}
+}
+
+func rateKey(id string) string { return "rate:" + id }
+
+// rateLimited counts the message in the client's current window and
+// reports whether it is over the limit. The window starts with the first
+// message: kv_incr sets the TTL only when it creates the key.
+func rateLimited(c gateway.Client) bool {
+	if rateLimit == 0 {
+		return false
+	}
+	n, err := gateway.KV.Incr(rateKey(c.ID), 1, rateWindow)
+	if err != nil { // the store is full, say: let the message through
+		gateway.Warn("chat: rate limit for " + c.ID + ": " + err.Error())
+		return false
+	}
+	return n > rateLimit
+}
+
 func onMessage(c gateway.Client, msg []byte) {
+	if rateLimited(c) {
+		replyError(c, "rate limited")
+		return
+	}
 	var req request
 	if err := json.Unmarshal(msg, &req); err != nil {
 		replyError(c, "bad json: "+err.Error())

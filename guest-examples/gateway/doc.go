@@ -34,11 +34,28 @@
 // ([Client.SetSession], [Client.UpdateSession], [Client.Session]). An instance
 // handles one event at a time, so callbacks need no locking.
 //
+// # Shared state, tasks and timers
+//
+// [KV] is the module's key-value store, shared by all its instances:
+// counters, rate limits ([KVStore.Incr] with a TTL) and small state that
+// must outlive an instance. It survives hot reloads, not server restarts.
+//
+// [Task] hands slow work to the module's task instances, which have a
+// longer deadline and serve no client: register [OnTask] to do the work and
+// [OnFinish] to act on its result (for example, send it to the client that
+// asked: see guest-examples/tasks). [SetTimer] arms a one-shot timer that
+// fires [OnTimer]. Tasks and timers belong to the module: they run in
+// whichever version is current when they run, even after a reload.
+//
+// Every Go handler exports on_task, on_finish and on_timer; Task and
+// SetTimer return [ErrnoUnsupported] when their callback is not registered.
+//
 // # Memory
 //
-// The message passed to an OnMessage callback points into a buffer that the
-// next event overwrites: it is valid only during the callback. Copy it to keep
-// it. Everything else the package returns (client ids, lists, sessions) is a
+// The message passed to an OnMessage callback, like the payload or result
+// passed to OnTask, OnFinish and OnTimer callbacks, points into a buffer
+// that the next event overwrites: it is valid only during the callback. Copy
+// it to keep it. Everything else the package returns (client ids, lists, sessions) is a
 // copy the caller owns.
 //
 // # Errors
@@ -47,5 +64,5 @@
 // errors.Is or ==, e.g. err == gateway.ErrnoNotFound. A callback that panics
 // is recovered: the panic is logged through the host and the event returns a
 // non-zero result (on_handshake refuses with 500; on_start fails the
-// instance).
+// instance; an OnTask callback's task ends with TaskFailed).
 package gateway

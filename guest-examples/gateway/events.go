@@ -173,17 +173,19 @@ func recoverTo(event string, r *int32, code int32) {
 	if v == nil {
 		return
 	}
-	var msg string
+	Log(LevelError, "panic in "+event+" callback: "+panicText(v))
+	*r = code
+}
+
+// panicText describes a recovered panic value without fmt.
+func panicText(v any) string {
 	switch v := v.(type) {
 	case string:
-		msg = v
+		return v
 	case error:
-		msg = v.Error()
+		return v.Error()
 	case interface{ String() string }:
-		msg = v.String()
-	default:
-		msg = "non-string value"
+		return v.String()
 	}
-	Log(LevelError, "panic in "+event+" callback: "+msg)
-	*r = code
+	return "non-string value"
 }

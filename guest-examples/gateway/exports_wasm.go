@@ -29,3 +29,14 @@ func exportOnMessage(idLen, msgLen, flags uint32) int32 {
 
 //go:wasmexport on_close
 func exportOnClose(idLen uint32) int32 { return handleClose(idLen) }
+
+//go:wasmexport on_task
+func exportOnTask(taskID int64, payloadLen uint32) int32 { return handleTask(taskID, payloadLen) }
+
+//go:wasmexport on_finish
+func exportOnFinish(taskID int64, resultLen uint32, status int32) int32 {
+	return handleFinish(taskID, resultLen, status)
+}
+
+//go:wasmexport on_timer
+func exportOnTimer(timerID int64, payloadLen uint32) int32 { return handleTimer(timerID, payloadLen) }

@@ -102,3 +102,31 @@ func hostGetSession(idPtr unsafe.Pointer, idLen uint32, outPtr unsafe.Pointer, o
 func hostLog(level int32, msgPtr unsafe.Pointer, msgLen uint32) int32 { return -int32(ErrnoInternal) }
 
 func hostNow() int64 { return time.Now().UnixNano() }
+
+func hostKVGet(keyPtr unsafe.Pointer, keyLen uint32, outPtr unsafe.Pointer, outCap uint32) int32 {
+	return -int32(ErrnoInternal)
+}
+
+func hostKVSet(keyPtr unsafe.Pointer, keyLen uint32, valPtr unsafe.Pointer, valLen uint32, ttlMs int64) int32 {
+	return -int32(ErrnoInternal)
+}
+
+func hostKVDelete(keyPtr unsafe.Pointer, keyLen uint32) int32 { return -int32(ErrnoInternal) }
+
+func hostKVIncr(keyPtr unsafe.Pointer, keyLen uint32, delta int64, ttlMs int64, outPtr unsafe.Pointer) int32 {
+	return -int32(ErrnoInternal)
+}
+
+func hostKVCAS(keyPtr unsafe.Pointer, keyLen uint32, oldPtr unsafe.Pointer, oldLen uint32, newPtr unsafe.Pointer, newLen uint32, ttlMs int64, flags uint32) int32 {
+	return -int32(ErrnoInternal)
+}
+
+func hostTask(payloadPtr unsafe.Pointer, payloadLen uint32) int64 { return -int64(ErrnoInternal) }
+
+func hostTaskResult(resultPtr unsafe.Pointer, resultLen uint32) int32 { return -int32(ErrnoInternal) }
+
+func hostSetTimer(delayMs int64, payloadPtr unsafe.Pointer, payloadLen uint32) int64 {
+	return -int64(ErrnoInternal)
+}
+
+func hostClearTimer(timerID int64) int32 { return -int32(ErrnoInternal) }

@@ -91,3 +91,33 @@ func hostLog(level int32, msgPtr unsafe.Pointer, msgLen uint32) int32
 
 //go:wasmimport wasmgate now
 func hostNow() int64
+
+// Per-module state, tasks and timers (ABI.md §5.6–5.8). int64 parameters and
+// results are i64.
+
+//go:wasmimport wasmgate kv_get
+func hostKVGet(keyPtr unsafe.Pointer, keyLen uint32, outPtr unsafe.Pointer, outCap uint32) int32
+
+//go:wasmimport wasmgate kv_set
+func hostKVSet(keyPtr unsafe.Pointer, keyLen uint32, valPtr unsafe.Pointer, valLen uint32, ttlMs int64) int32
+
+//go:wasmimport wasmgate kv_delete
+func hostKVDelete(keyPtr unsafe.Pointer, keyLen uint32) int32
+
+//go:wasmimport wasmgate kv_incr
+func hostKVIncr(keyPtr unsafe.Pointer, keyLen uint32, delta int64, ttlMs int64, outPtr unsafe.Pointer) int32
+
+//go:wasmimport wasmgate kv_cas
+func hostKVCAS(keyPtr unsafe.Pointer, keyLen uint32, oldPtr unsafe.Pointer, oldLen uint32, newPtr unsafe.Pointer, newLen uint32, ttlMs int64, flags uint32) int32
+
+//go:wasmimport wasmgate task
+func hostTask(payloadPtr unsafe.Pointer, payloadLen uint32) int64
+
+//go:wasmimport wasmgate task_result
+func hostTaskResult(resultPtr unsafe.Pointer, resultLen uint32) int32
+
+//go:wasmimport wasmgate set_timer
+func hostSetTimer(delayMs int64, payloadPtr unsafe.Pointer, payloadLen uint32) int64
+
+//go:wasmimport wasmgate clear_timer
+func hostClearTimer(timerID int64) int32
