@@ -68,7 +68,7 @@ func expectSay(t *testing.T, c *chatClient, room, from, text string) {
 }
 
 func TestChat_RoomsDoNotLeak(t *testing.T) {
-	srv := startServer(t, handlersWith(t, "chat"), nil)
+	srv := startChat(t)
 	a, b, c := srv.chat(t), srv.chat(t), srv.chat(t)
 	a.login("alice")
 	a.join("red")
@@ -95,7 +95,7 @@ func TestChat_RoomsDoNotLeak(t *testing.T) {
 }
 
 func TestChat_SendToUidReachesEveryClientOfTheUid(t *testing.T) {
-	srv := startServer(t, handlersWith(t, "chat"), nil)
+	srv := startChat(t)
 	phone, pc, other := srv.chat(t), srv.chat(t), srv.chat(t)
 	phone.login("4")
 	pc.login("4")
@@ -114,7 +114,7 @@ func TestChat_SendToUidReachesEveryClientOfTheUid(t *testing.T) {
 }
 
 func TestChat_LeaveAndUngroup(t *testing.T) {
-	srv := startServer(t, handlersWith(t, "chat"), nil)
+	srv := startChat(t)
 	a, b := srv.chat(t), srv.chat(t)
 	a.join("red")
 	b.join("red")
@@ -136,7 +136,7 @@ func TestChat_LeaveAndUngroup(t *testing.T) {
 }
 
 func TestChat_SessionRoundTrip(t *testing.T) {
-	srv := startServer(t, handlersWith(t, "chat"), nil)
+	srv := startChat(t)
 	a := srv.chat(t)
 	a.sendJSON(map[string]any{"type": "session_set", "session": map[string]any{"name": "Ann", "prefs": map[string]any{"lang": "en", "tz": "UTC"}}})
 	a.expectType("session")
@@ -157,7 +157,7 @@ func TestChat_SessionRoundTrip(t *testing.T) {
 }
 
 func TestChat_PresenceAfterConnectsAndDisconnects(t *testing.T) {
-	srv := startServer(t, handlersWith(t, "chat"), nil)
+	srv := startChat(t)
 	watcher := srv.chat(t)
 	a, b, c := srv.chat(t), srv.chat(t), srv.chat(t)
 	a.login("u1")
@@ -209,7 +209,7 @@ func TestChat_PresenceAfterConnectsAndDisconnects(t *testing.T) {
 }
 
 func TestChat_BroadcastOnlineKickLogout(t *testing.T) {
-	srv := startServer(t, handlersWith(t, "chat"), nil)
+	srv := startChat(t)
 	a, b, c := srv.chat(t), srv.chat(t), srv.chat(t)
 
 	a.sendJSON(map[string]string{"type": "broadcast", "text": "all but me"})
@@ -305,4 +305,13 @@ func TestChat_RateLimitFromConfig(t *testing.T) {
 			t.Errorf("config %q: %d of 10 rate limited, want %d", c.config, limited, c.limited)
 		}
 	}
+}
+
+// startChat serves the chat example with its rate limit off: these tests
+// poll presence by sending messages, and TestChat_RateLimit* cover the limit.
+func startChat(t *testing.T) *testServer {
+	t.Helper()
+	return startServer(t, handlersWith(t, "chat"), func(c *server.Config) {
+		c.Modules = map[string]server.ModuleConfig{"chat": {Config: "rate_limit=0"}}
+	})
 }
