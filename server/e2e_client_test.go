@@ -61,7 +61,10 @@ func TestClient_SeedFlowAgainstRealServer(t *testing.T) {
 // TestClient_PipelinedFromManyGoroutines drives the real text port from 20
 // goroutines sharing one client: every message must arrive exactly once.
 func TestClient_PipelinedFromManyGoroutines(t *testing.T) {
-	srv := startServer(t, handlersWith(t, "notify"), nil)
+	// All 2,000 messages may be queued for the one client at once on a
+	// loaded machine: room for all, so this tests pipelining, not the
+	// slow-consumer limit (TestServer_SlowConsumerIsDropped does).
+	srv := startServer(t, handlersWith(t, "notify"), func(c *server.Config) { c.Server.SendQueueSize = 4096 })
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	cl, err := client.Dial(ctx, srv.TextAddr().String())
