@@ -19,6 +19,7 @@ import (
 // On* methods deliver events; each runs on one instance from the pool.
 type Module struct {
 	rt       *Runtime
+	cfg      Config // the runtime's, with this module's limits (WithLimits)
 	name     string
 	config   string
 	compiled wazero.CompiledModule
@@ -31,15 +32,15 @@ type Module struct {
 	logLimit *logLimiter  // shared by the instances' log lines (loglimit.go)
 }
 
-func newModule(rt *Runtime, name string, compiled wazero.CompiledModule, exports exportSet, config string) *Module {
-	m := &Module{rt: rt, name: name, config: config, compiled: compiled, exports: exports, state: rt.state(name)}
-	m.health.cfg = rt.cfg
-	m.logLimit = newLogLimiter(rt.cfg, rt.log, name)
-	m.pool = newPool(rt.cfg.PoolSize, rt.cfg.EventQueue, func(ctx context.Context) (*instance, error) {
-		return m.newInstance(ctx, rt.cfg.EventTimeout)
+func newModule(rt *Runtime, name string, compiled wazero.CompiledModule, exports exportSet, config string, cfg Config) *Module {
+	m := &Module{rt: rt, cfg: cfg, name: name, config: config, compiled: compiled, exports: exports, state: rt.state(name, cfg)}
+	m.health.cfg = cfg
+	m.logLimit = newLogLimiter(cfg, rt.log, name)
+	m.pool = newPool(cfg.PoolSize, cfg.EventQueue, func(ctx context.Context) (*instance, error) {
+		return m.newInstance(ctx, cfg.EventTimeout)
 	})
-	m.taskPool = newPool(max(rt.cfg.TaskWorkers, 1), 1, func(ctx context.Context) (*instance, error) {
-		return m.newInstance(ctx, rt.cfg.TaskTimeout)
+	m.taskPool = newPool(max(cfg.TaskWorkers, 1), 1, func(ctx context.Context) (*instance, error) {
+		return m.newInstance(ctx, cfg.TaskTimeout)
 	})
 	return m
 }

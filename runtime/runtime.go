@@ -19,6 +19,7 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tetratelabs/wazero"
@@ -129,6 +130,9 @@ type Runtime struct {
 	states  map[string]*State
 	// stopWatchdog ends the event-deadline watchdog (watchdog.go).
 	stopWatchdog chan struct{}
+	// tick is how often the watchdog looks (ns), a quarter of the shortest
+	// deadline any module has.
+	tick atomic.Int64
 }
 
 // New returns a Runtime whose host functions call host. Close it to release
@@ -178,22 +182,33 @@ func newCache(dir string) (wazero.CompilationCache, error) {
 
 // LoadFile reads, compiles and validates the module at path and starts its
 // first instance. name identifies it in logs.
-func (r *Runtime) LoadFile(ctx context.Context, name, path, moduleConfig string) (*Module, error) {
+func (r *Runtime) LoadFile(ctx context.Context, name, path, moduleConfig string, opts ...LoadOption) (*Module, error) {
 	wasm, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("load %s: %w", path, err)
 	}
-	m, err := r.Load(ctx, name, wasm, moduleConfig)
+	m, err := r.Load(ctx, name, wasm, moduleConfig, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("load %s: %w", path, err)
 	}
 	return m, nil
 }
 
+// LoadOption changes how one module is loaded.
+type LoadOption func(*Config)
+
+// WithLimits gives one module its own limits: edit changes a copy of the
+// runtime's Config. Only the per-module fields count — PoolSize,
+// EventQueue, EventTimeout, the Task*, KV, timer, crash and log fields;
+// the others (CacheDir, MemoryLimitPages, MaxMessageSize, OnQuarantine) are
+// the runtime's. A module cannot have a deadline in a runtime without one
+// (EventTimeout 0 compiles no termination checks).
+func WithLimits(edit func(*Config)) LoadOption { return edit }
+
 // Load compiles and validates wasm, then starts one instance so that a module
 // that cannot start (wrong ABI version, failing on_start) is refused now
 // rather than at its first event.
-func (r *Runtime) Load(ctx context.Context, name string, wasm []byte, moduleConfig string) (*Module, error) {
+func (r *Runtime) Load(ctx context.Context, name string, wasm []byte, moduleConfig string, opts ...LoadOption) (*Module, error) {
 	compiled, err := r.wz.CompileModule(ctx, wasm)
 	if err != nil {
 		return nil, fmt.Errorf("not a valid wasm module: %w", err)
@@ -203,7 +218,7 @@ func (r *Runtime) Load(ctx context.Context, name string, wasm []byte, moduleConf
 		_ = compiled.Close(ctx)
 		return nil, err
 	}
-	m := newModule(r, name, compiled, exports, moduleConfig)
+	m := newModule(r, name, compiled, exports, moduleConfig, r.moduleConfig(opts))
 	inst, err := m.pool.get(ctx)
 	if err != nil {
 		_ = m.Close(ctx)
@@ -215,6 +230,26 @@ func (r *Runtime) Load(ctx context.Context, name string, wasm []byte, moduleConf
 	r.mu.Unlock()
 	m.state.loaded(m)
 	return m, nil
+}
+
+// moduleConfig is the runtime's Config with opts applied to the per-module
+// fields.
+func (r *Runtime) moduleConfig(opts []LoadOption) Config {
+	cfg := r.cfg
+	for _, opt := range opts {
+		opt(&cfg)
+	}
+	if r.cfg.EventTimeout <= 0 {
+		cfg.EventTimeout = 0
+	}
+	cfg.CacheDir, cfg.MemoryLimitPages, cfg.MaxMessageSize, cfg.OnQuarantine = r.cfg.CacheDir, r.cfg.MemoryLimitPages, r.cfg.MaxMessageSize, r.cfg.OnQuarantine
+	cfg = cfg.withDefaults()
+	if cfg.PoolSize < 1 {
+		cfg.PoolSize = r.cfg.PoolSize
+	}
+	r.noteTimeout(cfg.EventTimeout)
+	r.noteTimeout(cfg.TaskTimeout)
+	return cfg
 }
 
 // Close releases every module and compiled code.

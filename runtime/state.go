@@ -65,13 +65,13 @@ func (st *State) close() {
 	st.tasks.close()
 }
 
-// state returns name's State, creating it on first use.
-func (r *Runtime) state(name string) *State {
+// state returns name's State, creating it with cfg's limits on first use.
+func (r *Runtime) state(name string, cfg Config) *State {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	st := r.states[name]
 	if st == nil {
-		st = newState(name, r.cfg, r.log)
+		st = newState(name, cfg, r.log)
 		r.states[name] = st
 	}
 	return st
@@ -79,7 +79,7 @@ func (r *Runtime) state(name string) *State {
 
 // State returns the shared state of the module loaded under name, creating
 // it if need be.
-func (r *Runtime) State(name string) *State { return r.state(name) }
+func (r *Runtime) State(name string) *State { return r.state(name, r.cfg) }
 
 // Forget drops name's State: its timers stop, its queued tasks are
 // dropped and its key-value store is freed. Call it when a module is

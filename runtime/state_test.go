@@ -299,3 +299,34 @@ func TestPool_WaitingCallerGivesUpWithItsContext(t *testing.T) {
 	}
 }
 
+func TestLoad_PerModuleLimits(t *testing.T) {
+	r, _ := newTestRuntimeWith(t, Config{PoolSize: 2, EventTimeout: 10 * time.Second}, &recordingHost{})
+	strict, err := r.LoadFile(context.Background(), "loop", "testdata/loop.wasm", "", WithLimits(func(c *Config) {
+		c.EventTimeout = 50 * time.Millisecond
+		c.PoolSize = 3
+		c.MemoryLimitPages = 1 // runtime-wide: ignored
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, err := loadFixture(t, r, "echo", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if err := strict.OnMessage(context.Background(), "c1", abi.Message{Data: []byte("loop")}); !errors.Is(err, ErrTrap) {
+		t.Fatalf("looping guest with a 50ms deadline: %v", err)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("stopped after %s: the module's 50ms deadline was not used (the runtime's is 10s)", took)
+	}
+	if got := strict.Stats(); got.PoolSize != 3 || got.Timeouts != 1 {
+		t.Errorf("strict module stats %+v: want pool 3 and one timeout", got)
+	}
+	if got := plain.Stats(); got.PoolSize != 2 {
+		t.Errorf("other module's pool = %d, want the runtime's 2", got.PoolSize)
+	}
+	if strict.cfg.MemoryLimitPages != r.cfg.MemoryLimitPages {
+		t.Error("a runtime-wide field was overridden per module")
+	}
+}

@@ -23,8 +23,10 @@ func (r *Runtime) startWatchdog() {
 	}
 	stop := make(chan struct{})
 	r.stopWatchdog = stop
+	r.noteTimeout(r.cfg.EventTimeout)
+	r.noteTimeout(r.cfg.TaskTimeout)
 	go func() {
-		tick := time.NewTicker(max(min(r.cfg.EventTimeout, r.cfg.TaskTimeout)/4, time.Millisecond)) // TaskTimeout > 0 here (withDefaults)
+		tick := time.NewTimer(time.Duration(r.tick.Load()))
 		defer tick.Stop()
 		for {
 			select {
@@ -32,9 +34,25 @@ func (r *Runtime) startWatchdog() {
 				return
 			case now := <-tick.C:
 				r.stopOverdue(now)
+				tick.Reset(time.Duration(r.tick.Load()))
 			}
 		}
 	}()
+}
+
+// noteTimeout makes the watchdog look often enough for timeout: four times
+// per the shortest deadline of any module, at most every millisecond.
+func (r *Runtime) noteTimeout(timeout time.Duration) {
+	if timeout <= 0 {
+		return
+	}
+	want := int64(max(timeout/4, time.Millisecond))
+	for {
+		cur := r.tick.Load()
+		if cur != 0 && cur <= want || r.tick.CompareAndSwap(cur, want) {
+			return
+		}
+	}
 }
 
 // stopOverdue stops every call that has run longer than its instance's

@@ -85,6 +85,44 @@ type AdminConfig struct {
 type ModuleConfig struct {
 	// Config is passed to the module's on_start.
 	Config string `toml:"config"`
+
+	// Per-module limits: a key set here replaces the [runtime] key of the
+	// same name for this module only.
+	PoolSize     *int      `toml:"pool_size"`
+	EventQueue   *int      `toml:"event_queue"`
+	EventTimeout *Duration `toml:"event_timeout"`
+	TaskWorkers  *int      `toml:"task_workers"`
+	TaskQueue    *int      `toml:"task_queue"`
+	TaskTimeout  *Duration `toml:"task_timeout"`
+	KVMaxMB      *int      `toml:"kv_max_mb"`
+	MaxTimers    *int      `toml:"max_timers"`
+	CrashLimit   *int      `toml:"crash_limit"`
+	CrashWindow  *Duration `toml:"crash_window"`
+}
+
+// Limits returns r with m's per-module keys applied.
+func (m ModuleConfig) Limits(r RuntimeConfig) RuntimeConfig {
+	set := func(dst *int, v *int) {
+		if v != nil {
+			*dst = *v
+		}
+	}
+	setD := func(dst *Duration, v *Duration) {
+		if v != nil {
+			*dst = *v
+		}
+	}
+	set(&r.PoolSize, m.PoolSize)
+	set(&r.EventQueue, m.EventQueue)
+	setD(&r.EventTimeout, m.EventTimeout)
+	set(&r.TaskWorkers, m.TaskWorkers)
+	set(&r.TaskQueue, m.TaskQueue)
+	setD(&r.TaskTimeout, m.TaskTimeout)
+	set(&r.KVMaxMB, m.KVMaxMB)
+	set(&r.MaxTimers, m.MaxTimers)
+	set(&r.CrashLimit, m.CrashLimit)
+	setD(&r.CrashWindow, m.CrashWindow)
+	return r
 }
 
 // Duration is a time.Duration written as "10s" in TOML.
@@ -203,7 +241,9 @@ func (c *Config) Validate() error {
 		bad("server.max_connections", "%d must be at least 1", s.MaxConnections)
 	}
 	c.validatePush(bad)
-	c.validateRuntime(bad)
+	before := len(errs)
+	validateRuntime(c.Runtime, "runtime.", bad)
+	runtimeOK := len(errs) == before // else every module would repeat the same errors
 	for _, path := range sortedKeys(c.Routes) {
 		if !strings.HasPrefix(path, "/") {
 			bad("routes."+path, "path must start with /")
@@ -216,44 +256,52 @@ func (c *Config) Validate() error {
 		if !moduleName.MatchString(name) {
 			bad("modules."+name, "not a valid module name")
 		}
+		lim := c.Modules[name].Limits(c.Runtime)
+		if runtimeOK {
+			validateRuntime(lim, "modules."+name+".", bad)
+		}
+		if c.Runtime.EventTimeout.Duration == 0 && lim.EventTimeout.Duration > 0 {
+			bad("modules."+name+".event_timeout", "needs runtime.event_timeout to be set: with it at 0s no deadline checks are compiled in")
+		}
 	}
 	return errors.Join(errs...)
 }
 
-func (c *Config) validateRuntime(bad func(key, format string, args ...any)) {
-	r := c.Runtime
+// validateRuntime checks the [runtime] keys, or one module's effective
+// limits; prefix is "runtime." or "modules.NAME.".
+func validateRuntime(r RuntimeConfig, prefix string, bad func(key, format string, args ...any)) {
 	between := func(key string, v, lo, hi int, why string) {
 		if v < lo || v > hi {
-			bad(key, "%d is out of range %d..%d%s", v, lo, hi, why)
+			bad(prefix+key, "%d is out of range %d..%d%s", v, lo, hi, why)
 		}
 	}
-	between("runtime.pool_size", r.PoolSize, 1, 1024, "")
-	between("runtime.memory_limit_mb", r.MemoryLimit, 4, 4096, " (a Go guest needs about 3 MiB to start)")
-	between("runtime.event_queue", r.EventQueue, 1, 1<<20, "")
-	between("runtime.task_workers", r.TaskWorkers, 0, 1024, " (0 switches tasks off)")
-	between("runtime.task_queue", r.TaskQueue, 1, 1<<20, "")
-	between("runtime.kv_max_mb", r.KVMaxMB, 1, 4096, "")
-	between("runtime.max_timers", r.MaxTimers, 1, 1<<20, "")
-	between("runtime.crash_limit", r.CrashLimit, 0, 1<<20, " (0 never quarantines)")
-	between("runtime.log_lines_per_second", r.LogLinesPerSecond, -1, 1<<20, " (-1: no limit)")
-	between("runtime.log_burst", r.LogBurst, 0, 1<<20, " (0: twice log_lines_per_second)")
-	between("runtime.log_bytes_per_second", r.LogBytesPerSecond, -1, 1<<30, " (-1: no limit)")
+	between("pool_size", r.PoolSize, 1, 1024, "")
+	between("memory_limit_mb", r.MemoryLimit, 4, 4096, " (a Go guest needs about 3 MiB to start)")
+	between("event_queue", r.EventQueue, 1, 1<<20, "")
+	between("task_workers", r.TaskWorkers, 0, 1024, " (0 switches tasks off)")
+	between("task_queue", r.TaskQueue, 1, 1<<20, "")
+	between("kv_max_mb", r.KVMaxMB, 1, 4096, "")
+	between("max_timers", r.MaxTimers, 1, 1<<20, "")
+	between("crash_limit", r.CrashLimit, 0, 1<<20, " (0 never quarantines)")
+	between("log_lines_per_second", r.LogLinesPerSecond, -1, 1<<20, " (-1: no limit)")
+	between("log_burst", r.LogBurst, 0, 1<<20, " (0: twice log_lines_per_second)")
+	between("log_bytes_per_second", r.LogBytesPerSecond, -1, 1<<30, " (-1: no limit)")
 	for _, d := range []struct {
 		key string
 		v   Duration
 	}{
-		{"runtime.event_timeout", r.EventTimeout}, {"runtime.task_timeout", r.TaskTimeout},
-		{"runtime.restart_backoff", r.RestartBackoff}, {"runtime.restart_backoff_max", r.RestartBackoffMax},
+		{"event_timeout", r.EventTimeout}, {"task_timeout", r.TaskTimeout},
+		{"restart_backoff", r.RestartBackoff}, {"restart_backoff_max", r.RestartBackoffMax},
 	} {
 		if d.v.Duration < 0 {
-			bad(d.key, "%s must not be negative", d.v)
+			bad(prefix+d.key, "%s must not be negative", d.v)
 		}
 	}
 	if r.CrashWindow.Duration <= 0 {
-		bad("runtime.crash_window", "%s must be positive", r.CrashWindow)
+		bad(prefix+"crash_window", "%s must be positive", r.CrashWindow)
 	}
 	if r.RestartBackoffMax.Duration < r.RestartBackoff.Duration {
-		bad("runtime.restart_backoff_max", "%s is shorter than runtime.restart_backoff (%s)", r.RestartBackoffMax, r.RestartBackoff)
+		bad(prefix+"restart_backoff_max", "%s is shorter than restart_backoff (%s)", r.RestartBackoffMax, r.RestartBackoff)
 	}
 }
 

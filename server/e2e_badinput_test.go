@@ -144,6 +144,12 @@ func TestLoadConfig_Errors(t *testing.T) {
 		{"open text port without secret", "[push]\nlisten = \"0.0.0.0:5678\"\n", "push.listen: \"0.0.0.0:5678\" is not a loopback address, so push.secret must be set"},
 		{"open admin without secret", "[admin]\nlisten = \":8290\"\n", "admin.listen"},
 		{"tiny max line", "[push]\nmax_line = 3\n", "push.max_line"},
+		{"bad backoff", "[runtime]\nrestart_backoff = \"1s\"\nrestart_backoff_max = \"10ms\"\n", "runtime.restart_backoff_max: 10ms is shorter than restart_backoff (1s)"},
+		{"bad crash window", "[runtime]\ncrash_window = \"0s\"\n", "runtime.crash_window: 0s must be positive"},
+		{"bad module pool", "[modules.chat]\npool_size = 0\n", "modules.chat.pool_size: 0 is out of range"},
+		{"bad module queue", "[modules.chat]\ntask_queue = -1\n", "modules.chat.task_queue: -1 is out of range"},
+		{"module deadline without runtime one", "[runtime]\nevent_timeout = \"0s\"\n[modules.chat]\nevent_timeout = \"50ms\"\n", "modules.chat.event_timeout: needs runtime.event_timeout"},
+		{"unknown module key", "[modules.chat]\nmemory_limit_mb = 8\n", "unknown key modules.chat.memory_limit_mb"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -165,11 +171,17 @@ func TestLoadConfig_RepoConfigIsValidAndDocumented(t *testing.T) {
 		t.Fatal(err)
 	}
 	def := server.DefaultConfig()
-	if cfg.Server.Listen != def.Server.Listen || cfg.Server.MaxMessageSize != def.Server.MaxMessageSize || cfg.Runtime.PoolSize != def.Runtime.PoolSize {
+	if cfg.Server.Listen != def.Server.Listen || cfg.Server.MaxMessageSize != def.Server.MaxMessageSize {
 		t.Errorf("config.toml disagrees with DefaultConfig: %+v", cfg)
 	}
+	rt := cfg.Runtime
+	rt.CacheDir = "" // the repo's config sets one on purpose
+	if rt != def.Runtime {
+		t.Errorf("config.toml [runtime] disagrees with DefaultConfig:\n file %+v\n want %+v", rt, def.Runtime)
+	}
 	text, _ := os.ReadFile("../config.toml")
-	for _, key := range []string{"listen", "handlers_dir", "max_message_size", "send_queue_size", "write_timeout", "max_connections", "node_id", "pool_size", "cache_dir", "ping_interval", "idle_timeout", "event_timeout", "watch_handlers", "memory_limit_mb", "max_line", "line_timeout", "secret"} {
+	for _, key := range []string{"listen", "handlers_dir", "max_message_size", "send_queue_size", "write_timeout", "max_connections", "node_id", "pool_size", "cache_dir", "ping_interval", "idle_timeout", "event_timeout", "watch_handlers", "memory_limit_mb", "max_line", "line_timeout", "secret",
+		"event_queue", "task_workers", "task_queue", "task_timeout", "kv_max_mb", "max_timers", "crash_limit", "crash_window", "restart_backoff", "restart_backoff_max", "log_lines_per_second", "log_burst", "log_bytes_per_second"} {
 		if !strings.Contains(string(text), "\n"+key+" = ") {
 			t.Errorf("config.toml does not document %s", key)
 		}

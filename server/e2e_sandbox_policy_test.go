@@ -139,3 +139,18 @@ func TestTimer_SurvivesReload(t *testing.T) {
 		t.Errorf("the new build should have run exactly the timer: %+v", st)
 	}
 }
+
+// TestModuleLimits_FromConfig: [modules.NAME] keys override [runtime] for
+// that module only.
+func TestModuleLimits_FromConfig(t *testing.T) {
+	three, zero := 3, 0
+	srv := startServer(t, handlersWith(t, "echo", "trap"), func(c *server.Config) {
+		c.Modules = map[string]server.ModuleConfig{"trap": {PoolSize: &three, TaskWorkers: &zero}}
+	})
+	if st := moduleStatus(t, srv, "trap"); st.PoolSize != 3 {
+		t.Errorf("trap pool_size = %d, want its own 3", st.PoolSize)
+	}
+	if st := moduleStatus(t, srv, "echo"); st.PoolSize != 4 {
+		t.Errorf("echo pool_size = %d, want [runtime]'s 4", st.PoolSize)
+	}
+}

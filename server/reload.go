@@ -178,7 +178,9 @@ func (s *Server) reloadFile(ctx context.Context, name, path string, rep *ReloadR
 		return
 	}
 	start := time.Now()
-	mod, err := s.rt.Load(ctx, name, wasm, s.cfg.Modules[name].Config)
+	mc := s.cfg.Modules[name]
+	limits := s.runtimeConfig(mc.Limits(s.cfg.Runtime))
+	mod, err := s.rt.Load(ctx, name, wasm, mc.Config, runtime.WithLimits(func(c *runtime.Config) { *c = limits }))
 	if err != nil {
 		err = fmt.Errorf("load %s: %w", path, err)
 		if slot != nil {

@@ -145,8 +145,14 @@ func (s *Server) LoadErrors() []error { return s.loadErrs }
 
 func (s *Server) newRuntime(ctx context.Context) error {
 	var err error
-	rc := s.cfg.Runtime
-	s.rt, err = runtime.New(ctx, runtime.Config{
+	s.rt, err = runtime.New(ctx, s.runtimeConfig(s.cfg.Runtime), s.gw, s.log)
+	return err
+}
+
+// runtimeConfig maps [runtime] (or one module's effective limits) to the
+// runtime's Config.
+func (s *Server) runtimeConfig(rc RuntimeConfig) runtime.Config {
+	return runtime.Config{
 		PoolSize:     rc.PoolSize,
 		CacheDir:     rc.CacheDir,
 		EventTimeout: rc.EventTimeout.Duration,
@@ -167,8 +173,7 @@ func (s *Server) newRuntime(ctx context.Context) error {
 		LogLinesPerSecond: rc.LogLinesPerSecond,
 		LogBurst:          rc.LogBurst,
 		LogBytesPerSecond: rc.LogBytesPerSecond,
-	}, s.gw, s.log)
-	return err
+	}
 }
 
 // Start listens on the configured address and serves in the background.
