@@ -28,6 +28,39 @@ func stopCheck(stopGlobal uint32) []byte {
 	return append(b, opIf, blockTypeEmpty, opUnreachable, opEnd)
 }
 
+// yieldCheck returns the instructions that follow stopCheck when
+// Options.YieldEvery is every (> 0):
+//
+//	global.get $tick
+//	if
+//	  global.get $tick
+//	  i32.const 1
+//	  i32.sub
+//	  global.set $tick
+//	else
+//	  i32.const 0
+//	  memory.grow 0   ;; leaves native code: a preemption point for Go
+//	  drop
+//	  i32.const every-1
+//	  global.set $tick
+//	end
+//
+// so one iteration in every leaves native code. memory.grow(0) changes
+// nothing but is implemented by an exit to wazero's Go code.
+func yieldCheck(tickGlobal, every uint32) []byte {
+	tick := appendU32(nil, tickGlobal)
+	b := append([]byte{opGlobalGet}, tick...)
+	b = append(b, opIf, blockTypeEmpty, opGlobalGet)
+	b = append(b, tick...)
+	b = append(b, opI32Const, 1, opI32Sub, opGlobalSet)
+	b = append(b, tick...)
+	b = append(b, opElse, opI32Const, 0, opMemoryGrow, 0, opDrop, opI32Const)
+	b = appendS32(b, int32(every-1))
+	b = append(b, opGlobalSet)
+	b = append(b, tick...)
+	return append(b, opEnd)
+}
+
 // Single-byte opcodes the decoder needs by name.
 const (
 	opUnreachable       = 0x00
@@ -59,8 +92,8 @@ const (
 	opSelectTyped       = 0x1c
 	opTryTable          = 0x1f
 	opLocalGet          = 0x20
-	opGlobalSet         = 0x24
 	opGlobalGet         = 0x23
+	opGlobalSet         = 0x24
 	opTableGet          = 0x25
 	opTableSet          = 0x26
 	opI32Load           = 0x28
@@ -72,6 +105,7 @@ const (
 	opF32Const          = 0x43
 	opF64Const          = 0x44
 	opI32Eqz            = 0x45
+	opI32Sub            = 0x6b
 	opI64Extend32S      = 0xc4
 	opRefNull           = 0xd0
 	opRefIsNull         = 0xd1

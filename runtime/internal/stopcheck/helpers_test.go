@@ -51,7 +51,14 @@ func readTestdata(t testing.TB, name string) []byte {
 // mustInstrument instruments wasm and checks the result compiles.
 func mustInstrument(t testing.TB, r wazero.Runtime, wasm []byte) ([]byte, stats) {
 	t.Helper()
-	out, st, err := instrument(wasm)
+	return mustInstrumentWith(t, r, wasm, Options{})
+}
+
+// mustInstrumentWith instruments wasm with opts and checks the result
+// compiles.
+func mustInstrumentWith(t testing.TB, r wazero.Runtime, wasm []byte, opts Options) ([]byte, stats) {
+	t.Helper()
+	out, st, err := instrument(wasm, opts)
 	if err != nil {
 		t.Fatalf("instrument: %v", err)
 	}

@@ -129,3 +129,15 @@ func appendU32(dst []byte, v uint32) []byte {
 	}
 	return append(dst, byte(v))
 }
+
+// appendS32 appends v as a signed LEB128 in its shortest form.
+func appendS32(dst []byte, v int32) []byte {
+	for {
+		b := byte(v & 0x7f)
+		v >>= 7
+		if (v == 0 && b&0x40 == 0) || (v == -1 && b&0x40 != 0) {
+			return append(dst, b)
+		}
+		dst = append(dst, b|0x80)
+	}
+}

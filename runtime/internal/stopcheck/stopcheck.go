@@ -21,8 +21,17 @@
 // sees the store at its next iteration and traps with "unreachable". The
 // host must set it back to 0 before it calls the instance again.
 //
-// Only loops are checked: without a loop, wasm code can run only as long as
-// its call depth allows, which the engine's stack limit bounds.
+// Such a loop never leaves native code, and Go cannot preempt native code:
+// while a guest spins, its goroutine keeps its P and every stop-the-world
+// of the garbage collector waits for it, freezing the whole process, the
+// goroutine that would set the global included. A Go host therefore needs
+// Options.YieldEvery (InstrumentWith), which also makes loops leave native
+// code periodically; see TestGCWhileSpinning.
+//
+// Only loops are checked, as with WithCloseOnContextDone: code without loops
+// runs for a bounded time per call, but recursion can still call many
+// functions (a binary recursion of depth 60 makes 2^60 calls) without ever
+// reaching a check.
 package stopcheck
 
 import (
@@ -110,9 +119,37 @@ type section struct {
 
 // stats describes one rewrite; tests use it to check the loop count.
 type stats struct {
-	loops      int    // loop instructions instrumented
-	stopGlobal uint32 // index of the added global
+	loops       int    // loop instructions instrumented
+	stopGlobal  uint32 // index of the added stop global
+	tickGlobal  uint32 // index of the yield counter, if Options.YieldEvery > 0
+	addedMemory bool   // a memory was created for memory.grow
 }
+
+// Options selects what InstrumentWith inserts in every loop.
+type Options struct {
+	// YieldEvery, when not zero, makes the guest also leave native code for
+	// wazero's Go code once every YieldEvery loop iterations, counted over
+	// all the loops of an instance, by executing memory.grow(0).
+	//
+	// Without it an instrumented loop never leaves native code, and Go
+	// cannot preempt a goroutine running native code. A guest in a long or
+	// endless loop then blocks every stop-the-world phase of the garbage
+	// collector (which freezes all goroutines of the process, the one that
+	// would set the stop global included: a deadlock), and with GOMAXPROCS
+	// spinning guests no other goroutine runs at all. The yield gives the
+	// scheduler a preemption point, at the price of a counter decrement per
+	// iteration. The stop global is still tested on every iteration.
+	//
+	// A module without memory gets an empty one (0 pages, not exported) to
+	// grow. The counter is one more global, not exported, after the stop
+	// global.
+	YieldEvery uint32
+}
+
+// DefaultYieldEvery is a YieldEvery for which the yields cost well under a
+// percent of a tight loop while bounding a stop-the-world wait to a few
+// microseconds of guest work (see BenchmarkStop and TestGCWhileSpinning).
+const DefaultYieldEvery = 1 << 12
 
 // Instrument returns a copy of the binary module wasm in which every loop
 // traps when the exported mutable i32 global named Export is non-zero; see
@@ -126,8 +163,21 @@ type stats struct {
 // result. It returns an error wrapping ErrExportExists if the module already
 // exports Export, one wrapping ErrUnsupported for an instruction it cannot
 // decode, and other errors for malformed input.
+//
+// Warning: a loop instrumented this way never leaves native code, which Go
+// cannot preempt, so a spinning guest blocks the garbage collector's
+// stop-the-world and with it the whole process, including the goroutine
+// that would stop it. Use InstrumentWith and Options.YieldEvery in a
+// long-running host.
 func Instrument(wasm []byte) ([]byte, error) {
-	out, _, err := instrument(wasm)
+	out, _, err := instrument(wasm, Options{})
+	return out, err
+}
+
+// InstrumentWith is Instrument with options; InstrumentWith(wasm, Options{})
+// is Instrument(wasm).
+func InstrumentWith(wasm []byte, opts Options) ([]byte, error) {
+	out, _, err := instrument(wasm, opts)
 	return out, err
 }
 
@@ -137,7 +187,7 @@ const header = "\x00asm\x01\x00\x00\x00"
 // exportKindGlobal is the export descriptor kind of a global.
 const exportKindGlobal = 0x03
 
-func instrument(wasm []byte) ([]byte, stats, error) {
+func instrument(wasm []byte, opts Options) ([]byte, stats, error) {
 	var st stats
 	if len(wasm) < len(header) || string(wasm[:len(header)]) != header {
 		return nil, st, fmt.Errorf("stopcheck: not a WebAssembly 1.0 binary module (bad magic or version)")
@@ -147,17 +197,23 @@ func instrument(wasm []byte) ([]byte, stats, error) {
 		return nil, st, fmt.Errorf("stopcheck: %w", err)
 	}
 
-	// What the rewrite needs from the module: how many functions and
-	// globals are imported, how many globals are defined, and whether the
-	// export name is free.
-	var importedFuncs, importedGlobals, definedGlobals uint32
+	// What the rewrite needs from the module: how many functions, globals
+	// and memories are imported, how many globals and memories are defined,
+	// and whether the export name is free.
+	var imp imports
+	var definedGlobals, definedMemories uint32
 	var globalSec, exportSec, codeSec *section
 	for i := range sections {
 		s := &sections[i]
 		switch s.id {
 		case secImport:
-			if importedFuncs, importedGlobals, err = countImports(s.content); err != nil {
+			if imp, err = countImports(s.content); err != nil {
 				return nil, st, fmt.Errorf("stopcheck: import section: %w", err)
+			}
+		case secMemory:
+			r := reader{b: s.content}
+			if definedMemories, err = r.u32(); err != nil {
+				return nil, st, fmt.Errorf("stopcheck: memory section: %w", err)
 			}
 		case secGlobal:
 			globalSec = s
@@ -174,33 +230,59 @@ func instrument(wasm []byte) ([]byte, stats, error) {
 			codeSec = s
 		}
 	}
-	if uint64(importedGlobals)+uint64(definedGlobals) >= math.MaxUint32 {
-		return nil, st, fmt.Errorf("stopcheck: too many globals (%d imported, %d defined)", importedGlobals, definedGlobals)
+	if uint64(imp.globals)+uint64(definedGlobals)+2 > math.MaxUint32 {
+		return nil, st, fmt.Errorf("stopcheck: too many globals (%d imported, %d defined)", imp.globals, definedGlobals)
 	}
-	st.stopGlobal = importedGlobals + definedGlobals
 
-	newGlobal := []byte{0x7f, 0x01, opI32Const, 0x00, opEnd} // mut i32 = i32.const 0
+	// The new globals, appended after the existing ones: the stop flag and,
+	// to yield, the iteration counter.
+	st.stopGlobal = imp.globals + definedGlobals
+	newGlobals := []byte{0x7f, 0x01, opI32Const, 0x00, opEnd} // mut i32 = 0
+	nNewGlobals := uint32(1)
+	check := stopCheck(st.stopGlobal)
+	if opts.YieldEvery > 0 {
+		st.tickGlobal = st.stopGlobal + 1
+		newGlobals = append(newGlobals, 0x7f, 0x01, opI32Const)
+		newGlobals = appendS32(newGlobals, int32(opts.YieldEvery-1))
+		newGlobals = append(newGlobals, opEnd)
+		nNewGlobals++
+		check = append(check, yieldCheck(st.tickGlobal, opts.YieldEvery)...)
+		st.addedMemory = imp.memories == 0 && definedMemories == 0
+	}
 	newExport := appendU32(nil, uint32(len(Export)))
 	newExport = append(newExport, Export...)
 	newExport = append(newExport, exportKindGlobal)
 	newExport = appendU32(newExport, st.stopGlobal)
 
+	// Sections to create because the module has none, in section order.
+	type newSection struct {
+		id      byte
+		content []byte
+	}
+	var missing []newSection
+	if st.addedMemory {
+		missing = append(missing, newSection{secMemory, []byte{1, 0x00, 0}}) // one memory, min 0 pages
+	}
+	if globalSec == nil {
+		missing = append(missing, newSection{secGlobal, append(appendU32(nil, nNewGlobals), newGlobals...)})
+	}
+	if exportSec == nil {
+		missing = append(missing, newSection{secExport, append(appendU32(nil, 1), newExport...)})
+	}
+
 	out := make([]byte, 0, len(wasm)+len(wasm)/8+64)
 	out = append(out, header...)
-	addedGlobal, addedExport := false, false
-	// emitMissing writes the sections to create that must come before a
-	// section of the given rank (math.MaxInt: the end of the module).
+	// emitMissing writes the sections to create that come before a section
+	// of the given rank (math.MaxInt: the end of the module).
 	emitMissing := func(rank int) error {
-		var err error
-		if globalSec == nil && !addedGlobal && rank > sectionRank(secGlobal) {
-			out, err = appendSection(out, secGlobal, appendU32(nil, 1), newGlobal)
-			addedGlobal = true
+		for len(missing) > 0 && sectionRank(missing[0].id) < rank {
+			var err error
+			if out, err = appendSection(out, missing[0].id, missing[0].content); err != nil {
+				return err
+			}
+			missing = missing[1:]
 		}
-		if err == nil && exportSec == nil && !addedExport && rank > sectionRank(secExport) {
-			out, err = appendSection(out, secExport, appendU32(nil, 1), newExport)
-			addedExport = true
-		}
-		return err
+		return nil
 	}
 	for i := range sections {
 		s := &sections[i]
@@ -211,14 +293,14 @@ func instrument(wasm []byte) ([]byte, stats, error) {
 		}
 		switch s {
 		case globalSec:
-			out, err = extendVector(out, s, definedGlobals, newGlobal)
+			out, err = extendVector(out, s, definedGlobals, nNewGlobals, newGlobals)
 		case exportSec:
 			r := reader{b: s.content}
 			n, _ := r.u32() // checkExports read it already
-			out, err = extendVector(out, s, n, newExport)
+			out, err = extendVector(out, s, n, 1, newExport)
 		case codeSec:
 			var body []byte
-			body, st.loops, err = rewriteCode(s.content, importedFuncs, stopCheck(st.stopGlobal))
+			body, st.loops, err = rewriteCode(s.content, imp.funcs, check)
 			if err == nil {
 				out, err = appendSection(out, secCode, body)
 			}
@@ -267,25 +349,31 @@ func splitSections(wasm []byte) ([]section, error) {
 	return sections, nil
 }
 
-// countImports returns the number of imported functions and globals.
-func countImports(content []byte) (funcs, globals uint32, err error) {
+// imports counts the imports of each kind that matters to the rewrite.
+type imports struct {
+	funcs, globals, memories uint32
+}
+
+// countImports decodes the import section.
+func countImports(content []byte) (imports, error) {
+	var imp imports
 	r := reader{b: content}
 	n, err := r.u32()
 	if err != nil {
-		return 0, 0, err
+		return imp, err
 	}
 	for i := uint32(0); i < n; i++ {
-		if err := skipImport(&r, &funcs, &globals); err != nil {
-			return 0, 0, fmt.Errorf("import %d: %w", i, err)
+		if err := imp.skipImport(&r); err != nil {
+			return imp, fmt.Errorf("import %d: %w", i, err)
 		}
 	}
 	if !r.eof() {
-		return 0, 0, fmt.Errorf("%d bytes after the last import", len(r.b)-r.pos)
+		return imp, fmt.Errorf("%d bytes after the last import", len(r.b)-r.pos)
 	}
-	return funcs, globals, nil
+	return imp, nil
 }
 
-func skipImport(r *reader, funcs, globals *uint32) error {
+func (imp *imports) skipImport(r *reader) error {
 	if _, err := r.name(); err != nil { // module
 		return err
 	}
@@ -298,14 +386,15 @@ func skipImport(r *reader, funcs, globals *uint32) error {
 	}
 	switch kind {
 	case importFunc: // type index
-		*funcs++
+		imp.funcs++
 		_, err = r.u32()
 	case importTable:
 		err = r.tableType()
 	case importMemory:
+		imp.memories++
 		err = r.limits()
 	case importGlobal: // value type, mutability
-		*globals++
+		imp.globals++
 		if err = r.valType(); err == nil {
 			_, err = r.byte()
 		}
@@ -390,17 +479,18 @@ func checkExports(content []byte) error {
 	return nil
 }
 
-// extendVector appends section s, a vector of n entries, with one more entry
-// appended: the count is re-encoded and the entries are copied verbatim.
-func extendVector(out []byte, s *section, n uint32, entry []byte) ([]byte, error) {
-	if n == math.MaxUint32 {
+// extendVector appends section s, a vector of n entries, with k more
+// entries appended: the count is re-encoded and the entries are copied
+// verbatim.
+func extendVector(out []byte, s *section, n, k uint32, entries []byte) ([]byte, error) {
+	if n > math.MaxUint32-k {
 		return nil, fmt.Errorf("section %d is full", s.id)
 	}
 	r := reader{b: s.content}
 	if _, err := r.u32(); err != nil {
 		return nil, fmt.Errorf("section %d: %w", s.id, err)
 	}
-	return appendSection(out, s.id, appendU32(nil, n+1), s.content[r.pos:], entry)
+	return appendSection(out, s.id, appendU32(nil, n+k), s.content[r.pos:], entries)
 }
 
 // appendSection appends a section made of the concatenation of parts.

@@ -152,7 +152,7 @@ func TestNoGlobalsNoExports(t *testing.T) {
 	}
 
 	// The smallest module: a header only.
-	out, st, err := instrument([]byte(header))
+	out, st, err := instrument([]byte(header), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
