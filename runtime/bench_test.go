@@ -199,3 +199,56 @@ func BenchmarkTaskRoundTrip(b *testing.B) {
 	}
 	b.ReportMetric(float64(worst.Microseconds()), "max-µs")
 }
+
+// BenchmarkDeadlineOverhead measures what the event deadline costs per
+// event: the same guest is loaded in a runtime with the deadline off and in
+// one with it on, and events alternate between the two in batches of 1,000,
+// so machine noise (this VM has plenty) hits both sides alike. It reports
+// ns/event for each side and the overhead in percent.
+func BenchmarkDeadlineOverhead(b *testing.B) {
+	guests := []struct{ name, path string }{
+		{"wat", filepath.Join("testdata", "echo.wasm")},
+		{"go", filepath.Join("..", "handlers", "echo.wasm")},
+		{"rust", filepath.Join("..", "handlers", "rust-echo.wasm")},
+	}
+	msg := abi.Message{Data: make([]byte, 64)}
+	for _, g := range guests {
+		b.Run(g.name, func(b *testing.B) {
+			if _, err := os.Stat(g.path); err != nil {
+				b.Skipf("%s not built (make guests)", g.path)
+			}
+			var mods [2]*Module
+			for i, timeout := range []time.Duration{0, 100 * time.Millisecond} {
+				r, err := New(context.Background(), Config{PoolSize: 1, EventTimeout: timeout}, &benchHost{}, nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer r.Close(context.Background())
+				if mods[i], err = r.LoadFile(context.Background(), g.name, g.path, ""); err != nil {
+					b.Fatal(err)
+				}
+			}
+			const batch = 1000
+			var spent [2]time.Duration
+			var events [2]int
+			b.ResetTimer()
+			for done := 0; done < b.N; done += batch {
+				for side, m := range mods {
+					start := time.Now()
+					for range batch {
+						if err := m.OnMessage(context.Background(), "00000000000000000001", msg); err != nil {
+							b.Fatal(err)
+						}
+					}
+					spent[side] += time.Since(start)
+					events[side] += batch
+				}
+			}
+			off := float64(spent[0].Nanoseconds()) / float64(events[0])
+			on := float64(spent[1].Nanoseconds()) / float64(events[1])
+			b.ReportMetric(off, "ns/event-off")
+			b.ReportMetric(on, "ns/event-on")
+			b.ReportMetric(100*(on-off)/off, "overhead-%")
+		})
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"github.com/tetratelabs/wazero/api"
 
 	"github.com/wasmgate/wasmgate/abi"
+	"github.com/wasmgate/wasmgate/runtime/internal/stopcheck"
 )
 
 // minBuffer is the smallest event buffer asked of a guest, so that small
@@ -20,11 +21,13 @@ const minBuffer = 4096
 // instance is one instantiated module. It is used by one goroutine at a time
 // (the pool guarantees it).
 type instance struct {
-	mod    *Module
-	wasm   api.Module
-	mem    api.Memory
-	ctx    context.Context // carries the instance to host functions
-	stop   *stopContext    // ctx's parent; the watchdog stops runaway calls through it
+	mod  *Module
+	wasm api.Module
+	mem  api.Memory
+	ctx  context.Context // carries the instance to host functions
+	// stop is the instrumented module's stop global (watchdog.go); nil
+	// when the runtime has no deadline.
+	stop   api.MutableGlobal
 	stdout *logWriter
 
 	buffer, onMessage, onHandshake, onConnect, onClose api.Function
@@ -59,8 +62,7 @@ func (m *Module) newInstance(ctx context.Context, timeout time.Duration) (*insta
 		return nil, err
 	}
 	inst := &instance{mod: m, stdout: newLogWriter(m.rt.log, m.name, m.logLimit), timeout: timeout}
-	inst.stop = newStopContext(ctx)
-	inst.ctx = context.WithValue(inst.stop, callStateKey{}, inst)
+	inst.ctx = context.WithValue(context.WithoutCancel(ctx), callStateKey{}, inst)
 	cfg := wazero.NewModuleConfig().
 		WithName("").
 		WithSysNanotime().WithSysWalltime(). // no WithSysNanosleep: a sleeping guest would block its caller
@@ -72,6 +74,7 @@ func (m *Module) newInstance(ctx context.Context, timeout time.Duration) (*insta
 		return nil, fmt.Errorf("instantiate: %w", err)
 	}
 	inst.wasm, inst.mem = wm, wm.ExportedMemory(abi.ExportMemory)
+	inst.stop, _ = wm.ExportedGlobal(stopcheck.Export).(api.MutableGlobal)
 	inst.bindExports()
 	if err := inst.start(); err != nil {
 		inst.close()

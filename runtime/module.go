@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net/http"
 	"sync/atomic"
-	"time"
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
@@ -221,7 +220,7 @@ func (m *Module) runWithDeadline(inst *instance, fn func(*instance) (int32, erro
 	if inst.timeout <= 0 {
 		return fn(inst)
 	}
-	start := time.Now().UnixNano()
+	start := m.rt.clock.Load() // coarse: see watchdog.go
 	inst.callStart.Store(start)
 	rc, err := fn(inst)
 	if !inst.callStart.CompareAndSwap(start, 0) { // the watchdog stopped it

@@ -26,6 +26,7 @@ import (
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 
 	"github.com/wasmgate/wasmgate/abi"
+	"github.com/wasmgate/wasmgate/runtime/internal/stopcheck"
 )
 
 // Config tunes a Runtime.
@@ -133,6 +134,10 @@ type Runtime struct {
 	// tick is how often the watchdog looks (ns), a quarter of the shortest
 	// deadline any module has.
 	tick atomic.Int64
+	// clock is the time (UnixNano) the watchdog last looked: calls stamp
+	// their start with it instead of reading the real clock, which costs
+	// as much as the rest of the deadline bookkeeping.
+	clock atomic.Int64
 }
 
 // New returns a Runtime whose host functions call host. Close it to release
@@ -149,8 +154,11 @@ func New(ctx context.Context, cfg Config, host abi.Host, log *slog.Logger) (*Run
 	if err != nil {
 		return nil, err
 	}
-	rcfg := wazero.NewRuntimeConfig().WithCompilationCache(cache).
-		WithCloseOnContextDone(cfg.EventTimeout > 0) // compiles the termination checks the watchdog relies on
+	// No WithCloseOnContextDone: deadlines are enforced by the stop global
+	// Load instruments every module with (watchdog.go), which costs a load
+	// and a branch per loop iteration instead of a Go exit per iteration and
+	// a goroutine per call.
+	rcfg := wazero.NewRuntimeConfig().WithCompilationCache(cache)
 	if cfg.MemoryLimitPages > 0 {
 		rcfg = rcfg.WithMemoryLimitPages(cfg.MemoryLimitPages)
 	}
@@ -209,6 +217,12 @@ func WithLimits(edit func(*Config)) LoadOption { return edit }
 // that cannot start (wrong ABI version, failing on_start) is refused now
 // rather than at its first event.
 func (r *Runtime) Load(ctx context.Context, name string, wasm []byte, moduleConfig string, opts ...LoadOption) (*Module, error) {
+	if r.cfg.EventTimeout > 0 {
+		var err error
+		if wasm, err = stopcheck.InstrumentWith(wasm, stopcheck.Options{YieldEvery: stopcheck.DefaultYieldEvery}); err != nil {
+			return nil, fmt.Errorf("cannot add the deadline checks: %w", err)
+		}
+	}
 	compiled, err := r.wz.CompileModule(ctx, wasm)
 	if err != nil {
 		return nil, fmt.Errorf("not a valid wasm module: %w", err)

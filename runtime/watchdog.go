@@ -2,20 +2,25 @@ package runtime
 
 import "time"
 
-// The watchdog enforces Config.EventTimeout. Every call runs under its
-// instance's context, which never ends by itself (no timer or context
-// allocated per event), the runtime is compiled with termination checks
-// (WithCloseOnContextDone), and one goroutine per Runtime looks at the
-// start time of every busy instance a few times per timeout. (wazero v1.12
-// starts a goroutine per call once termination checks are compiled in, to
-// watch the context: about +1.1 µs per event here, see docs/BENCHMARKS.md.)
+// The watchdog enforces Config.EventTimeout (and TaskTimeout). Load rewrites
+// every module (runtime/internal/stopcheck) so that each loop iteration
+// tests an exported mutable global, wasmgate_stop, and traps when it is set;
+// every few thousand iterations the loop also leaves native code
+// (memory.grow(0)), because Go cannot preempt native code and a spinning
+// guest would otherwise hold up every garbage-collector stop-the-world. No
+// timer, context or goroutine is made per call: one goroutine per Runtime
+// looks at the start time of every busy instance four times per deadline.
 // A call past its deadline is claimed by a CAS on the instance's callStart
 // — the event itself CASes it back to 0 when it returns, so exactly one side
-// wins — and the instance's context is ended (stopctx.go), which makes
-// wazero close the module and the running guest exit at its next loop
-// back-edge. Only there: wazero v1.12 checks nowhere else, so a guest that
-// recurses without looping runs until it returns or overflows its stack,
-// past the deadline (TestModule_LoopFreeRecursionPastDeadline).
+// wins — and the watchdog sets the instance's stop global; the guest traps
+// on its own goroutine at its next loop iteration, and the instance is
+// discarded. Only loops are checked: a guest that recurses without looping
+// runs until it returns or overflows its stack, past the deadline
+// (TestModule_LoopFreeRecursionPastDeadline).
+//
+// wazero's own mechanism (WithCloseOnContextDone) is not used: in v1.12 it
+// makes every loop iteration exit native code to Go and every call start a
+// goroutine; see docs/BENCHMARKS.md for what it cost.
 
 func (r *Runtime) startWatchdog() {
 	if r.cfg.EventTimeout <= 0 {
@@ -25,6 +30,7 @@ func (r *Runtime) startWatchdog() {
 	r.stopWatchdog = stop
 	r.noteTimeout(r.cfg.EventTimeout)
 	r.noteTimeout(r.cfg.TaskTimeout)
+	r.clock.Store(time.Now().UnixNano())
 	go func() {
 		tick := time.NewTimer(time.Duration(r.tick.Load()))
 		defer tick.Stop()
@@ -33,6 +39,7 @@ func (r *Runtime) startWatchdog() {
 			case <-stop:
 				return
 			case now := <-tick.C:
+				r.clock.Store(now.UnixNano())
 				r.stopOverdue(now)
 				tick.Reset(time.Duration(r.tick.Load()))
 			}
@@ -57,11 +64,18 @@ func (r *Runtime) noteTimeout(timeout time.Duration) {
 
 // stopOverdue stops every call that has run longer than its instance's
 // timeout (the event timeout, or the task timeout on task instances).
+// Calls are stamped with r.clock, which lags the real start by up to one
+// tick, so one tick of grace keeps a call from being stopped early: a
+// runaway call stops between its deadline and its deadline plus two ticks
+// (a quarter of the shortest deadline each).
 func (r *Runtime) stopOverdue(now time.Time) {
+	grace := r.tick.Load()
 	stop := func(inst *instance) {
 		start := inst.callStart.Load()
-		if start != 0 && start < now.UnixNano()-inst.timeout.Nanoseconds() && inst.callStart.CompareAndSwap(start, -1) {
-			inst.stop.stop()
+		if start != 0 && start < now.UnixNano()-inst.timeout.Nanoseconds()-grace && inst.callStart.CompareAndSwap(start, -1) {
+			if inst.stop != nil {
+				inst.stop.Set(1) // the guest traps at its next loop iteration
+			}
 		}
 	}
 	for _, m := range r.liveModules() {
