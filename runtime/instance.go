@@ -76,11 +76,31 @@ func (m *Module) newInstance(ctx context.Context, timeout time.Duration) (*insta
 	inst.wasm, inst.mem = wm, wm.ExportedMemory(abi.ExportMemory)
 	inst.stop, _ = wm.ExportedGlobal(stopcheck.Export).(api.MutableGlobal)
 	inst.bindExports()
-	if err := inst.start(); err != nil {
+	if err := inst.startWithDeadline(); err != nil {
 		inst.close()
 		return nil, err
 	}
 	return inst, nil
+}
+
+// startWithDeadline runs start under a deadline of its own — ten event
+// deadlines, at least a second: a Go guest's runtime initialisation takes
+// milliseconds, and a looping on_start must not hang a load (and with it
+// the reload lock) forever. Instances are started rarely, so one timer
+// each is fine here, unlike per event.
+func (inst *instance) startWithDeadline() error {
+	if inst.stop == nil || inst.timeout <= 0 {
+		return inst.start()
+	}
+	limit := max(10*inst.timeout, time.Second)
+	var stopped atomic.Bool
+	t := time.AfterFunc(limit, func() { stopped.Store(true); inst.stop.Set(1) })
+	err := inst.start()
+	t.Stop()
+	if stopped.Load() {
+		return fmt.Errorf("starting the instance ran past %s: %w", limit, errOr(err))
+	}
+	return err
 }
 
 func (inst *instance) bindExports() {

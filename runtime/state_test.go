@@ -330,3 +330,11 @@ func TestLoad_PerModuleLimits(t *testing.T) {
 		t.Error("a runtime-wide field was overridden per module")
 	}
 }
+
+func TestLoad_LoopingOnStartIsStopped(t *testing.T) {
+	r, _ := newTestRuntimeWith(t, Config{PoolSize: 1, EventTimeout: 50 * time.Millisecond}, &recordingHost{})
+	_, err := loadFixture(t, r, "start_loops", "")
+	if err == nil || !strings.Contains(err.Error(), "starting the instance ran past 1s") {
+		t.Fatalf("load of a module whose on_start loops: %v", err)
+	}
+}
