@@ -15,6 +15,7 @@ package runtime
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -220,7 +221,10 @@ func (r *Runtime) Load(ctx context.Context, name string, wasm []byte, moduleConf
 	if r.cfg.EventTimeout > 0 {
 		var err error
 		if wasm, err = stopcheck.InstrumentWith(wasm, stopcheck.Options{YieldEvery: stopcheck.DefaultYieldEvery}); err != nil {
-			return nil, fmt.Errorf("cannot add the deadline checks: %w", err)
+			if errors.Is(err, stopcheck.ErrExportExists) || errors.Is(err, stopcheck.ErrUnsupported) {
+				return nil, fmt.Errorf("cannot add the deadline checks: %w", err)
+			}
+			return nil, fmt.Errorf("not a valid wasm module: %w", err)
 		}
 	}
 	compiled, err := r.wz.CompileModule(ctx, wasm)

@@ -172,7 +172,7 @@ func TestTimer_FiresIntoTheCurrentVersion(t *testing.T) {
 	}
 	send(t, old, "stimer")
 	// A reload: the new version becomes the target, the old one closes
-	// before the 20 ms timer fires.
+	// before the 500 ms timer fires.
 	cur, err := loadFixture(t, r, "state", "")
 	if err != nil {
 		t.Fatal(err)

@@ -111,7 +111,7 @@ func TestTimer_SurvivesReload(t *testing.T) {
 		ids, _ = srv.Gateway().GetAllClientIdList(context.Background())
 		return len(ids) == 1
 	})
-	c.sendText("s" + ids[0]) // on_timer (20 ms later) sends "T<id>" to that client
+	c.sendText("s" + ids[0]) // on_timer (500 ms later) sends "T<id>" to that client
 	// The old build must have handled that message (set the timer) before
 	// the reload; otherwise the new one does, and runs two events.
 	eventually(t, "the timer to be set", func() bool {

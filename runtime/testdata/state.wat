@@ -1,7 +1,7 @@
 ;; state.wat: exercises the per-module state host functions (ABI.md §5.6–5.8).
 ;; on_message's first byte picks a command, the rest is its argument:
 ;;   i      kv_incr("n", 1)                  c<v>  kv_cas("k", absent, v)
-;;   t<p>   task(p)                          s<p>  set_timer(20 ms, p)
+;;   t<p>   task(p)                          s<p>  set_timer(500 ms, p)
 ;;   r      task_result outside on_task (answers its errno to the client)
 ;; on_task: payload "x..." traps, "l..." loops forever, "f..." fails (returns 1
 ;; after task_result), anything else is its own result.
@@ -37,7 +37,7 @@
     (if (i32.eq (local.get $cmd) (i32.const 116)) ;; 't'
       (then (return (i32.wrap_i64 (call $task (i32.add (local.get $msg) (i32.const 1)) (i32.sub (local.get $len) (i32.const 1)))))))
     (if (i32.eq (local.get $cmd) (i32.const 115)) ;; 's'
-      (then (return (i32.wrap_i64 (call $set_timer (i64.const 20) (i32.add (local.get $msg) (i32.const 1)) (i32.sub (local.get $len) (i32.const 1)))))))
+      (then (return (i32.wrap_i64 (call $set_timer (i64.const 500) (i32.add (local.get $msg) (i32.const 1)) (i32.sub (local.get $len) (i32.const 1)))))))
     (if (i32.eq (local.get $cmd) (i32.const 114)) ;; 'r'
       (then
         (i32.store8 (i32.const 64) (i32.sub (i32.const 48) (call $task_result (i32.const 0) (i32.const 1)))) ;; '0' + errno
