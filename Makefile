@@ -5,7 +5,7 @@ LDFLAGS  := -X main.version=$(VERSION)
 HANDLERS := $(CURDIR)/handlers
 FUZZTIME ?= 20s
 
-.PHONY: all build guests run demo test vet bench fuzz testdata clean
+.PHONY: all build guests run demo test test-long vet bench fuzz testdata clean
 
 all: build guests
 
@@ -34,6 +34,12 @@ vet:
 test: guests vet
 	$(GO) test -race -count=1 -timeout 15m ./...
 	cd guest-examples && $(GO) test -count=1 ./...
+
+# test plus the slow checks: the deadline rewriter against every module of
+# wazero's spec corpus, cross-checked with wasm-objdump.
+test-long: test
+	command -v wasm-objdump >/dev/null || apt-get install -y wabt
+	WASMGATE_LONG_TESTS=1 $(GO) test -count=1 -run 'Corpus' ./runtime/internal/stopcheck/
 
 # Micro-benchmarks (host calls per family, event round trip, registry), then
 # the load benchmarks (native vs WASM echo, memory per idle connection).

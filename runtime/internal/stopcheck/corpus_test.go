@@ -101,8 +101,8 @@ func TestWazeroCorpus(t *testing.T) {
 // TestWazeroCorpusObjdump checks our loop decoder against wasm-objdump on
 // every corpus module that wasm-objdump can disassemble.
 func TestWazeroCorpusObjdump(t *testing.T) {
-	if testing.Short() {
-		t.Skip("slow: runs wasm-objdump on about 8000 modules")
+	if testing.Short() || os.Getenv("WASMGATE_LONG_TESTS") == "" {
+		t.Skip("slow (about 2 min): runs wasm-objdump on about 8000 modules; set WASMGATE_LONG_TESTS=1 (make test-long)")
 	}
 	if _, err := exec.LookPath("wasm-objdump"); err != nil {
 		t.Skip("wasm-objdump (wabt) not installed")
