@@ -53,8 +53,8 @@ func corpusFiles(t testing.TB) []string {
 
 // TestWazeroCorpus instruments every module of wazero's spec test suites
 // (MVP, 2.0, threads, tail calls, extended const, exception handling, typed
-// function references) that wazero compiles, and checks that the result
-// compiles too and has a stop check after every loop.
+// function references) that wazero compiles, with and without yields, and
+// checks that the result compiles too and has a stop check after every loop.
 func TestWazeroCorpus(t *testing.T) {
 	if testing.Short() {
 		t.Skip("slow: compiles about 8000 modules")
@@ -91,6 +91,17 @@ func TestWazeroCorpus(t *testing.T) {
 		_ = cm.Close(ctx)
 		checkEveryLoopChecked(t, out, st)
 		loops += st.loops
+		out, st, err = instrument(in, Options{YieldEvery: DefaultYieldEvery})
+		if err != nil {
+			t.Errorf("%s: with yields: %v", path, err)
+			continue
+		}
+		if cm, err = r.CompileModule(ctx, out); err != nil {
+			t.Errorf("%s: instrumented module with yields does not compile: %v", path, err)
+			continue
+		}
+		_ = cm.Close(ctx)
+		checkEveryLoopChecked(t, out, st)
 	}
 	t.Logf("%d modules compiled and instrumented, %d loops, %d unsupported", compiled, loops, unsupported)
 	if unsupported != 0 {
@@ -138,13 +149,15 @@ func TestWazeroCorpusObjdump(t *testing.T) {
 // TestRepoGuests instruments the runtime's own test guests and checks that
 // they still compile, with a check after every loop.
 func TestRepoGuests(t *testing.T) {
-	files, err := filepath.Glob(filepath.Join("..", "..", "testdata", "*.wasm"))
-	if err != nil || len(files) == 0 {
-		t.Skipf("no runtime test guests: %v", err)
+	files, _ := filepath.Glob(filepath.Join("..", "..", "testdata", "*.wasm"))
+	copies, _ := filepath.Glob(filepath.Join("testdata", "runtime", "*.wasm"))
+	files = append(files, copies...)
+	if len(files) == 0 {
+		t.Skip("no runtime test guests")
 	}
 	r := newRuntime(t)
 	for _, path := range files {
-		t.Run(filepath.Base(path), func(t *testing.T) {
+		t.Run(filepath.Base(filepath.Dir(path))+"/"+filepath.Base(path), func(t *testing.T) {
 			in, err := os.ReadFile(path)
 			if err != nil {
 				t.Fatal(err)
@@ -158,6 +171,8 @@ func TestRepoGuests(t *testing.T) {
 			}
 			_ = cm.Close(context.Background())
 			out, st := mustInstrument(t, r, in)
+			checkEveryLoopChecked(t, out, st)
+			out, st = mustInstrumentWith(t, r, in, Options{YieldEvery: DefaultYieldEvery})
 			checkEveryLoopChecked(t, out, st)
 			checkLoopsAgainstObjdump(t, path, in, st)
 		})

@@ -159,7 +159,7 @@ const DefaultYieldEvery = 1 << 12
 // index space, so no existing index changes. All sections other than global,
 // export and code are copied byte for byte, custom sections included; a
 // missing global or export section is created in its place in the section
-// order.
+// order, right after the last section that must precede it.
 //
 // Instrument does not validate the module: wazero does, when it compiles the
 // result. It returns an error wrapping ErrExportExists if the module already
@@ -204,7 +204,7 @@ func instrument(wasm []byte, opts Options) ([]byte, stats, error) {
 	// and whether the export name is free.
 	var imp imports
 	var definedGlobals, definedMemories uint32
-	var globalSec, exportSec, codeSec *section
+	var memorySec, globalSec, exportSec, codeSec *section
 	for i := range sections {
 		s := &sections[i]
 		switch s.id {
@@ -213,6 +213,7 @@ func instrument(wasm []byte, opts Options) ([]byte, stats, error) {
 				return nil, st, fmt.Errorf("stopcheck: import section: %w", err)
 			}
 		case secMemory:
+			memorySec = s
 			r := reader{b: s.content}
 			if definedMemories, err = r.u32(); err != nil {
 				return nil, st, fmt.Errorf("stopcheck: memory section: %w", err)
@@ -262,8 +263,9 @@ func instrument(wasm []byte, opts Options) ([]byte, stats, error) {
 		content []byte
 	}
 	var missing []newSection
-	if st.addedMemory {
-		missing = append(missing, newSection{secMemory, []byte{1, 0x00, 0}}) // one memory, min 0 pages
+	newMemory := []byte{0x00, 0} // limits: no maximum, minimum 0 pages
+	if st.addedMemory && memorySec == nil {
+		missing = append(missing, newSection{secMemory, append(appendU32(nil, 1), newMemory...)})
 	}
 	if globalSec == nil {
 		missing = append(missing, newSection{secGlobal, append(appendU32(nil, nNewGlobals), newGlobals...)})
@@ -274,8 +276,14 @@ func instrument(wasm []byte, opts Options) ([]byte, stats, error) {
 
 	out := make([]byte, 0, len(wasm)+len(wasm)/8+64)
 	out = append(out, header...)
-	// emitMissing writes the sections to create that come before a section
-	// of the given rank (math.MaxInt: the end of the module).
+	// emitMissing writes the sections to create whose rank is below the
+	// given one. It runs right after the header and after every non-custom
+	// section, with the rank of the next non-custom section (math.MaxInt at
+	// the end), so that a created section follows the section it must
+	// follow and custom sections after that one stay after it: wazero's
+	// decoder of the "name" section reads past a malformed section to the
+	// end of the module, which a module ending with it survives only if it
+	// stays last.
 	emitMissing := func(rank int) error {
 		for len(missing) > 0 && sectionRank(missing[0].id) < rank {
 			var err error
@@ -286,14 +294,27 @@ func instrument(wasm []byte, opts Options) ([]byte, stats, error) {
 		}
 		return nil
 	}
-	for i := range sections {
-		s := &sections[i]
-		if s.id != secCustom {
-			if err := emitMissing(sectionRank(s.id)); err != nil {
-				return nil, st, fmt.Errorf("stopcheck: %w", err)
+	// nextRank returns the rank of the first non-custom section from index i.
+	nextRank := func(i int) int {
+		for ; i < len(sections); i++ {
+			if sections[i].id != secCustom {
+				return sectionRank(sections[i].id)
 			}
 		}
+		return math.MaxInt
+	}
+	if err := emitMissing(nextRank(0)); err != nil {
+		return nil, st, fmt.Errorf("stopcheck: %w", err)
+	}
+	for i := range sections {
+		s := &sections[i]
 		switch s {
+		case memorySec:
+			if st.addedMemory { // an empty memory section
+				out, err = extendVector(out, s, definedMemories, 1, newMemory)
+			} else {
+				out = append(out, s.raw...)
+			}
 		case globalSec:
 			out, err = extendVector(out, s, definedGlobals, nNewGlobals, newGlobals)
 		case exportSec:
@@ -309,12 +330,12 @@ func instrument(wasm []byte, opts Options) ([]byte, stats, error) {
 		default:
 			out = append(out, s.raw...)
 		}
+		if err == nil && s.id != secCustom {
+			err = emitMissing(nextRank(i + 1))
+		}
 		if err != nil {
 			return nil, st, fmt.Errorf("stopcheck: %w", err)
 		}
-	}
-	if err := emitMissing(math.MaxInt); err != nil {
-		return nil, st, fmt.Errorf("stopcheck: %w", err)
 	}
 	return out, st, nil
 }

@@ -193,7 +193,8 @@ func TestExportExists(t *testing.T) {
 
 // TestSectionsPreserved inserts a custom section before and after every
 // section and checks that the output keeps every section other than global,
-// export and code byte for byte and in place.
+// export and code byte for byte and in place, and that a created section
+// directly follows the section it must follow.
 func TestSectionsPreserved(t *testing.T) {
 	r := newRuntime(t)
 	for _, name := range []string{"spin.wasm", "noexports.wasm", "features.wasm", "imported_globals.wasm"} {
@@ -222,19 +223,35 @@ func TestSectionsPreserved(t *testing.T) {
 					kept = append(kept, s.raw)
 				}
 			}
+			// Created sections come right after the last section that
+			// must precede them, before the custom sections that follow it.
 			var want [][]byte
-			for _, s := range inSecs {
-				if !hadGlobal && sectionRank(s.id) > sectionRank(secGlobal) {
+			addMissing := func(next int) {
+				if !hadGlobal && next > sectionRank(secGlobal) {
 					want, hadGlobal = append(want, []byte{secGlobal}), true
 				}
-				if !hadExport && sectionRank(s.id) > sectionRank(secExport) {
+				if !hadExport && next > sectionRank(secExport) {
 					want, hadExport = append(want, []byte{secExport}), true
 				}
+			}
+			nextRank := func(i int) int {
+				for ; i < len(inSecs); i++ {
+					if inSecs[i].id != secCustom {
+						return sectionRank(inSecs[i].id)
+					}
+				}
+				return 1 << 30
+			}
+			addMissing(nextRank(0))
+			for i, s := range inSecs {
 				switch s.id {
 				case secGlobal, secExport, secCode:
 					want = append(want, []byte{s.id})
 				default:
 					want = append(want, s.raw)
+				}
+				if s.id != secCustom {
+					addMissing(nextRank(i + 1))
 				}
 			}
 			if !slices.EqualFunc(kept, want, bytes.Equal) {
@@ -264,6 +281,21 @@ func withCustomSections(t testing.TB, wasm []byte) []byte {
 		out = append(out, custom(i+1)...)
 	}
 	return out
+}
+
+// TestTrailingNameSectionStaysLast is the regression test for a fuzzer
+// find: wazero reads a malformed "name" section up to the end of the module,
+// so created sections must not be appended after it.
+func TestTrailingNameSectionStaysLast(t *testing.T) {
+	r := newRuntime(t)
+	in := []byte("\x00asm\x01\x00\x00\x00\x00\x08\x04name\x020\x00") // subsection size past the end
+	if _, err := r.CompileModule(context.Background(), in); err != nil {
+		t.Skipf("wazero no longer accepts this module: %v", err)
+	}
+	out, _ := mustInstrumentWith(t, r, in, Options{YieldEvery: 89})
+	if got := sectionIDs(t, out); !bytes.Equal(got, []byte{secMemory, secGlobal, secExport, secCustom}) {
+		t.Fatalf("sections %v", got)
+	}
 }
 
 func sectionIDs(t testing.TB, wasm []byte) []byte {

@@ -158,6 +158,16 @@ func TestYieldAddsMemory(t *testing.T) {
 	}
 	stopAfter(t, m, 5*time.Millisecond, "spin_params", 1)
 
+	// An empty memory section gains the memory instead of a second section.
+	empty := append([]byte(header), secMemory, 1, 0)
+	out, st = mustInstrumentWith(t, r, empty, Options{YieldEvery: 16})
+	if !st.addedMemory {
+		t.Fatal("no memory added to an empty memory section")
+	}
+	if got := sectionIDs(t, out); !bytes.Equal(got, []byte{secMemory, secGlobal, secExport}) {
+		t.Fatalf("sections %v", got)
+	}
+
 	// Modules with a memory, defined or imported, get none.
 	for _, name := range []string{"spin.wasm", "features.wasm"} {
 		if _, st := mustInstrumentWith(t, r, readTestdata(t, name), Options{YieldEvery: 16}); st.addedMemory {
