@@ -218,16 +218,11 @@ func WithLimits(edit func(*Config)) LoadOption { return edit }
 // that cannot start (wrong ABI version, failing on_start) is refused now
 // rather than at its first event.
 func (r *Runtime) Load(ctx context.Context, name string, wasm []byte, moduleConfig string, opts ...LoadOption) (*Module, error) {
-	if r.cfg.EventTimeout > 0 {
-		var err error
-		if wasm, err = stopcheck.InstrumentWith(wasm, stopcheck.Options{YieldEvery: stopcheck.DefaultYieldEvery}); err != nil {
-			if errors.Is(err, stopcheck.ErrExportExists) || errors.Is(err, stopcheck.ErrUnsupported) {
-				return nil, fmt.Errorf("cannot add the deadline checks: %w", err)
-			}
-			return nil, fmt.Errorf("not a valid wasm module: %w", err)
-		}
+	wasm, err := r.prepare(wasm)
+	if err != nil {
+		return nil, err
 	}
-	compiled, err := r.wz.CompileModule(ctx, wasm)
+	compiled, err := compile(ctx, r.wz, wasm)
 	if err != nil {
 		return nil, fmt.Errorf("not a valid wasm module: %w", err)
 	}
@@ -248,6 +243,38 @@ func (r *Runtime) Load(ctx context.Context, name string, wasm []byte, moduleConf
 	r.mu.Unlock()
 	m.state.loaded(m)
 	return m, nil
+}
+
+// prepare decodes the module's structure before wazero sees it and, with
+// deadlines on, adds the loop checks (watchdog.go). wazero v1.12 trusts the
+// counts a module declares: a 15-byte file declaring 2^32 globals makes
+// CompileModule die of an unrecoverable out-of-memory, so the decoder,
+// which checks every count against the bytes left, runs even when
+// deadlines are off (its output is then dropped).
+func (r *Runtime) prepare(wasm []byte) ([]byte, error) {
+	out, err := stopcheck.InstrumentWith(wasm, stopcheck.Options{YieldEvery: stopcheck.DefaultYieldEvery})
+	switch {
+	case err == nil && r.cfg.EventTimeout > 0:
+		return out, nil
+	case err == nil:
+		return wasm, nil
+	case r.cfg.EventTimeout > 0 && (errors.Is(err, stopcheck.ErrExportExists) || errors.Is(err, stopcheck.ErrUnsupported)):
+		return nil, fmt.Errorf("cannot add the deadline checks: %w", err)
+	case errors.Is(err, stopcheck.ErrExportExists) || errors.Is(err, stopcheck.ErrUnsupported):
+		return wasm, nil // well-formed; only the rewrite is impossible, and not needed
+	}
+	return nil, fmt.Errorf("not a valid wasm module: %w", err)
+}
+
+// compile is wazero's CompileModule with its panics (seen on malformed
+// modules) turned into errors: a bad file must not take the process down.
+func compile(ctx context.Context, wz wazero.Runtime, wasm []byte) (c wazero.CompiledModule, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			c, err = nil, fmt.Errorf("compiler panic: %v", p)
+		}
+	}()
+	return wz.CompileModule(ctx, wasm)
 }
 
 // moduleConfig is the runtime's Config with opts applied to the per-module

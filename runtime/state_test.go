@@ -338,3 +338,17 @@ func TestLoad_LoopingOnStartIsStopped(t *testing.T) {
 		t.Fatalf("load of a module whose on_start loops: %v", err)
 	}
 }
+
+// TestLoad_HugeDeclaredCountsRefused: wazero v1.12 allocates whatever count
+// a module declares, so this 15-byte file (2^32-1 globals) would kill the
+// process with an out-of-memory; the runtime's own decoder refuses it first,
+// with deadlines on or off.
+func TestLoad_HugeDeclaredCountsRefused(t *testing.T) {
+	bomb := []byte("\x00asm\x01\x00\x00\x00\x06\x05\xff\xff\xff\xff\x0f")
+	for _, timeout := range []time.Duration{0, 50 * time.Millisecond} {
+		r, _ := newTestRuntimeWith(t, Config{PoolSize: 1, EventTimeout: timeout}, &recordingHost{})
+		if _, err := r.Load(context.Background(), "bomb", bomb, ""); err == nil || !strings.Contains(err.Error(), "not a valid wasm module") {
+			t.Fatalf("deadline %s: %v", timeout, err)
+		}
+	}
+}
