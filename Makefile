@@ -52,6 +52,7 @@ fuzz:
 	$(GO) test ./server -run '^$$' -fuzz FuzzUpdateSession -fuzztime $(FUZZTIME)
 	$(GO) test ./server -run '^$$' -fuzz FuzzLoadConfig -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/wire -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
+	$(GO) test ./runtime/internal/stopcheck -run '^$$' -fuzz FuzzInstrument -fuzztime $(FUZZTIME)
 
 # Test fixtures in WAT; the .wasm files are committed so `go test` needs no
 # wabt. Regenerate after editing a .wat.
