@@ -42,7 +42,7 @@ func (g *Gateway) SendToClient(_ context.Context, clientID string, msg abi.Messa
 	if c == nil {
 		return abi.ErrnoNotFound
 	}
-	return c.send(msg)
+	return c.send(msg, true)
 }
 
 // SendToAll queues msg for every client, or only those listed when
@@ -57,16 +57,22 @@ func (g *Gateway) SendToAll(_ context.Context, msg abi.Message, only []string, o
 	}
 	n := 0
 	g.hub.each(func(c *conn) {
-		if _, ok := skip[c.id]; !ok && c.send(msg) == nil {
+		if _, ok := skip[c.id]; !ok && c.send(msg, false) == nil {
 			n++
 		}
 	})
 	return n, nil
 }
 
+// directFanout is the largest number of recipients a send writes to from
+// the caller's goroutine; larger fan-outs leave the writes to the clients'
+// writer goroutines, which run them in parallel.
+const directFanout = 8
+
 // deliver sends msg once to each id not in skip and returns how many
 // queued it.
 func (g *Gateway) deliver(ids []string, skip map[string]struct{}, msg abi.Message) int {
+	direct := len(ids) <= directFanout
 	n := 0
 	seen := make(map[string]struct{}, len(ids))
 	for _, id := range ids {
@@ -77,7 +83,7 @@ func (g *Gateway) deliver(ids []string, skip map[string]struct{}, msg abi.Messag
 		if _, ok := skip[id]; ok {
 			continue
 		}
-		if c := g.hub.get(id); c != nil && c.send(msg) == nil {
+		if c := g.hub.get(id); c != nil && c.send(msg, direct) == nil {
 			n++
 		}
 	}
