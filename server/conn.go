@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"errors"
 	"net"
 	"os"
@@ -105,8 +106,9 @@ func newConn(id string, ws *websocket.Conn, queueSize int, writeTimeout time.Dur
 // send queues msg, or writes it at once when the client is idle. It never
 // blocks: a full queue closes the client as a slow consumer and reports
 // abi.ErrnoQueueFull. direct=false always leaves the write to a writer
-// goroutine (broadcasts: their writes then run in parallel).
-func (c *conn) send(msg abi.Message, direct bool) error {
+// goroutine (broadcasts: their writes then run in parallel). borrowed means
+// msg.Data belongs to the caller: it is copied if it has to be queued.
+func (c *conn) send(msg abi.Message, direct, borrowed bool) error {
 	c.mu.Lock()
 	if c.closing {
 		c.mu.Unlock()
@@ -117,6 +119,9 @@ func (c *conn) send(msg abi.Message, direct bool) error {
 			c.closeLocked(websocket.ClosePolicyViolation, "slow consumer: send queue full")
 			c.mu.Unlock()
 			return abi.ErrnoQueueFull
+		}
+		if borrowed {
+			msg.Data = bytes.Clone(msg.Data)
 		}
 		c.queue = append(c.queue, msg)
 		c.startWriterLocked()

@@ -42,7 +42,21 @@ func (g *Gateway) SendToClient(_ context.Context, clientID string, msg abi.Messa
 	if c == nil {
 		return abi.ErrnoNotFound
 	}
-	return c.send(msg, true)
+	return c.send(msg, true, false)
+}
+
+// sendBorrowed is SendToClient for the text port: id and msg.Data may
+// alias the request line, valid only during the call. A message written at
+// once is not copied; one that has to be queued is.
+func (g *Gateway) sendBorrowed(id []byte, msg abi.Message) error {
+	if err := g.checkMessage(msg); err != nil {
+		return err
+	}
+	c := g.hub.getBytes(id)
+	if c == nil {
+		return abi.ErrnoNotFound
+	}
+	return c.send(msg, true, true)
 }
 
 // SendToAll queues msg for every client, or only those listed when
@@ -57,7 +71,7 @@ func (g *Gateway) SendToAll(_ context.Context, msg abi.Message, only []string, o
 	}
 	n := 0
 	g.hub.each(func(c *conn) {
-		if _, ok := skip[c.id]; !ok && c.send(msg, false) == nil {
+		if _, ok := skip[c.id]; !ok && c.send(msg, false, false) == nil {
 			n++
 		}
 	})
@@ -83,7 +97,7 @@ func (g *Gateway) deliver(ids []string, skip map[string]struct{}, msg abi.Messag
 		if _, ok := skip[id]; ok {
 			continue
 		}
-		if c := g.hub.get(id); c != nil && c.send(msg, direct) == nil {
+		if c := g.hub.get(id); c != nil && c.send(msg, direct, false) == nil {
 			n++
 		}
 	}
