@@ -78,7 +78,7 @@ func cmdSendToClient(ctx context.Context, g *Gateway, r *wire.Request) (any, err
 		if err != nil {
 			return nil, err
 		}
-		return true, g.sendBorrowed(id, msg)
+		return true, g.sendBorrowed(ctx, id, msg)
 	}
 	id, err := argString("client_id", r.ClientID)
 	if err != nil {
