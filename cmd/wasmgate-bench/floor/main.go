@@ -527,7 +527,8 @@ func latencyFloor(c config, mode, topo string) error {
 	extra := ""
 	if topo == "relay" {
 		where = fmt.Sprintf("relay A→B→A, %d client conns", c.conns)
-		extra = fmt.Sprintf("; relay CPU %.2f µs/msg; sent %d received %d", us(w.peer)/float64(n1-n0), sent, received.Load())
+		extra = fmt.Sprintf("; relay CPU %.2f µs/msg, sender+clients %.2f µs/msg, softirq %.2f µs/msg; sent %d received %d",
+			us(w.peer)/float64(n1-n0), us(w.self)/float64(n1-n0), us(w.softirq)/float64(n1-n0), sent, received.Load())
 	}
 	extra += "; " + w.note()
 	fmt.Printf("| one-way latency, %s, %s: p50 / p99 / p99.9 | **%.0f / %.0f / %.0f µs** (max %.0f µs; %.0f msgs/s%s) |\n",
