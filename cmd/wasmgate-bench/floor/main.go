@@ -637,11 +637,11 @@ func readRelayed(nc net.Conn, s *samples, received *atomic.Uint64) {
 			return
 		}
 		now := time.Now().UnixNano()
-		f := bytes.Fields(line)
-		if len(f) != 3 {
+		sp := bytes.LastIndexByte(line, ' ')
+		if sp < 0 {
 			return
 		}
-		ts, _ := strconv.ParseInt(string(f[2]), 10, 64)
+		ts, _ := strconv.ParseInt(string(line[sp+1:len(line)-1]), 10, 64)
 		s.record(ts, now-ts)
 		received.Add(1)
 	}
