@@ -42,10 +42,12 @@ test-long: test
 	WASMGATE_LONG_TESTS=1 $(GO) test -count=1 -run 'Corpus' ./runtime/internal/stopcheck/
 
 # Micro-benchmarks (host calls per family, event round trip, registry), then
-# the load benchmarks (native vs WASM echo, memory per idle connection).
+# the load benchmarks (native vs WASM echo, memory per idle connection,
+# push), then the machine's own floors under the push targets.
 bench: build guests
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 1s ./runtime ./server
 	$(GO) run ./cmd/wasmgate-bench
+	$(GO) run ./cmd/wasmgate-bench/floor
 
 fuzz:
 	$(GO) test ./abi -run '^$$' -fuzz FuzzDecodeList -fuzztime $(FUZZTIME)

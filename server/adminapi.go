@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"net"
 	"strings"
@@ -91,12 +92,12 @@ func (s *Server) handleAPI(ctx *fasthttp.RequestCtx, cmd string) {
 		ctx.SetBody(appendParseError(nil, err))
 		return
 	}
-	ctx.SetBody(s.apiExecute(cmd, &r, nil))
+	ctx.SetBody(s.apiExecute(s.idleCtx, cmd, &r, nil))
 }
 
 // apiExecute runs one request whose command comes from the URL (cmd) or,
 // in a batch, from the object itself (cmd == "").
-func (s *Server) apiExecute(cmd string, r *wire.Request, dst []byte) []byte {
+func (s *Server) apiExecute(ctx context.Context, cmd string, r *wire.Request, dst []byte) []byte {
 	if cmd != "" {
 		if r.Cmd != nil && !isCmd(r, cmd) {
 			return wire.AppendError(dst, r.ID, wire.CodeBadRequest, "cmd in the body differs from the URL's")
@@ -109,7 +110,7 @@ func (s *Server) apiExecute(cmd string, r *wire.Request, dst []byte) []byte {
 	if isCmd(r, "auth") { // the HTTP API authenticates by header
 		return wire.AppendOK(dst, r.ID, true)
 	}
-	result, err := s.gw.execute(s.ctx, r)
+	result, err := s.gw.execute(ctx, r)
 	return appendResult(dst, r.ID, result, err)
 }
 
@@ -128,7 +129,11 @@ func (s *Server) apiBatch(ctx *fasthttp.RequestCtx) {
 		if err := wire.Parse(item, &r); err != nil {
 			out = appendParseError(out, err)
 		} else {
-			out = s.apiExecute("", &r, out)
+			ctx := s.ctx
+			if i == len(items)-1 {
+				ctx = s.idleCtx
+			}
+			out = s.apiExecute(ctx, "", &r, out)
 		}
 		out = bytes.TrimSuffix(out, []byte{'\n'})
 	}

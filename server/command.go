@@ -134,33 +134,37 @@ func argObject(name string, raw []byte) ([]byte, error) {
 }
 
 // argMessage decodes data (and binary): a string sent as a text frame, or
-// base64 sent as a binary frame. required false allows data to be absent.
-func argMessage(r *wire.Request, required bool) (*abi.Message, error) {
+// base64 sent as a binary frame. required false allows data to be absent
+// (given reports whether it was there). With borrow, a text message's Data
+// may alias the request (see Gateway.sendBorrowed).
+func argMessage(r *wire.Request, required, borrow bool) (msg abi.Message, given bool, err error) {
 	if r.Data == nil && !required {
-		return nil, nil
+		return msg, false, nil
 	}
 	binary := false
 	if r.Binary != nil && !wire.IsNull(r.Binary) {
 		b, ok := wire.Bool(r.Binary)
 		if !ok {
-			return nil, badRequest("binary must be true or false")
+			return msg, false, badRequest("binary must be true or false")
 		}
 		binary = b
 	}
 	if r.Data == nil {
-		return nil, badRequest("missing data")
+		return msg, false, badRequest("missing data")
 	}
-	data, ok := wire.Bytes(r.Data)
-	if !ok {
-		return nil, badRequest("data must be a string")
+	data, ok := wire.Plain(r.Data)
+	if !ok || !borrow || binary {
+		if data, ok = wire.Bytes(r.Data); !ok {
+			return msg, false, badRequest("data must be a string")
+		}
 	}
 	if binary {
 		dec := make([]byte, base64.StdEncoding.DecodedLen(len(data)))
 		n, err := base64.StdEncoding.Decode(dec, data)
 		if err != nil {
-			return nil, &CommandError{Code: wire.CodeInvalid, Message: "data is not valid base64: " + err.Error()}
+			return msg, false, &CommandError{Code: wire.CodeInvalid, Message: "data is not valid base64: " + err.Error()}
 		}
 		data = dec[:n]
 	}
-	return &abi.Message{Data: data, Binary: binary}, nil
+	return abi.Message{Data: data, Binary: binary}, true, nil
 }

@@ -54,7 +54,7 @@ func commandTable() map[string]command {
 func cmdPing(context.Context, *Gateway, *wire.Request) (any, error) { return "pong", nil }
 
 func cmdSendToAll(ctx context.Context, g *Gateway, r *wire.Request) (any, error) {
-	msg, err := argMessage(r, true)
+	msg, _, err := argMessage(r, true, false)
 	if err != nil {
 		return nil, err
 	}
@@ -66,19 +66,29 @@ func cmdSendToAll(ctx context.Context, g *Gateway, r *wire.Request) (any, error)
 	if err != nil {
 		return nil, err
 	}
-	return g.SendToAll(ctx, *msg, only, onlyGiven, exclude)
+	return g.SendToAll(ctx, msg, only, onlyGiven, exclude)
 }
 
+// cmdSendToClient is the hot path of pushing: with a plain client_id (no
+// escapes, as client ids are) it allocates nothing; the message is copied
+// only if it has to be queued.
 func cmdSendToClient(ctx context.Context, g *Gateway, r *wire.Request) (any, error) {
+	if id, ok := wire.Plain(r.ClientID); ok && len(id) > 0 {
+		msg, _, err := argMessage(r, true, true)
+		if err != nil {
+			return nil, err
+		}
+		return true, g.sendBorrowed(ctx, id, msg)
+	}
 	id, err := argString("client_id", r.ClientID)
 	if err != nil {
 		return nil, err
 	}
-	msg, err := argMessage(r, true)
+	msg, _, err := argMessage(r, true, false)
 	if err != nil {
 		return nil, err
 	}
-	return true, g.SendToClient(ctx, id, *msg)
+	return true, g.SendToClient(ctx, id, msg)
 }
 
 func cmdCloseClient(ctx context.Context, g *Gateway, r *wire.Request) (any, error) {
@@ -86,11 +96,15 @@ func cmdCloseClient(ctx context.Context, g *Gateway, r *wire.Request) (any, erro
 	if err != nil {
 		return nil, err
 	}
-	msg, err := argMessage(r, false)
+	msg, given, err := argMessage(r, false, false)
 	if err != nil {
 		return nil, err
 	}
-	return true, g.CloseClient(ctx, id, msg)
+	var final *abi.Message
+	if given {
+		final = &msg
+	}
+	return true, g.CloseClient(ctx, id, final)
 }
 
 func cmdDestroyClient(ctx context.Context, g *Gateway, r *wire.Request) (any, error) {
@@ -209,11 +223,11 @@ func cmdSendToUid(ctx context.Context, g *Gateway, r *wire.Request) (any, error)
 	if err != nil {
 		return nil, err
 	}
-	msg, err := argMessage(r, true)
+	msg, _, err := argMessage(r, true, false)
 	if err != nil {
 		return nil, err
 	}
-	return g.SendToUid(ctx, uids, *msg)
+	return g.SendToUid(ctx, uids, msg)
 }
 
 func cmdJoinGroup(ctx context.Context, g *Gateway, r *wire.Request) (any, error) {
@@ -245,7 +259,7 @@ func cmdSendToGroup(ctx context.Context, g *Gateway, r *wire.Request) (any, erro
 	if err != nil {
 		return nil, err
 	}
-	msg, err := argMessage(r, true)
+	msg, _, err := argMessage(r, true, false)
 	if err != nil {
 		return nil, err
 	}
@@ -253,7 +267,7 @@ func cmdSendToGroup(ctx context.Context, g *Gateway, r *wire.Request) (any, erro
 	if err != nil {
 		return nil, err
 	}
-	return g.SendToGroup(ctx, groups, *msg, exclude)
+	return g.SendToGroup(ctx, groups, msg, exclude)
 }
 
 func cmdGetClientIdCountByGroup(ctx context.Context, g *Gateway, r *wire.Request) (any, error) {

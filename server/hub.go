@@ -54,6 +54,15 @@ func (h *hub) get(id string) *conn {
 	return c
 }
 
+// getBytes is get for an id held as bytes (no string allocated).
+func (h *hub) getBytes(id []byte) *conn {
+	s := &h.shards[maphash.Bytes(h.seed, id)%hubShards] // hashes as maphash.String does
+	s.mu.RLock()
+	c := s.conns[string(id)]
+	s.mu.RUnlock()
+	return c
+}
+
 // each calls fn for every connection, outside the shard locks (on a
 // snapshot), so fn may block or send.
 func (h *hub) each(fn func(*conn)) {

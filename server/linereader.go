@@ -18,6 +18,7 @@ type lineReader struct {
 	conn        net.Conn
 	buf         []byte
 	start, end  int // unconsumed bytes are buf[start:end]
+	nl          int // offset from start of the next newline, -1 if none is buffered
 	max         int
 	lineTimeout time.Duration
 	// beforeBlock runs before a read that may block: the text port flushes
@@ -26,17 +27,28 @@ type lineReader struct {
 }
 
 func newLineReader(conn net.Conn, max int, lineTimeout time.Duration, beforeBlock func() error) *lineReader {
-	return &lineReader{conn: conn, buf: make([]byte, 16<<10), max: max, lineTimeout: lineTimeout, beforeBlock: beforeBlock}
+	return &lineReader{conn: conn, buf: make([]byte, 16<<10), nl: -1, max: max, lineTimeout: lineTimeout, beforeBlock: beforeBlock}
 }
+
+// buffered reports whether another complete line is already buffered: next
+// will return it without reading.
+func (r *lineReader) buffered() bool { return r.nl >= 0 }
 
 // next returns the next line without its newline. It aliases the reader's
 // buffer and is valid until the next call.
 func (r *lineReader) next() ([]byte, error) {
 	scanned := 0
 	for {
-		if i := bytes.IndexByte(r.buf[r.start+scanned:r.end], '\n'); i >= 0 {
-			line := r.buf[r.start : r.start+scanned+i]
-			r.start += scanned + i + 1
+		i := r.nl
+		if i < 0 {
+			if i = bytes.IndexByte(r.buf[r.start+scanned:r.end], '\n'); i >= 0 {
+				i += scanned
+			}
+		}
+		if i >= 0 {
+			line := r.buf[r.start : r.start+i]
+			r.start += i + 1
+			r.nl = bytes.IndexByte(r.buf[r.start:r.end], '\n')
 			if len(line) > r.max {
 				return nil, errLineTooLong
 			}

@@ -1,10 +1,6 @@
 package server
 
-import (
-	"time"
-
-	"github.com/fasthttp/websocket"
-)
+import "time"
 
 // Liveness: a peer that vanished without closing (a laptop lid shut, a NAT
 // that forgot the mapping) would otherwise hold its connection, uid and
@@ -28,9 +24,7 @@ func (s *Server) startPings() {
 			case <-s.stopPings:
 				return
 			case <-tick.C:
-				s.hub.each(func(c *conn) {
-					_ = c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(time.Second))
-				})
+				s.hub.each(func(c *conn) { c.ping() })
 			}
 		}
 	}()

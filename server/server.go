@@ -67,6 +67,7 @@ type Server struct {
 	cfg      Config
 	log      *slog.Logger
 	ctx      context.Context // lives until Shutdown; events run under it
+	idleCtx  context.Context // ctx, marked: the caller has nothing else to do (see idleKey)
 	cancel   context.CancelFunc
 	reg      Registry
 	hub      *hub
@@ -113,6 +114,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (*Se
 		s.reg = NewLocalRegistry()
 	}
 	s.ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	s.idleCtx = withIdle(s.ctx)
 	s.gw = &Gateway{reg: s.reg, hub: s.hub, maxMessageSize: cfg.Server.MaxMessageSize, commands: commandTable()}
 	s.buffers.New = func() any { return new(bytes.Buffer) }
 	s.upgrader = websocket.FastHTTPUpgrader{

@@ -105,6 +105,7 @@ func (t *textPort) serve(nc net.Conn) {
 	cfg := t.srv.cfg.Push
 	b := &backendConn{srv: t.srv, nc: nc, authed: cfg.Secret == ""}
 	lr := newLineReader(nc, cfg.MaxLine, cfg.LineTimeout.Duration, b.flush)
+	busy, idle := t.srv.ctx, withIdle(t.srv.ctx)
 	for {
 		line, err := lr.next()
 		if errors.Is(err, errLineTooLong) {
@@ -115,7 +116,11 @@ func (t *textPort) serve(nc net.Conn) {
 		if err != nil {
 			return
 		}
-		if !b.handle(t.srv.ctx, bytes.TrimSuffix(line, []byte{'\r'})) {
+		ctx := idle // the last request buffered: sends may write at once
+		if lr.buffered() {
+			ctx = busy // more to do: leave the writes to the writer goroutines
+		}
+		if !b.handle(ctx, bytes.TrimSuffix(line, []byte{'\r'})) {
 			_ = b.flush()
 			return
 		}

@@ -166,6 +166,7 @@ func (s *Server) putBuffer(buf *bytes.Buffer) {
 func (s *Server) endRead(c *conn, err error) {
 	if errors.Is(err, websocket.ErrReadLimit) {
 		s.log.Info("client sent a message over max_message_size; closed with 1009", "client", c.id, "max", s.cfg.Server.MaxMessageSize)
+		c.closedByLibrary()
 		s.linger(c)
 	}
 }
@@ -173,10 +174,7 @@ func (s *Server) endRead(c *conn, err error) {
 // closeAndLinger sends a close frame and drains the socket for a moment, so
 // the close frame is not lost to a TCP reset caused by unread input.
 func (s *Server) closeAndLinger(c *conn, code int, reason string) {
-	c.mu.Lock()
-	c.closing = true
-	c.mu.Unlock()
-	_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), time.Now().Add(time.Second))
+	c.sendCloseNow(code, reason)
 	s.linger(c)
 }
 

@@ -45,6 +45,17 @@ func Bytes(raw []byte) ([]byte, bool) {
 	return []byte(s), ok
 }
 
+// Plain returns the body of a JSON string that needs no decoding (no
+// escapes, valid UTF-8), aliasing raw; ok is false for any other value,
+// which String or Bytes then decode.
+func Plain(raw []byte) ([]byte, bool) {
+	if len(raw) < 2 || raw[0] != '"' {
+		return nil, false
+	}
+	inner := raw[1 : len(raw)-1]
+	return inner, plain(inner)
+}
+
 // Key decodes a JSON string or number as a string: GatewayWorker uids and
 // groups may be either. A number keeps its literal text ("4" for 4).
 func Key(raw []byte) (string, bool) {

@@ -61,6 +61,19 @@ func TestDecoders_WrongTypes(t *testing.T) {
 	}
 }
 
+func TestPlain(t *testing.T) {
+	for raw, want := range map[string]string{`"abc"`: "abc", `""`: "", `"é"`: "é"} {
+		if got, ok := Plain([]byte(raw)); !ok || string(got) != want {
+			t.Errorf("Plain(%s) = %q, %v; want %q", raw, got, ok, want)
+		}
+	}
+	for _, raw := range []string{`"a\nb"`, "\"\xff\"", `12`, `null`, `["a"]`} {
+		if got, ok := Plain([]byte(raw)); ok {
+			t.Errorf("Plain(%s) = %q, true; want false (String decodes it)", raw, got)
+		}
+	}
+}
+
 func TestAppendOKAndError(t *testing.T) {
 	got := string(AppendOK(nil, []byte(`"x"`), []string{"a", "b\n"}))
 	if got != "{\"id\":\"x\",\"ok\":true,\"result\":[\"a\",\"b\\n\"]}\n" {
