@@ -24,9 +24,9 @@ import (
 // a write may block (the websocket package re-arms it on every frame, a
 // timer update that cost 16% of push CPU).
 //
-// Who writes: a send that finds the client idle (no writer, empty queue)
-// writes the frame itself, from the caller's goroutine, without blocking:
-// one non-blocking write(2). Whatever the socket does not take at once, and
+// Who writes: a send from an idle caller (see idleKey) that finds the
+// client idle (no writer, empty queue) writes the frame itself, from the
+// caller's goroutine, without blocking: one non-blocking write(2). Whatever the socket does not take at once, and
 // every message queued while a write is under way, is left to a writer
 // goroutine, which exists only while there is a backlog, writes each batch
 // with as few write(2) calls as it can, and blocks (under

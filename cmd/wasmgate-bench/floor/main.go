@@ -304,13 +304,18 @@ func writeFloor(c config, rate int, raw bool) error {
 				return err
 			}
 		}
+		var buf []byte // the callback is made once: no allocation per write
+		var werr error
+		fn := func(fd uintptr) bool {
+			_, werr = syscall.Write(int(fd), buf)
+			return werr != syscall.EAGAIN
+		}
 		write = func(i int, b []byte) error {
-			var werr error
-			err := rcs[i].Write(func(fd uintptr) bool {
-				_, werr = syscall.Write(int(fd), b)
-				return werr != syscall.EAGAIN
-			})
-			return errors.Join(err, werr)
+			buf, werr = b, nil
+			if err := rcs[i].Write(fn); err != nil {
+				return err
+			}
+			return werr
 		}
 	}
 	frame := bytes.Repeat([]byte{'x'}, c.size)
