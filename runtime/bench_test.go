@@ -63,14 +63,39 @@ func BenchmarkHostCall(b *testing.B) {
 	}
 }
 
-// BenchmarkOnMessage is one event round trip (host → on_message → one
-// send_to_client → host) of a 64-byte message, per guest language.
-func BenchmarkOnMessage(b *testing.B) {
-	guests := []struct{ name, path string }{
+// echoGuests are the echo handlers per guest language; the Go and Rust
+// ones are built by make guests.
+func echoGuests() []struct{ name, path string } {
+	return []struct{ name, path string }{
 		{"wat", filepath.Join("testdata", "echo.wasm")},
 		{"go", filepath.Join("..", "handlers", "echo.wasm")},
 		{"rust", filepath.Join("..", "handlers", "rust-echo.wasm")},
 	}
+}
+
+// loadBench loads the module at path in a new runtime with the given event
+// timeout, closed when the benchmark ends; it skips if path is not built.
+func loadBench(b *testing.B, path string, timeout time.Duration) *Module {
+	b.Helper()
+	if _, err := os.Stat(path); err != nil {
+		b.Skipf("%s not built (make guests)", path)
+	}
+	r, err := New(context.Background(), Config{PoolSize: 1, EventTimeout: timeout}, &benchHost{}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = r.Close(context.Background()) })
+	m, err := r.LoadFile(context.Background(), filepath.Base(path), path, "")
+	if err != nil {
+		b.Fatal(err)
+	}
+	return m
+}
+
+// BenchmarkOnMessage is one event round trip (host → on_message → one
+// send_to_client → host) of a 64-byte message, per guest language.
+func BenchmarkOnMessage(b *testing.B) {
+	guests := echoGuests()
 	msg := abi.Message{Data: make([]byte, 64)}
 	for _, g := range guests {
 		for _, timeout := range []time.Duration{0, 100 * time.Millisecond} {
@@ -82,18 +107,7 @@ func BenchmarkOnMessage(b *testing.B) {
 }
 
 func benchOnMessage(b *testing.B, path string, timeout time.Duration, msg abi.Message) {
-	if _, err := os.Stat(path); err != nil {
-		b.Skipf("%s not built (make guests)", path)
-	}
-	r, err := New(context.Background(), Config{PoolSize: 1, EventTimeout: timeout}, &benchHost{}, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer r.Close(context.Background())
-	m, err := r.LoadFile(context.Background(), filepath.Base(path), path, "")
-	if err != nil {
-		b.Fatal(err)
-	}
+	m := loadBench(b, path, timeout)
 	b.ReportAllocs()
 	b.SetBytes(int64(len(msg.Data)))
 	b.ResetTimer()
@@ -206,28 +220,11 @@ func BenchmarkTaskRoundTrip(b *testing.B) {
 // so machine noise (this VM has plenty) hits both sides alike. It reports
 // ns/event for each side and the overhead in percent.
 func BenchmarkDeadlineOverhead(b *testing.B) {
-	guests := []struct{ name, path string }{
-		{"wat", filepath.Join("testdata", "echo.wasm")},
-		{"go", filepath.Join("..", "handlers", "echo.wasm")},
-		{"rust", filepath.Join("..", "handlers", "rust-echo.wasm")},
-	}
+	guests := echoGuests()
 	msg := abi.Message{Data: make([]byte, 64)}
 	for _, g := range guests {
 		b.Run(g.name, func(b *testing.B) {
-			if _, err := os.Stat(g.path); err != nil {
-				b.Skipf("%s not built (make guests)", g.path)
-			}
-			var mods [2]*Module
-			for i, timeout := range []time.Duration{0, 100 * time.Millisecond} {
-				r, err := New(context.Background(), Config{PoolSize: 1, EventTimeout: timeout}, &benchHost{}, nil)
-				if err != nil {
-					b.Fatal(err)
-				}
-				defer r.Close(context.Background())
-				if mods[i], err = r.LoadFile(context.Background(), g.name, g.path, ""); err != nil {
-					b.Fatal(err)
-				}
-			}
+			mods := [2]*Module{loadBench(b, g.path, 0), loadBench(b, g.path, 100*time.Millisecond)}
 			const batch = 1000
 			var spent [2]time.Duration
 			var events [2]int

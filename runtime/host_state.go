@@ -125,12 +125,12 @@ func (h hostFuncs) task(ctx context.Context, mod api.Module, stack []uint64) {
 		e = abi.ErrnoUnsupported
 	}
 	if e != abi.ErrnoSuccess {
-		stack[0] = api.EncodeI64(-int64(e))
+		setErrno64(stack, e)
 		return
 	}
 	id, err := st.tasks.submit(payload)
 	if err != nil {
-		stack[0] = api.EncodeI64(-int64(abi.ErrnoOf(err)))
+		setErrno64(stack, abi.ErrnoOf(err))
 		return
 	}
 	stack[0] = api.EncodeI64(id)
@@ -161,12 +161,12 @@ func (h hostFuncs) setTimer(ctx context.Context, mod api.Module, stack []uint64)
 		e = abi.ErrnoUnsupported
 	}
 	if e != abi.ErrnoSuccess {
-		stack[0] = api.EncodeI64(-int64(e))
+		setErrno64(stack, e)
 		return
 	}
 	id, err := st.timers.set(delay, payload)
 	if err != nil {
-		stack[0] = api.EncodeI64(-int64(abi.ErrnoOf(err)))
+		setErrno64(stack, abi.ErrnoOf(err))
 		return
 	}
 	stack[0] = api.EncodeI64(id)
@@ -181,6 +181,10 @@ func (h hostFuncs) clearTimer(ctx context.Context, _ api.Module, stack []uint64)
 	}
 	setBool(stack, st.timers.clear(int64(stack[0])), nil)
 }
+
+// setErrno64 is setErrno for the functions whose result is an i64 (task,
+// set_timer): a negative errno, like the i32 ones.
+func setErrno64(stack []uint64, e abi.Errno) { stack[0] = api.EncodeI64(-int64(e)) }
 
 func stateOK(st *State) abi.Errno {
 	if st == nil {

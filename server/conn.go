@@ -510,13 +510,8 @@ func (c *conn) writeLocked(b, more []byte) error {
 		return nil
 	}
 	c.armLocked()
-	if c.partial != nil {
-		_, err := c.tc.Write(c.partial)
-		putFrameBuf(c.partialBuf)
-		c.partial, c.partialBuf = nil, nil
-		if err != nil {
-			return err
-		}
+	if err := c.flushPartialLocked(); err != nil {
+		return err
 	}
 	var err error
 	switch {
@@ -526,6 +521,18 @@ func (c *conn) writeLocked(b, more []byte) error {
 	case len(b) > 0:
 		_, err = c.tc.Write(b)
 	}
+	return err
+}
+
+// flushPartialLocked writes, blocking, the end of a frame a direct write
+// left unwritten, so that the next frame follows it whole.
+func (c *conn) flushPartialLocked() error {
+	if c.partial == nil {
+		return nil
+	}
+	_, err := c.tc.Write(c.partial)
+	putFrameBuf(c.partialBuf)
+	c.partial, c.partialBuf = nil, nil
 	return err
 }
 
@@ -540,13 +547,8 @@ func (c *conn) writeCloseLocked(payload []byte, deadline time.Time) error {
 	c.deadlineAt = time.Time{}
 	var hdr [2 + 125]byte
 	frame := appendFrame(hdr[:0], websocket.CloseMessage, payload)
-	if c.partial != nil {
-		_, err := c.tc.Write(c.partial)
-		putFrameBuf(c.partialBuf)
-		c.partial, c.partialBuf = nil, nil
-		if err != nil {
-			return err
-		}
+	if err := c.flushPartialLocked(); err != nil {
+		return err
 	}
 	_, err := c.tc.Write(frame)
 	return err

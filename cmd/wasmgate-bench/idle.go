@@ -50,18 +50,11 @@ func openIdle(url string, n int) ([]*websocket.Conn, error) {
 		return nil, fmt.Errorf("at most %d connections", 250*perSourceIP)
 	}
 	conns := make([]*websocket.Conn, n)
-	errs := make([]error, n)
-	sem := make(chan struct{}, 64)
-	var wg sync.WaitGroup
-	for i := range conns {
-		d := sourceDialer(net.IPv4(127, 0, 0, byte(2+i/perSourceIP)))
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			conns[i], _, errs[i] = d.DialContext(context.Background(), url, nil)
-		})
-	}
-	wg.Wait()
+	errs := dialEach(n, 64, func(i int) (err error) {
+		d := sourceDialer(net.IPv4(127, 0, 0, byte(2+i/perSourceIP)), 256)
+		conns[i], _, err = d.DialContext(context.Background(), url, nil)
+		return err
+	})
 	open := conns[:0]
 	for _, c := range conns {
 		if c != nil {
@@ -76,14 +69,33 @@ func openIdle(url string, n int) ([]*websocket.Conn, error) {
 
 // sourceDialer dials from the given local address. Buffers are small: an
 // idle client never sends nor receives.
-func sourceDialer(ip net.IP) *websocket.Dialer {
+// sourceDialer dials from ip (127.0.0.x: each source address has its own
+// ephemeral ports) with a read buffer of readBuf bytes.
+func sourceDialer(ip net.IP, readBuf int) *websocket.Dialer {
 	nd := &net.Dialer{LocalAddr: &net.TCPAddr{IP: ip}, Timeout: 10 * time.Second}
 	return &websocket.Dialer{
 		NetDialContext:   nd.DialContext,
 		HandshakeTimeout: 10 * time.Second,
-		ReadBufferSize:   256,
+		ReadBufferSize:   readBuf,
 		WriteBufferSize:  256,
 	}
+}
+
+// dialEach runs dial(0..n-1), at most par at a time, and returns each
+// one's error.
+func dialEach(n, par int, dial func(i int) error) []error {
+	errs := make([]error, n)
+	sem := make(chan struct{}, par)
+	var wg sync.WaitGroup
+	for i := range n {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			errs[i] = dial(i)
+		})
+	}
+	wg.Wait()
+	return errs
 }
 
 func firstErr(errs []error) error {

@@ -368,35 +368,21 @@ func connectPushClients(ctx context.Context, s pushSpec) ([]*pushClient, error) 
 	defer cancel()
 	url := "ws://" + s.ws + "/notify"
 	clients := make([]*pushClient, s.clients)
-	errs := make([]error, s.clients)
-	sem := make(chan struct{}, 32)
-	var wg sync.WaitGroup
-	for i := range clients {
-		d := pushDialer(net.IPv4(127, 0, 0, byte(2+i/perSourceIP)))
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			ws, _, err := d.DialContext(ctx, url, nil)
-			if err != nil {
-				errs[i] = err
-				return
-			}
-			c := &pushClient{ws: ws, uid: "u" + strconv.Itoa(i), received: make(chan struct{})}
-			clients[i] = c
-			c.id, errs[i] = readInit(ws)
-		})
-	}
-	wg.Wait()
+	errs := dialEach(s.clients, 32, func(i int) error {
+		d := sourceDialer(net.IPv4(127, 0, 0, byte(2+i/perSourceIP)), 4096)
+		ws, _, err := d.DialContext(ctx, url, nil)
+		if err != nil {
+			return err
+		}
+		c := &pushClient{ws: ws, uid: "u" + strconv.Itoa(i), received: make(chan struct{})}
+		clients[i] = c
+		c.id, err = readInit(ws)
+		return err
+	})
 	if err := errors.Join(errs...); err != nil {
 		return clients, fmt.Errorf("connect %d clients to %s: %w", s.clients, url, firstErr(errs))
 	}
 	return clients, nil
-}
-
-func pushDialer(ip net.IP) *websocket.Dialer {
-	nd := &net.Dialer{LocalAddr: &net.TCPAddr{IP: ip}, Timeout: 10 * time.Second}
-	return &websocket.Dialer{NetDialContext: nd.DialContext, HandshakeTimeout: 10 * time.Second,
-		ReadBufferSize: 4096, WriteBufferSize: 256}
 }
 
 // readInit reads {"type":"init","client_id":"…"}.
