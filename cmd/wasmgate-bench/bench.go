@@ -26,7 +26,8 @@ type benchFlags struct {
 	settle          time.Duration
 	profile         string
 	idlePath        string
-	only            string // "", "echo" or "push"
+	only            string // "", "echo", "push" or "attack"
+	attackDuration  time.Duration
 	pushDuration    time.Duration
 	pushClients     int
 	pushModes       []string
@@ -66,7 +67,8 @@ func runBench(args []string) error {
 	fs.DurationVar(&f.settle, "settle", 3*time.Second, "wait after the idle connections are open")
 	fs.StringVar(&f.idlePath, "idle-path", "/echo", "route the idle connections use")
 	fs.StringVar(&f.profile, "profile", "", "folder for CPU profiles of serve per echo route and push scenario (its measured window), and heap profiles with idle clients")
-	fs.StringVar(&f.only, "only", "", "run only the echo benchmarks (echo: load and idle memory) or only the push scenarios (push)")
+	fs.StringVar(&f.only, "only", "", "run only the echo benchmarks (echo: load and idle memory), the push scenarios (push) or the hostile-guest attacks (attack)")
+	fs.DurationVar(&f.attackDuration, "attack-duration", 3*time.Second, "measured time per hostile-guest attack")
 	fs.DurationVar(&f.pushDuration, "push-duration", 5*time.Second, "measured time per push scenario")
 	fs.IntVar(&f.pushClients, "push-clients", 1000, "WebSocket clients the push scenarios push to")
 	modes := fs.String("push-modes", strings.Join(pushModes, ","), "push scenarios to run, comma-separated")
@@ -79,10 +81,10 @@ func runBench(args []string) error {
 			return fmt.Errorf("-push-modes: unknown scenario %q (want some of %s)", m, strings.Join(pushModes, ","))
 		}
 	}
-	if f.only != "" && f.only != "echo" && f.only != "push" {
-		return fmt.Errorf("-only %q: want echo or push", f.only)
+	if f.only != "" && f.only != "echo" && f.only != "push" && f.only != "attack" {
+		return fmt.Errorf("-only %q: want echo, push or attack", f.only)
 	}
-	runEcho, runPush := f.only != "push", f.only != "echo"
+	runEcho, runPush, runAttack := f.only == "" || f.only == "echo", f.only == "" || f.only == "push", f.only == "" || f.only == "attack"
 	if f.profile != "" {
 		if err := os.MkdirAll(f.profile, 0o755); err != nil {
 			return fmt.Errorf("profile folder: %w", err)
@@ -94,6 +96,9 @@ func runBench(args []string) error {
 	}
 	if runPush {
 		limit += time.Duration(len(f.pushModes)) * (f.warmup + f.pushDuration + 60*time.Second)
+	}
+	if runAttack {
+		limit += time.Duration(len(attacks))*(f.attackDuration+30*time.Second) + 2*time.Minute
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
@@ -117,7 +122,14 @@ func runBench(args []string) error {
 	if runPush {
 		pushes = pushPhase(ctx, f)
 	}
-	printReport(m, f, loads, mem, pushes)
+	var attacked []attackResult
+	if runAttack {
+		attacked = attackPhase(ctx, f)
+	}
+	if runEcho || runPush {
+		printReport(m, f, loads, mem, pushes)
+	}
+	printAttackRows(attacked)
 	for _, o := range pushes {
 		if o.err != nil {
 			return fmt.Errorf("push scenario %s failed", o.Mode)

@@ -7,12 +7,15 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"runtime/metrics"
 	"runtime/pprof"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -42,6 +45,7 @@ func runServe(args []string) error {
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	pool := fs.Int("pool", runtime.NumCPU()*2, "runtime.pool_size")
 	eventTimeout := fs.Duration("event-timeout", server.DefaultConfig().Runtime.EventTimeout.Duration, "runtime.event_timeout (0: off)")
+	crashLimit := fs.Int("crash-limit", server.DefaultConfig().Runtime.CrashLimit, "runtime.crash_limit (0: never quarantine; the attack phase keeps hostile modules serving)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -59,7 +63,7 @@ func runServe(args []string) error {
 	if err != nil {
 		return err
 	}
-	srv, err := startServer(dir, *pool, *eventTimeout)
+	srv, err := startServer(dir, *pool, *eventTimeout, *crashLimit)
 	if err != nil {
 		return err
 	}
@@ -75,7 +79,7 @@ func runServe(args []string) error {
 
 // startServer builds and starts the gateway with the modules in dir and
 // the native echo.
-func startServer(dir string, poolSize int, eventTimeout time.Duration) (*server.Server, error) {
+func startServer(dir string, poolSize int, eventTimeout time.Duration, crashLimit int) (*server.Server, error) {
 	cfg := server.DefaultConfig()
 	cfg.Server.Listen = "127.0.0.1:0"
 	cfg.Push.Listen = "127.0.0.1:0"
@@ -84,6 +88,7 @@ func startServer(dir string, poolSize int, eventTimeout time.Duration) (*server.
 	cfg.Server.MaxConnections = 1_000_000
 	cfg.Runtime.PoolSize = poolSize
 	cfg.Runtime.EventTimeout.Duration = eventTimeout
+	cfg.Runtime.CrashLimit = crashLimit
 	cfg.Runtime.CacheDir = filepath.Join(os.TempDir(), "wasmgate-bench-cache")
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	echo := &nativeecho.Echo{}
@@ -102,14 +107,20 @@ func startServer(dir string, poolSize int, eventTimeout time.Duration) (*server.
 }
 
 // copyModules copies NAME.wasm for each name from src into a fresh
-// temporary folder and returns it (also on error, for removal).
+// temporary folder and returns it (also on error, for removal). A name
+// with a slash is a path (without .wasm) to a module elsewhere, such as a
+// fixture of runtime/testdata.
 func copyModules(src string, names []string) (string, error) {
 	dir, err := os.MkdirTemp("", "wasmgate-bench-handlers-")
 	if err != nil {
 		return "", fmt.Errorf("handlers temp dir: %w", err)
 	}
 	for _, name := range names {
-		data, err := os.ReadFile(filepath.Join(src, name+".wasm"))
+		from := filepath.Join(src, name+".wasm")
+		if strings.ContainsRune(name, '/') {
+			from, name = name+".wasm", filepath.Base(name)
+		}
+		data, err := os.ReadFile(from)
 		if err != nil {
 			return dir, fmt.Errorf("module %s: %w (run `make guests`)", name, err)
 		}
@@ -145,8 +156,10 @@ func waitForEnd(srv *server.Server) {
 //	heapprofile PATH    writes a heap profile after a GC (OK or ERR ...)
 //	gc                  runs a GC and returns memory to the OS (OK)
 //	rusage              RUSAGE utime_us=N stime_us=N (getrusage of this process)
+//	gcpause             GCPAUSE max_ns=N: the longest stop-the-world GC pause since the last gcpause
 func serveCommands(in io.Reader, out io.Writer) {
 	var stop func()
+	var pauses gcPauses
 	defer func() {
 		if stop != nil {
 			stop()
@@ -162,6 +175,9 @@ func serveCommands(in io.Reader, out io.Writer) {
 			continue
 		case "rusage":
 			fmt.Fprintln(out, rusageLine())
+			continue
+		case "gcpause":
+			fmt.Fprintf(out, "GCPAUSE max_ns=%d\n", pauses.maxSinceLast().Nanoseconds())
 			continue
 		case "cpuprofile":
 			if stop == nil {
@@ -239,4 +255,29 @@ func writeHeapProfile(path string) error {
 		return fmt.Errorf("heap profile: %w", err)
 	}
 	return nil
+}
+
+// gcPauses reads the runtime's histogram of stop-the-world GC pauses
+// (time to stop plus time stopped) and reports the longest one since the
+// previous reading, as the upper bound of the highest bucket that grew.
+type gcPauses struct{ last []uint64 }
+
+func (g *gcPauses) maxSinceLast() time.Duration {
+	s := []metrics.Sample{{Name: "/sched/pauses/total/gc:seconds"}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindFloat64Histogram {
+		return 0
+	}
+	h := s[0].Value.Float64Histogram()
+	var longest float64
+	for i, c := range h.Counts {
+		if i < len(g.last) && c > g.last[i] || i >= len(g.last) && c > 0 {
+			longest = h.Buckets[i+1] // the bucket's upper bound
+		}
+	}
+	g.last = slices.Clone(h.Counts)
+	if math.IsInf(longest, 1) {
+		longest = h.Buckets[len(h.Buckets)-2]
+	}
+	return time.Duration(longest * float64(time.Second))
 }
