@@ -36,6 +36,11 @@ type ServerConfig struct {
 	IdleTimeout    Duration `toml:"idle_timeout"`
 	NodeID         uint32   `toml:"node_id"`
 	WatchHandlers  bool     `toml:"watch_handlers"`
+
+	// Per-client state bounds (RegistryLimits).
+	MaxSessionBytes    int `toml:"max_session_bytes"`
+	MaxGroupsPerClient int `toml:"max_groups_per_client"`
+	MaxNameBytes       int `toml:"max_name_bytes"`
 }
 
 // RuntimeConfig is the [runtime] table: how handlers run.
@@ -155,6 +160,8 @@ func DefaultConfig() Config {
 			PingInterval:   Duration{25 * time.Second},
 			IdleTimeout:    Duration{60 * time.Second},
 			WatchHandlers:  true,
+
+			MaxSessionBytes: 64 << 10, MaxGroupsPerClient: 256, MaxNameBytes: 256,
 		},
 		Runtime: RuntimeConfig{
 			PoolSize: 8, EventTimeout: Duration{100 * time.Millisecond}, MemoryLimit: 64, EventQueue: 1024,
@@ -239,6 +246,18 @@ func (c *Config) Validate() error {
 	}
 	if s.MaxConnections < 1 {
 		bad("server.max_connections", "%d must be at least 1", s.MaxConnections)
+	}
+	for _, l := range []struct {
+		key    string
+		v, max int
+	}{
+		{"max_session_bytes", s.MaxSessionBytes, 64 << 20},
+		{"max_groups_per_client", s.MaxGroupsPerClient, 1 << 20},
+		{"max_name_bytes", s.MaxNameBytes, 64 << 10},
+	} {
+		if l.v < 2 || l.v > l.max {
+			bad("server."+l.key, "%d is out of range 2..%d", l.v, l.max)
+		}
 	}
 	c.validatePush(bad)
 	before := len(errs)

@@ -111,7 +111,11 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (*Se
 	}
 	s := &Server{cfg: cfg, log: log, hub: newHub(), ids: newIDGenerator(cfg.Server.NodeID), reg: o.registry}
 	if s.reg == nil {
-		s.reg = NewLocalRegistry()
+		s.reg = NewLocalRegistryWithLimits(RegistryLimits{
+			MaxSessionBytes:    cfg.Server.MaxSessionBytes,
+			MaxGroupsPerClient: cfg.Server.MaxGroupsPerClient,
+			MaxNameBytes:       cfg.Server.MaxNameBytes,
+		})
 	}
 	s.ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	s.idleCtx = withIdle(s.ctx)
