@@ -52,7 +52,7 @@ func TestLimits_HandlerGetsErrnoForPerClientBounds(t *testing.T) {
 	big := fmt.Sprintf(`{"blob":%q}`, strings.Repeat("x", 2000))
 	c.sendJSON(map[string]any{"type": "session_update", "session": rawJSON(big)})
 	expectChatError(t, c, "limit reached")
-	c.sendJSON(map[string]any{"type": "session_update", "session": rawJSON(`{"a":{"`+strings.Repeat("k", 17)+`":1}}`)})
+	c.sendJSON(map[string]any{"type": "session_update", "session": rawJSON(`{"a":{"` + strings.Repeat("k", 17) + `":1}}`)})
 	expectChatError(t, c, "too large")
 
 	c.sendJSON(map[string]string{"type": "whoami"})
