@@ -57,10 +57,12 @@ type RuntimeConfig struct {
 	KVMaxMB     int      `toml:"kv_max_mb"`
 	MaxTimers   int      `toml:"max_timers"`
 
-	CrashLimit        int      `toml:"crash_limit"`
-	CrashWindow       Duration `toml:"crash_window"`
-	RestartBackoff    Duration `toml:"restart_backoff"`
-	RestartBackoffMax Duration `toml:"restart_backoff_max"`
+	CrashLimit  int      `toml:"crash_limit"`
+	CrashWindow Duration `toml:"crash_window"`
+	// QuarantineCooldown: how long a quarantine lasts; 0: until a reload.
+	QuarantineCooldown Duration `toml:"quarantine_cooldown"`
+	RestartBackoff     Duration `toml:"restart_backoff"`
+	RestartBackoffMax  Duration `toml:"restart_backoff_max"`
 
 	LogLinesPerSecond int `toml:"log_lines_per_second"`
 	LogBurst          int `toml:"log_burst"`
@@ -166,7 +168,7 @@ func DefaultConfig() Config {
 		Runtime: RuntimeConfig{
 			PoolSize: 8, EventTimeout: Duration{100 * time.Millisecond}, MemoryLimit: 64, EventQueue: 1024,
 			TaskWorkers: 2, TaskQueue: 256, TaskTimeout: Duration{10 * time.Second}, KVMaxMB: 16, MaxTimers: 1000,
-			CrashLimit: 20, CrashWindow: Duration{time.Minute},
+			CrashLimit: 20, CrashWindow: Duration{time.Minute}, QuarantineCooldown: Duration{time.Minute},
 			RestartBackoff: Duration{10 * time.Millisecond}, RestartBackoffMax: Duration{5 * time.Second},
 			LogLinesPerSecond: 100, LogBurst: 200, LogBytesPerSecond: 64 << 10,
 		},
@@ -311,6 +313,7 @@ func validateRuntime(r RuntimeConfig, prefix string, bad func(key, format string
 	}{
 		{"event_timeout", r.EventTimeout}, {"task_timeout", r.TaskTimeout},
 		{"restart_backoff", r.RestartBackoff}, {"restart_backoff_max", r.RestartBackoffMax},
+		{"quarantine_cooldown", r.QuarantineCooldown},
 	} {
 		if d.v.Duration < 0 {
 			bad(prefix+d.key, "%s must not be negative", d.v)
