@@ -213,7 +213,7 @@ func TestCrashPolicy_BackoffThenQuarantine(t *testing.T) {
 	quarantined := make(chan string, 1)
 	cfg := Config{PoolSize: 1, CrashLimit: 3, CrashWindow: time.Minute, RestartBackoff: 40 * time.Millisecond, RestartBackoffMax: time.Second,
 		QuarantineCooldown: 300 * time.Millisecond,
-		OnQuarantine: func(m *Module, why string) { quarantined <- why }}
+		OnQuarantine:       func(m *Module, why string) { quarantined <- why }}
 	m := loadWith(t, cfg, host, "trap")
 	ctx := context.Background()
 	if err := m.OnMessage(ctx, "c1", abi.Message{Data: []byte("trap")}); !errors.Is(err, ErrTrap) {
