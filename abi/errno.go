@@ -20,7 +20,8 @@ const (
 	// ErrnoNotFound: the client is not connected, or kv_get's key is
 	// absent.
 	ErrnoNotFound Errno = 3
-	// ErrnoTooLarge: a message or value is over the configured maximum.
+	// ErrnoTooLarge: a message or value is over the configured maximum, or
+	// a uid, group name or session key is longer than max_name_bytes.
 	ErrnoTooLarge Errno = 4
 	// ErrnoQueueFull: a bounded queue is full: the client's send queue (the
 	// client is being closed as a slow consumer) or the task queue.
@@ -29,8 +30,10 @@ const (
 	ErrnoUnavailable Errno = 6
 	// ErrnoInternal: a host failure unrelated to the arguments.
 	ErrnoInternal Errno = 7
-	// ErrnoLimit: a per-module limit is reached: the key-value store's total
-	// size or the number of timers.
+	// ErrnoLimit: a per-module or per-client limit is reached: the
+	// key-value store's total size, the number of timers, a session over
+	// max_session_bytes, or a client already in max_groups_per_client
+	// groups.
 	ErrnoLimit Errno = 8
 	// ErrnoUnsupported: the call is not possible here: task_result outside
 	// on_task, task or set_timer in a module without the export that would

@@ -24,8 +24,12 @@ const (
 	// CodeInvalid: a value is not acceptable (session not an object, bad
 	// base64, text that is not UTF-8).
 	CodeInvalid = wire.CodeInvalid
-	// CodeTooLarge: the message exceeds the server's max_message_size.
+	// CodeTooLarge: the message exceeds the server's max_message_size, or a
+	// uid, group name or session key its max_name_bytes.
 	CodeTooLarge = wire.CodeTooLarge
+	// CodeLimit: a per-client bound is reached: the session would exceed
+	// max_session_bytes, or the client is in max_groups_per_client groups.
+	CodeLimit = wire.CodeLimit
 	// CodeLineTooLong: the request line exceeds the server's max_line; the
 	// server closes the connection.
 	CodeLineTooLong = wire.CodeLineTooLong

@@ -33,7 +33,10 @@ type Module struct {
 
 func newModule(rt *Runtime, name string, compiled wazero.CompiledModule, exports exportSet, config string, cfg Config) *Module {
 	m := &Module{rt: rt, cfg: cfg, name: name, config: config, compiled: compiled, exports: exports, state: rt.state(name, cfg)}
-	m.health.cfg = cfg
+	m.health.cfg, m.health.calls = cfg, &m.events
+	m.health.onLift = func(why string) {
+		rt.log.Warn("module quarantine lifted after its cool-down", "module", name, "cooldown", cfg.QuarantineCooldown, "was", why)
+	}
 	m.logLimit = newLogLimiter(cfg, rt.log, name)
 	m.pool = newPool(cfg.PoolSize, cfg.EventQueue, func(ctx context.Context) (*instance, error) {
 		return m.newInstance(ctx, cfg.EventTimeout)

@@ -66,10 +66,14 @@ type Config struct {
 	// MaxTimers bounds each module's pending timers. Default 1000.
 	MaxTimers int
 
-	// CrashLimit failures (traps or timeouts) within CrashWindow quarantine
-	// a module version; 0 never quarantines. See crash.go.
+	// CrashLimit failures (traps or timeouts) within CrashWindow, when they
+	// are at least half of the calls made meanwhile, quarantine a module
+	// version; 0 never quarantines. See crash.go.
 	CrashLimit  int
 	CrashWindow time.Duration
+	// QuarantineCooldown is how long a quarantine lasts before it lifts by
+	// itself; 0: until the module is reloaded.
+	QuarantineCooldown time.Duration
 	// RestartBackoff delays the instance that replaces a failed one,
 	// doubling per consecutive failure up to RestartBackoffMax; 0: none.
 	RestartBackoff    time.Duration

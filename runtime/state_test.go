@@ -204,11 +204,16 @@ func TestTimer_BoundedPerModule(t *testing.T) {
 	waitSent(t, host, "timer", 2)
 }
 
+// TestCrashPolicy_BackoffThenQuarantine: a failure delays the next instance
+// (back-off); failures spread among successes (load, one client's poison
+// input) do not quarantine; crash_limit failures that are most of the calls
+// do, and the quarantine lifts by itself after the cool-down.
 func TestCrashPolicy_BackoffThenQuarantine(t *testing.T) {
 	host := &recordingHost{}
 	quarantined := make(chan string, 1)
 	cfg := Config{PoolSize: 1, CrashLimit: 3, CrashWindow: time.Minute, RestartBackoff: 40 * time.Millisecond, RestartBackoffMax: time.Second,
-		OnQuarantine: func(m *Module, why string) { quarantined <- why }}
+		QuarantineCooldown: 300 * time.Millisecond,
+		OnQuarantine:       func(m *Module, why string) { quarantined <- why }}
 	m := loadWith(t, cfg, host, "trap")
 	ctx := context.Background()
 	if err := m.OnMessage(ctx, "c1", abi.Message{Data: []byte("trap")}); !errors.Is(err, ErrTrap) {
@@ -221,12 +226,25 @@ func TestCrashPolicy_BackoffThenQuarantine(t *testing.T) {
 	if took := time.Since(start); took < 40*time.Millisecond {
 		t.Errorf("the replacement instance started after %s, before the 40ms back-off", took)
 	}
-	for range 2 {
+	// Five more traps, each among three successes: 6 failures in the
+	// window, over the limit, but a minority of the calls.
+	for range 5 {
+		for range 3 {
+			if err := m.OnMessage(ctx, "c1", abi.Message{Data: []byte("ok")}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		_ = m.OnMessage(ctx, "c1", abi.Message{Data: []byte("trap")})
+	}
+	if why := m.Quarantined(); why != "" {
+		t.Fatalf("quarantined by failures spread among successes: %s", why)
+	}
+	for range 3 {
 		_ = m.OnMessage(ctx, "c1", abi.Message{Data: []byte("trap")})
 	}
 	select {
 	case why := <-quarantined:
-		if !strings.Contains(why, "3 failures") {
+		if !strings.Contains(why, "4 failures in 7 calls") { // traps at calls 18, 22, 23 and 24: 4 of the last 7 calls; the 3rd trap of the loop is refused
 			t.Errorf("reason %q", why)
 		}
 	case <-time.After(5 * time.Second):
@@ -238,8 +256,22 @@ func TestCrashPolicy_BackoffThenQuarantine(t *testing.T) {
 	if status, err := m.OnHandshake(ctx, &abi.Handshake{ClientID: "c2"}); status != http.StatusServiceUnavailable || err == nil {
 		t.Fatalf("handshake on a quarantined module = %d, %v; want 503", status, err)
 	}
-	if st := m.Stats(); st.Quarantined == "" || st.Traps != 3 {
+	if st := m.Stats(); st.Quarantined == "" || st.Traps != 8 {
 		t.Errorf("stats %+v", st)
+	}
+	// The cool-down lifts it: events run again.
+	deadline := time.Now().Add(10 * time.Second)
+	for m.Quarantined() != "" {
+		if time.Now().After(deadline) {
+			t.Fatal("quarantine not lifted 10s after a 300ms cool-down")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := m.OnMessage(ctx, "c1", abi.Message{Data: []byte("ok")}); err != nil {
+		t.Fatalf("event after the cool-down: %v", err)
+	}
+	if status, err := m.OnHandshake(ctx, &abi.Handshake{ClientID: "c3"}); status != 0 || err != nil {
+		t.Fatalf("handshake after the cool-down = %d, %v", status, err)
 	}
 }
 

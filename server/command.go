@@ -38,6 +38,8 @@ func commandError(err error) *CommandError {
 		code = wire.CodeTooLarge
 	case abi.ErrnoQueueFull:
 		code = wire.CodeQueueFull
+	case abi.ErrnoLimit:
+		code = wire.CodeLimit
 	case abi.ErrnoUnavailable:
 		code = wire.CodeUnavailable
 	}

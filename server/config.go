@@ -36,6 +36,11 @@ type ServerConfig struct {
 	IdleTimeout    Duration `toml:"idle_timeout"`
 	NodeID         uint32   `toml:"node_id"`
 	WatchHandlers  bool     `toml:"watch_handlers"`
+
+	// Per-client state bounds (RegistryLimits).
+	MaxSessionBytes    int `toml:"max_session_bytes"`
+	MaxGroupsPerClient int `toml:"max_groups_per_client"`
+	MaxNameBytes       int `toml:"max_name_bytes"`
 }
 
 // RuntimeConfig is the [runtime] table: how handlers run.
@@ -52,10 +57,12 @@ type RuntimeConfig struct {
 	KVMaxMB     int      `toml:"kv_max_mb"`
 	MaxTimers   int      `toml:"max_timers"`
 
-	CrashLimit        int      `toml:"crash_limit"`
-	CrashWindow       Duration `toml:"crash_window"`
-	RestartBackoff    Duration `toml:"restart_backoff"`
-	RestartBackoffMax Duration `toml:"restart_backoff_max"`
+	CrashLimit  int      `toml:"crash_limit"`
+	CrashWindow Duration `toml:"crash_window"`
+	// QuarantineCooldown: how long a quarantine lasts; 0: until a reload.
+	QuarantineCooldown Duration `toml:"quarantine_cooldown"`
+	RestartBackoff     Duration `toml:"restart_backoff"`
+	RestartBackoffMax  Duration `toml:"restart_backoff_max"`
 
 	LogLinesPerSecond int `toml:"log_lines_per_second"`
 	LogBurst          int `toml:"log_burst"`
@@ -155,11 +162,13 @@ func DefaultConfig() Config {
 			PingInterval:   Duration{25 * time.Second},
 			IdleTimeout:    Duration{60 * time.Second},
 			WatchHandlers:  true,
+
+			MaxSessionBytes: 64 << 10, MaxGroupsPerClient: 256, MaxNameBytes: 256,
 		},
 		Runtime: RuntimeConfig{
 			PoolSize: 8, EventTimeout: Duration{100 * time.Millisecond}, MemoryLimit: 64, EventQueue: 1024,
 			TaskWorkers: 2, TaskQueue: 256, TaskTimeout: Duration{10 * time.Second}, KVMaxMB: 16, MaxTimers: 1000,
-			CrashLimit: 20, CrashWindow: Duration{time.Minute},
+			CrashLimit: 20, CrashWindow: Duration{time.Minute}, QuarantineCooldown: Duration{time.Minute},
 			RestartBackoff: Duration{10 * time.Millisecond}, RestartBackoffMax: Duration{5 * time.Second},
 			LogLinesPerSecond: 100, LogBurst: 200, LogBytesPerSecond: 64 << 10,
 		},
@@ -240,6 +249,18 @@ func (c *Config) Validate() error {
 	if s.MaxConnections < 1 {
 		bad("server.max_connections", "%d must be at least 1", s.MaxConnections)
 	}
+	for _, l := range []struct {
+		key    string
+		v, max int
+	}{
+		{"max_session_bytes", s.MaxSessionBytes, 64 << 20},
+		{"max_groups_per_client", s.MaxGroupsPerClient, 1 << 20},
+		{"max_name_bytes", s.MaxNameBytes, 64 << 10},
+	} {
+		if l.v < 2 || l.v > l.max {
+			bad("server."+l.key, "%d is out of range 2..%d", l.v, l.max)
+		}
+	}
 	c.validatePush(bad)
 	before := len(errs)
 	validateRuntime(c.Runtime, "runtime.", bad)
@@ -292,6 +313,7 @@ func validateRuntime(r RuntimeConfig, prefix string, bad func(key, format string
 	}{
 		{"event_timeout", r.EventTimeout}, {"task_timeout", r.TaskTimeout},
 		{"restart_backoff", r.RestartBackoff}, {"restart_backoff_max", r.RestartBackoffMax},
+		{"quarantine_cooldown", r.QuarantineCooldown},
 	} {
 		if d.v.Duration < 0 {
 			bad(prefix+d.key, "%s must not be negative", d.v)

@@ -45,13 +45,14 @@ func moduleStatus(t *testing.T, srv *testServer, name string) server.ModuleStatu
 	return server.ModuleStatus{}
 }
 
-// TestQuarantine_503And1011UntilReload: a module that keeps trapping is
-// quarantined — its clients are closed with 1011, new handshakes get 503,
-// /status and /metrics say why — while another module keeps serving; a
-// reload lifts it.
+// TestQuarantine_503And1011UntilReload: a module whose calls mostly trap
+// is quarantined — its clients are closed with 1011, new handshakes get 503,
+// /status and /metrics say why — while another module keeps serving; with
+// quarantine_cooldown = 0 only a reload lifts it.
 func TestQuarantine_503And1011UntilReload(t *testing.T) {
 	dir := handlersWith(t, "trap", "echo")
 	srv := startServer(t, dir, func(c *server.Config) {
+		c.Runtime.QuarantineCooldown.Duration = 0
 		c.Runtime.CrashLimit = 3
 		c.Runtime.RestartBackoff.Duration = time.Millisecond
 		c.Runtime.RestartBackoffMax.Duration = 5 * time.Millisecond
@@ -152,5 +153,43 @@ func TestModuleLimits_FromConfig(t *testing.T) {
 	}
 	if st := moduleStatus(t, srv, "echo"); st.PoolSize != 4 {
 		t.Errorf("echo pool_size = %d, want [runtime]'s 4", st.PoolSize)
+	}
+}
+
+// TestQuarantine_LiftsAfterCooldown: a quarantine ends by itself after
+// quarantine_cooldown: handshakes are accepted and events run again
+// without a reload.
+func TestQuarantine_LiftsAfterCooldown(t *testing.T) {
+	srv := startServer(t, handlersWith(t, "trap"), func(c *server.Config) {
+		c.Runtime.CrashLimit = 3
+		c.Runtime.QuarantineCooldown.Duration = 500 * time.Millisecond
+		c.Runtime.RestartBackoff.Duration = time.Millisecond
+		c.Runtime.RestartBackoffMax.Duration = 5 * time.Millisecond
+	})
+	bad := srv.dial(t, "/trap")
+	for range 3 {
+		bad.sendText("trap!")
+	}
+	if code := bad.expectClose(); code != websocket.CloseInternalServerErr {
+		t.Fatalf("client of the quarantined module closed with %d, want 1011", code)
+	}
+	if st := moduleStatus(t, srv, "trap"); st.Quarantined == "" {
+		t.Fatalf("not quarantined: %+v", st)
+	}
+	eventually(t, "the quarantine to lift", func() bool {
+		ws, _, err := websocket.DefaultDialer.Dial(srv.url+"/trap", nil)
+		if err != nil {
+			return false
+		}
+		ws.Close()
+		return true
+	})
+	again := srv.dial(t, "/trap")
+	again.sendText("back")
+	if _, got := again.read(); string(got) != "back" {
+		t.Fatalf("after the cool-down: %q", got)
+	}
+	if st := moduleStatus(t, srv, "trap"); st.Quarantined != "" {
+		t.Errorf("/status still quarantined: %+v", st)
 	}
 }

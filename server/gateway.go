@@ -56,7 +56,7 @@ func (g *Gateway) SendToClient(ctx context.Context, clientID string, msg abi.Mes
 	if c == nil {
 		return abi.ErrnoNotFound
 	}
-	return c.send(msg, callerIdle(ctx), false)
+	return g.hub.sendOrdered(c, msg, callerIdle(ctx), false)
 }
 
 // sendBorrowed is SendToClient for the push ports: id and msg.Data may
@@ -70,26 +70,20 @@ func (g *Gateway) sendBorrowed(ctx context.Context, id []byte, msg abi.Message) 
 	if c == nil {
 		return abi.ErrnoNotFound
 	}
-	return c.send(msg, callerIdle(ctx), true)
+	return g.hub.sendOrdered(c, msg, callerIdle(ctx), true)
 }
 
 // SendToAll queues msg for every client, or only those listed when
-// onlyGiven, minus exclude.
+// onlyGiven, minus exclude (a large fan-out is handed off: see hub.go).
 func (g *Gateway) SendToAll(ctx context.Context, msg abi.Message, only []string, onlyGiven bool, exclude []string) (int, error) {
 	if err := g.checkMessage(msg); err != nil {
 		return 0, err
 	}
 	skip := toSet(exclude)
 	if onlyGiven {
-		return g.deliver(ctx, only, skip, msg), nil
+		return g.deliver(ctx, only, false, skip, msg)
 	}
-	n := 0
-	g.hub.each(func(c *conn) {
-		if _, ok := skip[c.id]; !ok && c.send(msg, false, false) == nil {
-			n++
-		}
-	})
-	return n, nil
+	return g.hub.fanoutAll(msg, skip)
 }
 
 // directFanout is the largest number of recipients an idle caller writes
@@ -98,8 +92,16 @@ func (g *Gateway) SendToAll(ctx context.Context, msg abi.Message, only []string,
 const directFanout = 8
 
 // deliver sends msg once to each id not in skip and returns how many
-// queued it.
-func (g *Gateway) deliver(ctx context.Context, ids []string, skip map[string]struct{}, msg abi.Message) int {
+// queued it. More than fanoutInline recipients are handed to the hub's
+// fan-out lanes, and the count is then how many were handed the message
+// (hub.go); unique says ids holds no duplicates.
+func (g *Gateway) deliver(ctx context.Context, ids []string, unique bool, skip map[string]struct{}, msg abi.Message) (int, error) {
+	if len(ids) > fanoutInline {
+		if !unique {
+			ids = dedupe(ids)
+		}
+		return g.hub.fanout(ids, skip, msg)
+	}
 	direct := len(ids) <= directFanout && callerIdle(ctx)
 	n := 0
 	seen := make(map[string]struct{}, len(ids))
@@ -111,11 +113,24 @@ func (g *Gateway) deliver(ctx context.Context, ids []string, skip map[string]str
 		if _, ok := skip[id]; ok {
 			continue
 		}
-		if c := g.hub.get(id); c != nil && c.send(msg, direct, false) == nil {
+		if c := g.hub.get(id); c != nil && g.hub.sendOrdered(c, msg, direct, false) == nil {
 			n++
 		}
 	}
-	return n
+	return n, nil
+}
+
+// dedupe returns ids without repeats, in first-seen order.
+func dedupe(ids []string) []string {
+	seen := make(map[string]struct{}, len(ids))
+	out := ids[:0:0]
+	for _, id := range ids {
+		if _, dup := seen[id]; !dup {
+			seen[id] = struct{}{}
+			out = append(out, id)
+		}
+	}
+	return out
 }
 
 func toSet(ids []string) map[string]struct{} {
@@ -140,7 +155,7 @@ func (g *Gateway) CloseClient(_ context.Context, clientID string, final *abi.Mes
 	if c == nil {
 		return abi.ErrnoNotFound
 	}
-	return c.close(final, closeNormal, "")
+	return g.hub.closeOrdered(c, final)
 }
 
 // IsOnline reports whether the client is connected.
@@ -179,6 +194,7 @@ func (g *Gateway) SendToUid(ctx context.Context, uids []string, msg abi.Message)
 	if err := g.checkMessage(msg); err != nil {
 		return 0, err
 	}
+	uids = dedupe(uids)
 	var ids []string
 	for _, uid := range uids {
 		got, err := g.reg.ClientsByUid(ctx, uid)
@@ -187,7 +203,8 @@ func (g *Gateway) SendToUid(ctx context.Context, uids []string, msg abi.Message)
 		}
 		ids = append(ids, got...)
 	}
-	return g.deliver(ctx, ids, nil, msg), nil
+	// A client has one uid, but may be rebound between two lookups.
+	return g.deliver(ctx, ids, len(uids) <= 1, nil, msg)
 }
 
 // JoinGroup adds the client to group.
@@ -219,7 +236,7 @@ func (g *Gateway) SendToGroup(ctx context.Context, groups []string, msg abi.Mess
 		}
 		ids = append(ids, got...)
 	}
-	return g.deliver(ctx, ids, toSet(exclude), msg), nil
+	return g.deliver(ctx, ids, len(groups) <= 1, toSet(exclude), msg)
 }
 
 // GetClientIdCountByGroup counts the group's members.

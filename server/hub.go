@@ -1,8 +1,13 @@
 package server
 
 import (
+	"bytes"
+	"fmt"
 	"hash/maphash"
+	goruntime "runtime"
 	"sync"
+
+	"github.com/wasmgate/wasmgate/abi"
 )
 
 // hub holds the clients connected to this node, for delivery. Which clients
@@ -11,6 +16,7 @@ import (
 type hub struct {
 	seed   maphash.Seed
 	shards [hubShards]hubShard
+	lanes  []fanLane // fan-out lanes, each owning the shards i with i%len(lanes) == its index
 }
 
 const hubShards = 64
@@ -21,7 +27,7 @@ type hubShard struct {
 }
 
 func newHub() *hub {
-	h := &hub{seed: maphash.MakeSeed()}
+	h := &hub{seed: maphash.MakeSeed(), lanes: newLanes()}
 	for i := range h.shards {
 		h.shards[i].conns = make(map[string]*conn)
 	}
@@ -29,7 +35,7 @@ func newHub() *hub {
 }
 
 func (h *hub) shard(id string) *hubShard {
-	return &h.shards[maphash.String(h.seed, id)%hubShards]
+	return &h.shards[h.shardIndex(id)]
 }
 
 func (h *hub) add(c *conn) {
@@ -90,4 +96,275 @@ func (h *hub) count() int {
 		s.mu.RUnlock()
 	}
 	return n
+}
+
+// Fan-out lanes.
+//
+// A send to many clients (a group, several uids, everyone) must not cost its
+// caller — a guest under its event deadline, or a backend connection —
+// time proportional to the recipients: with 3,000 members a send_to_group
+// took milliseconds (a queue append and a writer goroutine per member), and
+// 60 senders pushed calls past the deadline. So the caller only snapshots
+// the recipients (the registry's member list) and appends the snapshot, as
+// one job, to every lane; each lane's worker (a goroutine that exists only
+// while its lane has work) picks the recipients that belong to it and hands
+// the message to their conn.send. Snapshotting at the call keeps the
+// membership semantics: a client that joins after the send returned does
+// not get the message.
+//
+// Ordering. A client's messages used to be queued in the order of the
+// sends that made them (a send returned after queueing), and that must stay
+// true: a send that returned before another began reaches every common
+// recipient first, whether it was handed off or not. Every client belongs to
+// one lane (its hub shard modulo the lane count), and while a lane has work
+// pending (busy), every send, fan-out or not, and every close_client to a
+// client of that lane goes through the lane, behind what is pending; only
+// when the lane is idle may a send go straight to conn.send. A lane stays
+// busy until its last job is delivered, so "idle" means every earlier send
+// is in the clients' own queues.
+//
+// Bound. A lane holds at most fanLaneBytes of jobs (recipients plus message
+// bytes, the message counted once per lane); a send that would overflow it
+// fails with abi.ErrnoQueueFull at once, so a guest sending in a loop gets
+// an error, not a longer deadline or more memory.
+
+// fanoutInline is the largest number of recipients a send delivers itself
+// (when their lanes are idle); larger fan-outs are handed to the lanes.
+const fanoutInline = 64
+
+// fanLaneBytes bounds the work pending in one lane.
+const fanLaneBytes = 16 << 20
+
+// fanLane is one FIFO of fan-out jobs and its worker.
+type fanLane struct {
+	index int        // in hub.lanes
+	mu    sync.Mutex // guards the fields below
+	jobs  []fanJob
+	busy  bool // a worker runs: jobs are pending or being delivered
+	bytes int  // cost of the jobs not yet delivered
+}
+
+// fanJob is a delivery to the clients of one lane: ids (resolved by the
+// worker, which skips those of other lanes: the same slice is given to every
+// lane) or conns (resolved by the caller), minus skip. close makes it a
+// close_client: msg, if final, then a normal close.
+type fanJob struct {
+	msg   abi.Message
+	ids   []string // shared by the lanes; read-only
+	conns []*conn
+	skip  map[string]struct{} // shared between the lanes of one send; read-only
+	close bool
+	final bool // close: msg is the final message
+}
+
+func (j *fanJob) cost() int { return 64 + len(j.msg.Data) + 16*len(j.ids) + 8*len(j.conns) }
+
+func newLanes() []fanLane {
+	lanes := make([]fanLane, min(max(goruntime.GOMAXPROCS(0), 1), 16))
+	for i := range lanes {
+		lanes[i].index = i
+	}
+	return lanes
+}
+
+// laneOf is the lane of client id: a function of its hub shard, so that
+// each lane owns whole shards (fanoutAll walks them by shard).
+func (h *hub) laneOf(id string) *fanLane {
+	return &h.lanes[h.shardIndex(id)%uint64(len(h.lanes))]
+}
+
+func (h *hub) shardIndex(id string) uint64 { return maphash.String(h.seed, id) % hubShards }
+
+// enqueue appends jobs (one per lane, nil entries skipped) to their lanes,
+// all or none: abi.ErrnoQueueFull if one of them lacks room.
+func (h *hub) enqueue(jobs []fanJob) error {
+	for i := range jobs {
+		if jobs[i].empty() {
+			continue
+		}
+		l := &h.lanes[i]
+		l.mu.Lock()
+		full := l.bytes+jobs[i].cost() > fanLaneBytes
+		l.mu.Unlock()
+		if full {
+			return fmt.Errorf("fan-out queue full (%d bytes pending in a lane): %w", fanLaneBytes, abi.ErrnoQueueFull)
+		}
+	}
+	// Between the check and the append another sender may fill a lane a
+	// little past the bound: it is a bound on growth, not an exact size.
+	for i := range jobs {
+		if !jobs[i].empty() {
+			h.lanes[i].push(h, jobs[i])
+		}
+	}
+	return nil
+}
+
+func (j *fanJob) empty() bool { return len(j.ids) == 0 && len(j.conns) == 0 }
+
+// push appends j and starts the worker if it is not running.
+func (l *fanLane) push(h *hub, j fanJob) {
+	l.mu.Lock()
+	l.jobs = append(l.jobs, j)
+	l.bytes += j.cost()
+	start := !l.busy
+	l.busy = true
+	l.mu.Unlock()
+	if start {
+		go h.runLane(l)
+	}
+}
+
+// runLane is a lane's worker: it delivers jobs in order until none is left,
+// then marks the lane idle and exits.
+func (h *hub) runLane(l *fanLane) {
+	for {
+		l.mu.Lock()
+		jobs := l.jobs
+		l.jobs = nil
+		if len(jobs) == 0 {
+			l.busy = false
+			l.mu.Unlock()
+			return
+		}
+		l.mu.Unlock()
+		done := 0
+		for i := range jobs {
+			h.deliverJob(l.index, &jobs[i])
+			done += jobs[i].cost()
+		}
+		clear(jobs) // drop the messages and ids now
+		l.mu.Lock()
+		l.bytes -= done
+		l.mu.Unlock()
+	}
+}
+
+func (h *hub) deliverJob(lane int, j *fanJob) {
+	if j.close {
+		var final *abi.Message
+		if j.final {
+			final = &j.msg
+		}
+		_ = j.conns[0].close(final, closeNormal, "")
+		return
+	}
+	for _, c := range j.conns {
+		if _, ok := j.skip[c.id]; !ok {
+			_ = c.send(j.msg, false, false)
+		}
+	}
+	for _, id := range j.ids {
+		i := h.shardIndex(id)
+		if int(i)%len(h.lanes) != lane {
+			continue
+		}
+		if _, ok := j.skip[id]; ok {
+			continue
+		}
+		s := &h.shards[i]
+		s.mu.RLock()
+		c := s.conns[id]
+		s.mu.RUnlock()
+		if c != nil {
+			_ = c.send(j.msg, false, false)
+		}
+	}
+}
+
+// sendOrdered is conn.send behind whatever is pending in c's lane: straight
+// to c when the lane is idle, else as a job of the lane (msg.Data copied if
+// borrowed).
+func (h *hub) sendOrdered(c *conn, msg abi.Message, direct, borrowed bool) error {
+	l := h.laneOf(c.id)
+	l.mu.Lock()
+	if !l.busy {
+		l.mu.Unlock()
+		return c.send(msg, direct, borrowed)
+	}
+	defer l.mu.Unlock()
+	j := fanJob{msg: msg, conns: []*conn{c}}
+	if l.bytes+j.cost() > fanLaneBytes {
+		return fmt.Errorf("fan-out queue full (%d bytes pending in a lane): %w", fanLaneBytes, abi.ErrnoQueueFull)
+	}
+	if borrowed {
+		j.msg.Data = bytes.Clone(msg.Data)
+	}
+	l.jobs = append(l.jobs, j)
+	l.bytes += j.cost()
+	return nil
+}
+
+// closeOrdered is conn.close (final, then a normal close) behind whatever
+// is pending in c's lane.
+func (h *hub) closeOrdered(c *conn, final *abi.Message) error {
+	l := h.laneOf(c.id)
+	l.mu.Lock()
+	if !l.busy {
+		l.mu.Unlock()
+		return c.close(final, closeNormal, "")
+	}
+	defer l.mu.Unlock()
+	j := fanJob{conns: []*conn{c}, close: true}
+	if final != nil {
+		j.msg, j.final = *final, true
+	}
+	l.jobs = append(l.jobs, j) // not bounded: one per client at most matters
+	l.bytes += j.cost()
+	return nil
+}
+
+// fanout hands msg to the lanes for every id not in skip (ids must hold no
+// duplicates) and returns how many recipients it was handed to. Its cost to
+// the caller is one append per lane, plus a pass over ids only when skip is
+// not empty (for the count).
+func (h *hub) fanout(ids []string, skip map[string]struct{}, msg abi.Message) (int, error) {
+	n := len(ids)
+	if len(skip) > 0 {
+		for _, id := range ids {
+			if _, ok := skip[id]; ok {
+				n--
+			}
+		}
+	}
+	jobs := make([]fanJob, len(h.lanes))
+	for i := range jobs {
+		jobs[i] = fanJob{msg: msg, ids: ids, skip: skip}
+	}
+	return n, h.enqueue(jobs)
+}
+
+// fanoutAll sends msg to every connected client not in skip: at most
+// fanoutInline of them itself, more through the lanes. It returns how many
+// clients accepted the message or were handed it.
+func (h *hub) fanoutAll(msg abi.Message, skip map[string]struct{}) (int, error) {
+	jobs := make([]fanJob, len(h.lanes))
+	total := 0
+	for i := range h.shards {
+		s := &h.shards[i]
+		j := &jobs[i%len(h.lanes)]
+		s.mu.RLock()
+		for _, c := range s.conns {
+			if _, ok := skip[c.id]; !ok {
+				j.conns = append(j.conns, c)
+				total++
+			}
+		}
+		s.mu.RUnlock()
+	}
+	if total > fanoutInline {
+		for i := range jobs {
+			jobs[i].msg = msg
+		}
+		return total, h.enqueue(jobs)
+	}
+	n := 0
+	for i := range jobs {
+		for _, c := range jobs[i].conns {
+			if h.sendOrdered(c, msg, false, false) == nil {
+				n++
+			}
+		}
+	}
+	return n, nil
 }

@@ -7,7 +7,10 @@ import "context"
 // implementation (Redis) can replace it without touching handlers or the ABI.
 // Errors are, or wrap, an abi.Errno (abi.ErrnoNotFound for an unknown client,
 // abi.ErrnoInvalid for bad arguments such as an empty uid or a session that is
-// not a JSON object).
+// not a JSON object). An implementation enforces RegistryLimits: a uid, group
+// name or session key over the name limit is abi.ErrnoTooLarge; a session
+// over its size limit or a join past the group limit is abi.ErrnoLimit, and
+// leaves the state unchanged.
 type Registry interface {
 	// AddClient registers a newly connected client with no uid, no groups
 	// and an empty session. Adding an id that is already connected is
@@ -53,6 +56,7 @@ type Registry interface {
 	SetSession(ctx context.Context, id string, session []byte) error
 	// UpdateSession merges a JSON object into the session, recursively for nested objects (PHP array_replace_recursive).
 	UpdateSession(ctx context.Context, id string, patch []byte) error
-	// Session returns the session JSON object, "{}" when empty.
+	// Session returns the session JSON object, "{}" when empty. The caller
+	// must not modify the bytes.
 	Session(ctx context.Context, id string) ([]byte, error)
 }

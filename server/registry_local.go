@@ -39,12 +39,17 @@ package server
 // per shard, not a global point-in-time snapshot.
 //
 // No lock is held during I/O: the registry does none. Sessions are immutable
-// once stored (UpdateSession builds a new map, see mergeSessionObjects), so
-// Session copies the pointer under the lock and encodes it after releasing it.
+// once stored (UpdateSession builds a new map, see mergeSessionObjects). A
+// session is stored with its encoding, which is computed outside the lock
+// (that is also how its size is measured against max_session_bytes), so
+// Session only copies a slice header under the lock. An UpdateSession that
+// lost a race with another write to the same session (the session changed
+// between the read and the store) merges again.
 
 import (
 	"context"
 	"fmt"
+	"reflect"
 	"slices"
 	"sync"
 
@@ -58,9 +63,26 @@ const regShardCount = 64
 // value is not usable; call NewLocalRegistry. The context arguments of its
 // methods are unused: every call completes without blocking on I/O.
 type LocalRegistry struct {
+	limits  RegistryLimits
 	clients [regShardCount]regClientShard
 	uids    [regShardCount]regIndexShard
 	groups  [regShardCount]regIndexShard
+}
+
+// RegistryLimits bound what one client may store, so that no client can grow
+// the registry (or the cost of reading its session) without bound. A zero
+// field is no limit. Exceeding a count or size is abi.ErrnoLimit; a name
+// longer than MaxNameBytes is abi.ErrnoTooLarge (docs/SANDBOX.md, abi/ABI.md).
+type RegistryLimits struct {
+	// MaxSessionBytes caps a client's session, measured as its compact
+	// JSON encoding after the write (server.max_session_bytes).
+	MaxSessionBytes int
+	// MaxGroupsPerClient caps how many groups one client is in at once
+	// (server.max_groups_per_client).
+	MaxGroupsPerClient int
+	// MaxNameBytes caps a uid, a group name and every key of a session
+	// object, at any depth (server.max_name_bytes).
+	MaxNameBytes int
 }
 
 // regClientShard holds the clients whose id hashes to it.
@@ -72,9 +94,10 @@ type regClientShard struct {
 
 // regClient is one connected client's state.
 type regClient struct {
-	uid     string              // "" when unbound
-	groups  map[string]struct{} // nil until the first JoinGroup
-	session map[string]any      // immutable once stored; nil is {}
+	uid         string              // "" when unbound
+	groups      map[string]struct{} // nil until the first JoinGroup
+	session     map[string]any      // immutable once stored; nil is {}
+	sessionJSON []byte              // session's encoding, immutable; nil is {}
 }
 
 // regIndexShard maps keys (uids or groups) hashing to it to sets of client ids.
@@ -84,9 +107,14 @@ type regIndexShard struct {
 	sets map[string]map[string]struct{}
 }
 
-// NewLocalRegistry returns an empty registry.
+// NewLocalRegistry returns an empty registry without per-client limits.
 func NewLocalRegistry() *LocalRegistry {
-	r := &LocalRegistry{}
+	return NewLocalRegistryWithLimits(RegistryLimits{})
+}
+
+// NewLocalRegistryWithLimits returns an empty registry enforcing l.
+func NewLocalRegistryWithLimits(l RegistryLimits) *LocalRegistry {
+	r := &LocalRegistry{limits: l}
 	for i := range regShardCount {
 		r.clients[i].clients = make(map[string]*regClient)
 		r.uids[i].sets = make(map[string]map[string]struct{})
@@ -120,6 +148,17 @@ func (r *LocalRegistry) groupShard(group string) *regIndexShard {
 
 func regInvalid(what string) error {
 	return fmt.Errorf("registry: %s: %w", what, abi.ErrnoInvalid)
+}
+
+// checkName refuses a uid or group name longer than MaxNameBytes.
+func (r *LocalRegistry) checkName(what, name string) error {
+	if name == "" {
+		return regInvalid("empty " + what)
+	}
+	if max := r.limits.MaxNameBytes; max > 0 && len(name) > max {
+		return fmt.Errorf("registry: %s of %d bytes exceeds max_name_bytes %d: %w", what, len(name), max, abi.ErrnoTooLarge)
+	}
+	return nil
 }
 
 func regNotFound(id string) error {
@@ -206,8 +245,8 @@ func (r *LocalRegistry) HasClient(_ context.Context, id string) (bool, error) {
 
 // BindUid implements Registry.
 func (r *LocalRegistry) BindUid(_ context.Context, id, uid string) error {
-	if uid == "" {
-		return regInvalid("empty uid")
+	if err := r.checkName("uid", uid); err != nil {
+		return err
 	}
 	return r.update(id, func(c *regClient) {
 		if c.uid == uid {
@@ -252,11 +291,16 @@ func (r *LocalRegistry) UidOf(_ context.Context, id string) (string, error) {
 
 // JoinGroup implements Registry.
 func (r *LocalRegistry) JoinGroup(_ context.Context, id, group string) error {
-	if group == "" {
-		return regInvalid("empty group")
+	if err := r.checkName("group name", group); err != nil {
+		return err
 	}
-	return r.update(id, func(c *regClient) {
+	var full error
+	err := r.update(id, func(c *regClient) {
 		if _, ok := c.groups[group]; ok {
+			return
+		}
+		if max := r.limits.MaxGroupsPerClient; max > 0 && len(c.groups) >= max {
+			full = fmt.Errorf("registry: client %q is already in %d groups (max_groups_per_client): %w", id, len(c.groups), abi.ErrnoLimit)
 			return
 		}
 		if c.groups == nil {
@@ -265,6 +309,10 @@ func (r *LocalRegistry) JoinGroup(_ context.Context, id, group string) error {
 		c.groups[group] = struct{}{}
 		r.groupShard(group).add(group, id)
 	})
+	if err != nil {
+		return err
+	}
+	return full
 }
 
 // LeaveGroup implements Registry.
@@ -378,31 +426,94 @@ func (r *LocalRegistry) UidCount(context.Context) (int, error) {
 
 // SetSession implements Registry.
 func (r *LocalRegistry) SetSession(_ context.Context, id string, session []byte) error {
-	obj, err := decodeSessionJSON(session)
+	obj, err := r.decodeSession(session)
 	if err != nil {
 		return err
 	}
-	return r.update(id, func(c *regClient) { c.session = obj })
+	enc, err := r.encodeSession(id, obj)
+	if err != nil {
+		return err
+	}
+	return r.update(id, func(c *regClient) { c.session, c.sessionJSON = obj, enc })
 }
 
-// UpdateSession implements Registry.
+// UpdateSession implements Registry. The merge and its encoding run outside
+// the lock, on the session read under it; the result is stored only if the
+// session is still the one merged into, else the merge is redone.
 func (r *LocalRegistry) UpdateSession(_ context.Context, id string, patch []byte) error {
-	obj, err := decodeSessionJSON(patch)
+	obj, err := r.decodeSession(patch)
 	if err != nil {
 		return err
 	}
-	return r.update(id, func(c *regClient) {
-		c.session = mergeSessionObjects(c.session, obj)
-	})
+	for {
+		var base map[string]any
+		if err := r.view(id, func(c *regClient) { base = c.session }); err != nil {
+			return err
+		}
+		merged := mergeSessionObjects(base, obj)
+		enc, err := r.encodeSession(id, merged)
+		if err != nil {
+			return err
+		}
+		stored := false
+		err = r.update(id, func(c *regClient) {
+			if sameSession(c.session, base) {
+				c.session, c.sessionJSON, stored = merged, enc, true
+			}
+		})
+		if err != nil || stored {
+			return err
+		}
+	}
 }
 
-// Session implements Registry.
-func (r *LocalRegistry) Session(_ context.Context, id string) ([]byte, error) {
-	var s map[string]any
-	if err := r.view(id, func(c *regClient) { s = c.session }); err != nil {
+// sameSession reports whether a and b are the same stored session (maps are
+// compared by identity: a stored session is never modified in place).
+func sameSession(a, b map[string]any) bool {
+	if a == nil || b == nil {
+		return a == nil && b == nil
+	}
+	return reflect.ValueOf(a).UnsafePointer() == reflect.ValueOf(b).UnsafePointer()
+}
+
+// decodeSession is decodeSessionJSON plus the key-length limit.
+func (r *LocalRegistry) decodeSession(b []byte) (map[string]any, error) {
+	obj, err := decodeSessionJSON(b)
+	if err != nil {
 		return nil, err
 	}
-	return encodeSessionJSON(s) // s is immutable: encode outside the lock
+	if max := r.limits.MaxNameBytes; max > 0 {
+		if k := longSessionKey(obj, max); k != "" {
+			return nil, fmt.Errorf("session: key of %d bytes exceeds max_name_bytes %d: %w", len(k), max, abi.ErrnoTooLarge)
+		}
+	}
+	return obj, nil
+}
+
+// encodeSession encodes a session about to be stored for client id and
+// checks it against MaxSessionBytes.
+func (r *LocalRegistry) encodeSession(id string, s map[string]any) ([]byte, error) {
+	enc, err := encodeSessionJSON(s)
+	if err != nil {
+		return nil, err
+	}
+	if max := r.limits.MaxSessionBytes; max > 0 && len(enc) > max {
+		return nil, fmt.Errorf("session: client %q's session would be %d bytes, over max_session_bytes %d: %w", id, len(enc), max, abi.ErrnoLimit)
+	}
+	return enc, nil
+}
+
+// Session implements Registry. The stored encoding is immutable: it is
+// returned without a copy.
+func (r *LocalRegistry) Session(_ context.Context, id string) ([]byte, error) {
+	var enc []byte
+	if err := r.view(id, func(c *regClient) { enc = c.sessionJSON }); err != nil {
+		return nil, err
+	}
+	if enc == nil {
+		return []byte("{}"), nil
+	}
+	return enc, nil
 }
 
 // add puts id in key's set.

@@ -2,11 +2,13 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 
@@ -586,5 +588,72 @@ func BenchmarkLocalRegistry_GroupClients(b *testing.B) {
 		if ids, _ := r.GroupClients(ctx, "room"); len(ids) != 1000 {
 			b.Fatal(fmt.Sprint("got ", len(ids)))
 		}
+	}
+}
+
+// TestLocalRegistry_PerClientLimits: each bound refuses with its errno and
+// leaves the state as it was; with no limits the same calls succeed.
+func TestLocalRegistry_PerClientLimits(t *testing.T) {
+	ctx := t.Context()
+	r := NewLocalRegistryWithLimits(RegistryLimits{MaxSessionBytes: 64, MaxGroupsPerClient: 2, MaxNameBytes: 8})
+	regMustNoErr(t, r.AddClient(ctx, "c"))
+	for _, tc := range []struct {
+		what string
+		err  error
+		want abi.Errno
+	}{
+		{"long uid", r.BindUid(ctx, "c", "123456789"), abi.ErrnoTooLarge},
+		{"long group", r.JoinGroup(ctx, "c", "123456789"), abi.ErrnoTooLarge},
+		{"long session key", r.SetSession(ctx, "c", []byte(`{"a":[{"123456789":1}]}`)), abi.ErrnoTooLarge},
+		{"join 1", r.JoinGroup(ctx, "c", "g1"), abi.ErrnoSuccess},
+		{"join 2", r.JoinGroup(ctx, "c", "g2"), abi.ErrnoSuccess},
+		{"join 2 again", r.JoinGroup(ctx, "c", "g2"), abi.ErrnoSuccess},
+		{"join 3", r.JoinGroup(ctx, "c", "g3"), abi.ErrnoLimit},
+		{"session at the limit", r.SetSession(ctx, "c", []byte(`{"a":"`+strings.Repeat("x", 56)+`"}`)), abi.ErrnoSuccess},
+		{"update past the limit", r.UpdateSession(ctx, "c", []byte(`{"b":1}`)), abi.ErrnoLimit},
+		{"set past the limit", r.SetSession(ctx, "c", []byte(`{"a":"`+strings.Repeat("x", 57)+`"}`)), abi.ErrnoLimit},
+	} {
+		if got := abi.ErrnoOf(tc.err); got != tc.want {
+			t.Errorf("%s: %v, want %v", tc.what, tc.err, tc.want)
+		}
+	}
+	regWantList(t, "groups of g3", regMust(r.GroupClients(ctx, "g3")), []string{})
+	if got := string(regMust(r.Session(ctx, "c"))); len(got) != 64 || !strings.HasPrefix(got, `{"a":"xx`) {
+		t.Errorf("session after refused writes: %s", got)
+	}
+	regMustNoErr(t, r.LeaveGroup(ctx, "c", "g1"))
+	regMustNoErr(t, r.JoinGroup(ctx, "c", "g3")) // a place freed
+
+	free := NewLocalRegistry()
+	regMustNoErr(t, free.AddClient(ctx, "c"))
+	regMustNoErr(t, free.BindUid(ctx, "c", strings.Repeat("u", 65000)))
+	for i := range 300 {
+		regMustNoErr(t, free.JoinGroup(ctx, "c", strconv.Itoa(i)))
+	}
+}
+
+// TestLocalRegistry_ConcurrentUpdateSessionLosesNoKey: UpdateSession merges
+// outside the lock and retries when it lost a race, so concurrent updates
+// of one session all land.
+func TestLocalRegistry_ConcurrentUpdateSessionLosesNoKey(t *testing.T) {
+	ctx := t.Context()
+	r := NewLocalRegistry()
+	regMustNoErr(t, r.AddClient(ctx, "c"))
+	const writers, each = 8, 50
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			for i := range each {
+				if err := r.UpdateSession(ctx, "c", []byte(fmt.Sprintf(`{"k%d_%d":%d}`, w, i, i))); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	var got map[string]any
+	if err := json.Unmarshal(regMust(r.Session(ctx, "c")), &got); err != nil || len(got) != writers*each {
+		t.Fatalf("%d keys (%v), want %d", len(got), err, writers*each)
 	}
 }

@@ -111,7 +111,11 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (*Se
 	}
 	s := &Server{cfg: cfg, log: log, hub: newHub(), ids: newIDGenerator(cfg.Server.NodeID), reg: o.registry}
 	if s.reg == nil {
-		s.reg = NewLocalRegistry()
+		s.reg = NewLocalRegistryWithLimits(RegistryLimits{
+			MaxSessionBytes:    cfg.Server.MaxSessionBytes,
+			MaxGroupsPerClient: cfg.Server.MaxGroupsPerClient,
+			MaxNameBytes:       cfg.Server.MaxNameBytes,
+		})
 	}
 	s.ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	s.idleCtx = withIdle(s.ctx)
@@ -159,22 +163,23 @@ func (s *Server) runtimeConfig(rc RuntimeConfig) runtime.Config {
 		CacheDir:     rc.CacheDir,
 		EventTimeout: rc.EventTimeout.Duration,
 		// 16 pages per MiB
-		MemoryLimitPages:  uint32(rc.MemoryLimit) * 16,
-		MaxMessageSize:    s.cfg.Server.MaxMessageSize,
-		EventQueue:        rc.EventQueue,
-		TaskWorkers:       rc.TaskWorkers,
-		TaskQueue:         rc.TaskQueue,
-		TaskTimeout:       rc.TaskTimeout.Duration,
-		KVMaxBytes:        rc.KVMaxMB << 20,
-		MaxTimers:         rc.MaxTimers,
-		CrashLimit:        rc.CrashLimit,
-		CrashWindow:       rc.CrashWindow.Duration,
-		RestartBackoff:    rc.RestartBackoff.Duration,
-		RestartBackoffMax: rc.RestartBackoffMax.Duration,
-		OnQuarantine:      s.quarantined,
-		LogLinesPerSecond: rc.LogLinesPerSecond,
-		LogBurst:          rc.LogBurst,
-		LogBytesPerSecond: rc.LogBytesPerSecond,
+		MemoryLimitPages:   uint32(rc.MemoryLimit) * 16,
+		MaxMessageSize:     s.cfg.Server.MaxMessageSize,
+		EventQueue:         rc.EventQueue,
+		TaskWorkers:        rc.TaskWorkers,
+		TaskQueue:          rc.TaskQueue,
+		TaskTimeout:        rc.TaskTimeout.Duration,
+		KVMaxBytes:         rc.KVMaxMB << 20,
+		MaxTimers:          rc.MaxTimers,
+		CrashLimit:         rc.CrashLimit,
+		CrashWindow:        rc.CrashWindow.Duration,
+		QuarantineCooldown: rc.QuarantineCooldown.Duration,
+		RestartBackoff:     rc.RestartBackoff.Duration,
+		RestartBackoffMax:  rc.RestartBackoffMax.Duration,
+		OnQuarantine:       s.quarantined,
+		LogLinesPerSecond:  rc.LogLinesPerSecond,
+		LogBurst:           rc.LogBurst,
+		LogBytesPerSecond:  rc.LogBytesPerSecond,
 	}
 }
 

@@ -71,3 +71,26 @@ func encodeSessionJSON(s map[string]any) ([]byte, error) {
 	}
 	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }
+
+// longSessionKey returns the first key of v (a decoded session value, at any
+// depth) longer than max bytes, or "".
+func longSessionKey(v any, max int) string {
+	switch v := v.(type) {
+	case map[string]any:
+		for k, e := range v {
+			if len(k) > max {
+				return k
+			}
+			if long := longSessionKey(e, max); long != "" {
+				return long
+			}
+		}
+	case []any:
+		for _, e := range v {
+			if long := longSessionKey(e, max); long != "" {
+				return long
+			}
+		}
+	}
+	return ""
+}

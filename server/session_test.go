@@ -101,16 +101,30 @@ func FuzzUpdateSession(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, base, patch []byte) {
 		ctx := t.Context()
-		r := NewLocalRegistry()
+		// Small bounds, so that the fuzzer reaches them too.
+		r := NewLocalRegistryWithLimits(RegistryLimits{MaxSessionBytes: 256, MaxNameBytes: 16})
 		regMustNoErr(t, r.AddClient(ctx, "c"))
-		if err := r.SetSession(ctx, "c", base); err != nil && !errors.Is(err, abi.ErrnoInvalid) {
+		refused := func(err error) bool {
+			return errors.Is(err, abi.ErrnoInvalid) || errors.Is(err, abi.ErrnoLimit) || errors.Is(err, abi.ErrnoTooLarge)
+		}
+		if err := r.SetSession(ctx, "c", base); err != nil && !refused(err) {
 			t.Fatalf("SetSession: %v", err)
 		}
+		before := string(regMust(r.Session(ctx, "c")))
 		err := r.UpdateSession(ctx, "c", patch)
-		if err != nil && !errors.Is(err, abi.ErrnoInvalid) {
+		if err != nil && !refused(err) {
 			t.Fatalf("UpdateSession: %v", err)
 		}
 		out := regMust(r.Session(ctx, "c"))
+		if len(out) > 256 {
+			t.Fatalf("session of %d bytes stored past max_session_bytes 256", len(out))
+		}
+		if err != nil && string(out) != before {
+			t.Fatalf("refused update changed the session: %s -> %s", before, out)
+		}
+		if k := longSessionKey(regDecodeSession(t, string(out)), 16); k != "" {
+			t.Fatalf("key %q stored past max_name_bytes 16", k)
+		}
 		var got map[string]any
 		if !bytes.HasPrefix(out, []byte("{")) || json.Unmarshal(out, &got) != nil || got == nil {
 			t.Fatalf("Session = %q, not a JSON object", out)

@@ -9,7 +9,8 @@ const (
 	CodeUnauthorized = "unauthorized"  // missing or wrong secret
 	CodeNotFound     = "not_found"     // the client id is not online
 	CodeInvalid      = "invalid"       // an unacceptable value
-	CodeTooLarge     = "too_large"     // over max_message_size
+	CodeTooLarge     = "too_large"     // over max_message_size, or a name over max_name_bytes
+	CodeLimit        = "limit"         // a per-client bound is reached (session size, groups)
 	CodeLineTooLong  = "line_too_long" // over max_line; the connection is closed
 	CodeQueueFull    = "queue_full"    // the target's send queue is full
 	CodeUnavailable  = "unavailable"   // the registry backend is down
