@@ -16,6 +16,11 @@ import (
 // ErrNotJSON means the input is not well-formed JSON.
 var ErrNotJSON = errors.New("not valid JSON")
 
+// ErrTooDeep means the input nests arrays and objects more than MaxDepth
+// levels deep. It is refused before being parsed further, so that a nesting
+// bomb costs no more than a flat line of the same length.
+var ErrTooDeep = errors.New("JSON nested too deeply")
+
 // ErrNotObject means the input is JSON but not an object.
 var ErrNotObject = errors.New("not a JSON object")
 
@@ -70,7 +75,9 @@ func Parse(line []byte, r *Request) error {
 		return ErrNotJSON
 	}
 	if p.b[p.i] != '{' {
-		if _, err := p.value(); err != nil || !p.atEnd() {
+		if _, err := p.value(); errors.Is(err, ErrTooDeep) {
+			return err
+		} else if err != nil || !p.atEnd() {
 			return ErrNotJSON
 		}
 		return ErrNotObject

@@ -2,11 +2,29 @@ package wire
 
 import "fmt"
 
+// MaxDepth is how deeply arrays and objects may nest in a request. The
+// parser recurses once per level, so without a bound one line of '[' would
+// grow a goroutine stack by about 190 bytes per byte of input (a 1 MiB line
+// took ~190 MiB, before authentication), and a line of a few MiB would pass
+// Go's 1 GB stack limit and crash the process. No command needs more than a
+// few levels; sessions are the deepest legitimate values.
+const MaxDepth = 64
+
 // parser is a JSON validator that returns the extent of values. It accepts
-// exactly RFC 8259 JSON.
+// exactly RFC 8259 JSON nested at most MaxDepth deep.
 type parser struct {
-	b []byte
-	i int
+	b     []byte
+	i     int
+	depth int // arrays and objects open at p.i
+}
+
+// enter counts one more level of nesting, refusing more than MaxDepth.
+func (p *parser) enter() error {
+	p.depth++
+	if p.depth > MaxDepth {
+		return fmt.Errorf("%w: more than %d levels of nested arrays and objects at byte %d", ErrTooDeep, MaxDepth, p.i)
+	}
+	return nil
 }
 
 func (p *parser) errorf(what string) error {
@@ -31,10 +49,14 @@ func (p *parser) atEnd() bool {
 
 // object parses {"k": v, ...} at p.i, recording known top-level fields.
 func (p *parser) object(r *Request) error {
+	if err := p.enter(); err != nil {
+		return err
+	}
 	p.i++ // {
 	p.space()
 	if p.i < len(p.b) && p.b[p.i] == '}' {
 		p.i++
+		p.depth--
 		return nil
 	}
 	for {
@@ -67,6 +89,7 @@ func (p *parser) object(r *Request) error {
 			p.i++
 		case '}':
 			p.i++
+			p.depth-- // an error anywhere ends the parse, so only success unwinds
 			return nil
 		default:
 			return p.errorf("expected ',' or '}'")
@@ -106,10 +129,14 @@ func (p *parser) value() ([]byte, error) {
 }
 
 func (p *parser) array() error {
+	if err := p.enter(); err != nil {
+		return err
+	}
 	p.i++ // [
 	p.space()
 	if p.i < len(p.b) && p.b[p.i] == ']' {
 		p.i++
+		p.depth--
 		return nil
 	}
 	for {
@@ -126,6 +153,7 @@ func (p *parser) array() error {
 			p.i++
 		case ']':
 			p.i++
+			p.depth--
 			return nil
 		default:
 			return p.errorf("expected ',' or ']'")
