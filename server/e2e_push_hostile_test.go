@@ -6,6 +6,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"strings"
@@ -309,4 +311,26 @@ func TestPushHostile_NestingBomb(t *testing.T) {
 	}
 	good.expectOK(`{"cmd":"ping"}`)
 	canary.check()
+}
+
+// TestLoadConfig_MaxBackends checks push.max_backends: documented in the
+// repo's config.toml with its default, and out-of-range values refused with
+// an error naming the key.
+func TestLoadConfig_MaxBackends(t *testing.T) {
+	cfg, err := server.LoadConfig("../config.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := server.DefaultConfig().Push.MaxBackends; cfg.Push.MaxBackends != want || want != 1024 {
+		t.Errorf("config.toml max_backends = %d, default %d", cfg.Push.MaxBackends, want)
+	}
+	for _, v := range []string{"0", "-1", "2000000"} {
+		path := filepath.Join(t.TempDir(), "config.toml")
+		if err := os.WriteFile(path, []byte("[push]\nmax_backends = "+v+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := server.LoadConfig(path); err == nil || !strings.Contains(err.Error(), "push.max_backends: "+v+" is out of range") {
+			t.Errorf("max_backends = %s: err = %v", v, err)
+		}
+	}
 }
