@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -53,6 +54,27 @@ func rawDial(t *testing.T, addr string) (net.Conn, *bufio.Reader) {
 	}
 	t.Cleanup(func() { nc.Close() })
 	return nc, bufio.NewReaderSize(nc, 4096)
+}
+
+// answeredAfter waits until the canary has completed a round trip more
+// than it had when called (or failed): proof it is served after an attack
+// that ended too quickly for its ticker.
+func (c *canary) answeredAfter(t *testing.T) {
+	t.Helper()
+	c.mu.Lock()
+	n := c.sent
+	c.mu.Unlock()
+	deadline := time.Now().Add(2 * canaryBound) // a no-freeze bound
+	for time.Now().Before(deadline) {
+		c.mu.Lock()
+		done := c.sent > n || c.err != nil
+		c.mu.Unlock()
+		if done {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Error("canary: no round trip completed after the attack")
 }
 
 // settledRSS is the RSS after a collection has returned what it can.
@@ -183,6 +205,7 @@ func TestPushHostile_TrickledLineCutAtDeadline(t *testing.T) {
 		t.Fatal("the trickled line outlived push.line_timeout many times over")
 	}
 	good.expectOK(`{"cmd":"ping"}`)
+	canary.answeredAfter(t)
 	canary.check()
 }
 
@@ -223,6 +246,7 @@ func TestPushHostile_MaxBackends(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	srv.authedBackend(t).expectOK(`{"cmd":"ping"}`)
+	canary.answeredAfter(t)
 	canary.check()
 }
 
@@ -333,4 +357,43 @@ func TestLoadConfig_MaxBackends(t *testing.T) {
 			t.Errorf("max_backends = %s: err = %v", v, err)
 		}
 	}
+}
+
+// TestPushHostile_HTTPBodyBeforeAuth announces a max_line body on the HTTP
+// API without a token and sends none of it: the server must answer 401 at
+// once instead of waiting to buffer the body (it used to read the whole
+// body, up to push.max_line per connection, before checking the token).
+// With a token, a body over push.max_line is a 413 naming the limit.
+func TestPushHostile_HTTPBodyBeforeAuth(t *testing.T) {
+	srv := hostileServer(t, func(c *server.Config) { c.Push.LineTimeout.Duration = time.Minute })
+	canary := srv.startCanary(t, "/echo")
+	for _, tc := range []struct {
+		name, auth string
+		length     int
+		want       string
+	}{
+		{"stranger", "", 1 << 20, "HTTP/1.1 401 "},
+		{"wrong token", "Authorization: Bearer guess\r\n", 1 << 20, "HTTP/1.1 401 "},
+		{"oversize", "Authorization: Bearer " + hostileSecret + "\r\n", 1<<20 + 1, "HTTP/1.1 413 "},
+	} {
+		nc, r := rawDial(t, srv.AdminAddr().String())
+		head := "POST /api/ping HTTP/1.1\r\nHost: x\r\n" + tc.auth + "Content-Length: " + strconv.Itoa(tc.length) + "\r\n\r\n{"
+		if _, err := io.WriteString(nc, head); err != nil {
+			t.Fatal(err)
+		}
+		_ = nc.SetReadDeadline(time.Now().Add(10 * time.Second)) // a no-freeze bound, well under line_timeout
+		status, err := r.ReadString('\n')
+		if err != nil || !strings.HasPrefix(status, tc.want) {
+			t.Fatalf("%s: status line %q, %v; want %q before the body is sent", tc.name, status, err, tc.want)
+		}
+		body, _ := io.ReadAll(r)
+		if code := map[bool]string{true: "unauthorized", false: "line_too_long"}[strings.Contains(tc.want, "401")]; !strings.Contains(string(body), `"code":"`+code+`"`) {
+			t.Fatalf("%s: answer %q, want code %s", tc.name, body, code)
+		}
+	}
+	if code, body := httpPost(t, "http://"+srv.AdminAddr().String()+"/api/ping", hostileSecret, `{}`); code != 200 || !strings.Contains(body, "pong") {
+		t.Fatalf("authorized ping: %d %s", code, body)
+	}
+	canary.answeredAfter(t)
+	canary.check()
 }
