@@ -30,10 +30,10 @@ type lineReader struct {
 	beforeBlock func() error
 }
 
-func newLineReader(conn net.Conn, max int, lineTimeout time.Duration, beforeBlock func() error) *lineReader {
-	// A small limit (before auth) gets a small buffer: an unauthenticated
-	// connection then holds about max bytes, not 16 KiB.
-	return &lineReader{conn: conn, buf: make([]byte, min(16<<10, max+2)), nl: -1, max: max, lineTimeout: lineTimeout, beforeBlock: beforeBlock}
+// newLineReader reads lines of up to max bytes with a first buffer of
+// bufSize bytes (it grows as lines need, up to just over max).
+func newLineReader(conn net.Conn, max, bufSize int, lineTimeout time.Duration, beforeBlock func() error) *lineReader {
+	return &lineReader{conn: conn, buf: make([]byte, bufSize), nl: -1, max: max, lineTimeout: lineTimeout, beforeBlock: beforeBlock}
 }
 
 // buffered reports whether another complete line is already buffered: next

@@ -13,7 +13,7 @@ func TestLineReader_Buffered(t *testing.T) {
 	a, b := net.Pipe()
 	defer a.Close()
 	defer b.Close()
-	lr := newLineReader(b, 100, time.Second, func() error { return nil })
+	lr := newLineReader(b, 100, 16<<10, time.Second, func() error { return nil })
 	go func() {
 		_, _ = a.Write([]byte("one\ntwo\nthr"))
 		_, _ = a.Write([]byte("ee\n\nfour\n"))
@@ -41,7 +41,7 @@ func TestLineReader_WholeLineDeadline(t *testing.T) {
 	a, b := net.Pipe()
 	defer a.Close()
 	defer b.Close()
-	lr := newLineReader(b, 1<<20, 200*time.Millisecond, func() error { return nil })
+	lr := newLineReader(b, 1<<20, 16<<10, 200*time.Millisecond, func() error { return nil })
 	trickling := make(chan struct{}) // closed when the trickle ends
 	go func() {
 		defer close(trickling)

@@ -157,11 +157,13 @@ func (t *textPort) serve(nc net.Conn) {
 	}()
 	cfg := t.srv.cfg.Push
 	b := &backendConn{srv: t.srv, nc: nc, authed: cfg.Secret == ""}
-	limit := cfg.MaxLine
+	limit, bufSize := cfg.MaxLine, 16<<10
 	if !b.authed {
+		// A stranger gets a buffer the size of the auth line, not 16 KiB.
 		limit = preAuthLine(cfg)
+		bufSize = min(bufSize, limit+2)
 	}
-	lr := newLineReader(nc, limit, cfg.LineTimeout.Duration, b.flush)
+	lr := newLineReader(nc, limit, bufSize, cfg.LineTimeout.Duration, b.flush)
 	busy, idle := t.srv.ctx, withIdle(t.srv.ctx)
 	for {
 		line, err := lr.next()
