@@ -700,6 +700,8 @@ func TestParseResponse(t *testing.T) {
 		{`{"id":1,"ok":true,"result":"abc}`, false, "", "", "", false},
 		{`ok`, false, "", "", "", false},
 		{`{}`, false, "", "", "", false},
+		{`{"ok":true,"result":[1,]}`, false, "", "", "", false}, // the one scanner validates, not only delimits
+		{`{"ok":true,"result":` + strings.Repeat("[", 100) + strings.Repeat("]", 100) + `}`, true, "", strings.Repeat("[", 100) + strings.Repeat("]", 100), "", true},
 	} {
 		r, valid := parseResponse([]byte(tc.line))
 		if valid != tc.valid {

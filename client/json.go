@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+
+	"github.com/wasmgate/wasmgate/internal/wire"
 )
 
 // response is one parsed answer line; its slices point into the line.
@@ -15,39 +17,19 @@ type response struct {
 	errObj []byte // raw JSON of "error", nil if absent
 }
 
+// maxAnswerDepth bounds the nesting of an answer the client accepts: that
+// of encoding/json, which decodes the results afterwards anyway. It is above
+// the server's request limit (wire.MaxDepth) because sessions a handler
+// stores may nest deeper than a backend may send.
+const maxAnswerDepth = 10000
+
 // parseResponse splits an answer line {"id":…,"ok":…,"result"|"error":…}
-// into its parts without allocating. Keys may come in any order with any
-// whitespace; unknown keys are skipped. Values are delimited, not fully
-// validated: results are validated when they are decoded.
+// into its parts without allocating, with the server's own scanner
+// (wire.Fields): keys may come in any order with any whitespace, unknown
+// keys are skipped, and the whole line must be valid JSON.
 func parseResponse(b []byte) (r response, ok bool) {
-	i := skipSpace(b, 0)
-	if i >= len(b) || b[i] != '{' {
-		return r, false
-	}
-	i = skipSpace(b, i+1)
-	if i < len(b) && b[i] == '}' {
-		return r, false // no "ok"
-	}
-	sawOK := false
-	for {
-		if i >= len(b) || b[i] != '"' {
-			return r, false
-		}
-		kEnd, good := skipString(b, i)
-		if !good {
-			return r, false
-		}
-		key := b[i+1 : kEnd-1]
-		i = skipSpace(b, kEnd)
-		if i >= len(b) || b[i] != ':' {
-			return r, false
-		}
-		i = skipSpace(b, i+1)
-		vEnd, good := skipValue(b, i)
-		if !good {
-			return r, false
-		}
-		val := b[i:vEnd]
+	sawOK, good := false, true
+	err := wire.Fields(b, maxAnswerDepth, func(key, val []byte) {
 		switch string(key) {
 		case "id":
 			r.id = val
@@ -58,7 +40,7 @@ func parseResponse(b []byte) (r response, ok bool) {
 			case "false":
 				r.ok = false
 			default:
-				return r, false
+				good = false
 			}
 			sawOK = true
 		case "result":
@@ -66,83 +48,8 @@ func parseResponse(b []byte) (r response, ok bool) {
 		case "error":
 			r.errObj = val
 		}
-		i = skipSpace(b, vEnd)
-		if i >= len(b) {
-			return r, false
-		}
-		if b[i] == '}' {
-			break
-		}
-		if b[i] != ',' {
-			return r, false
-		}
-		i = skipSpace(b, i+1)
-	}
-	if skipSpace(b, i+1) != len(b) {
-		return r, false
-	}
-	return r, sawOK
-}
-
-func skipSpace(b []byte, i int) int {
-	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\r' || b[i] == '\n') {
-		i++
-	}
-	return i
-}
-
-// skipString returns the index just past the JSON string starting at b[i].
-func skipString(b []byte, i int) (int, bool) {
-	for i++; i < len(b); i++ {
-		switch b[i] {
-		case '\\':
-			i++
-		case '"':
-			return i + 1, true
-		}
-	}
-	return 0, false
-}
-
-// skipValue returns the index just past the JSON value starting at b[i].
-func skipValue(b []byte, i int) (int, bool) {
-	if i >= len(b) {
-		return 0, false
-	}
-	switch b[i] {
-	case '"':
-		return skipString(b, i)
-	case '{', '[':
-		depth := 0
-		for ; i < len(b); i++ {
-			switch b[i] {
-			case '"':
-				end, ok := skipString(b, i)
-				if !ok {
-					return 0, false
-				}
-				i = end - 1
-			case '{', '[':
-				depth++
-			case '}', ']':
-				depth--
-				if depth == 0 {
-					return i + 1, true
-				}
-			}
-		}
-		return 0, false
-	default:
-		start := i
-		for i < len(b) {
-			switch b[i] {
-			case ',', '}', ']', ' ', '\t', '\r', '\n':
-				return i, i > start
-			}
-			i++
-		}
-		return i, i > start
-	}
+	})
+	return r, err == nil && good && sawOK
 }
 
 // decodeInt decodes a JSON number result (a plain integer on the fast path).

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"net"
 	"strings"
 
@@ -29,6 +30,8 @@ func (s *Server) startAdmin() error {
 		WriteTimeout:          s.cfg.Push.WriteTimeout.Duration,
 		NoDefaultServerHeader: true,
 		Logger:                fasthttpLogger{s.log},
+		HeaderReceived:        s.adminRequestConfig,
+		ErrorHandler:          s.adminReadError,
 	}
 	s.adminLn = ln
 	go func() {
@@ -141,12 +144,48 @@ func (s *Server) apiBatch(ctx *fasthttp.RequestCtx) {
 }
 
 func (s *Server) adminAuthorized(ctx *fasthttp.RequestCtx) bool {
+	return s.headerAuthorized(&ctx.Request.Header)
+}
+
+func (s *Server) headerAuthorized(h *fasthttp.RequestHeader) bool {
 	secret := s.cfg.Push.Secret
 	if secret == "" {
 		return true
 	}
-	token, ok := strings.CutPrefix(string(ctx.Request.Header.Peek("Authorization")), "Bearer ")
+	token, ok := strings.CutPrefix(string(h.Peek("Authorization")), "Bearer ")
 	return ok && secretsEqual(token, secret)
+}
+
+// adminRequestConfig runs once a request's header is in, before its body is
+// read: without a valid token (push.secret set) at most preAuthLine bytes of
+// body are read, as on the text port, so a stranger cannot make the server
+// buffer push.max_line per connection. The handler answers 401 anyway.
+func (s *Server) adminRequestConfig(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
+	if s.headerAuthorized(h) {
+		return fasthttp.RequestConfig{}
+	}
+	return fasthttp.RequestConfig{MaxRequestBodySize: preAuthLine(s.cfg.Push)}
+}
+
+// adminReadError answers a request fasthttp could not read, as JSON like
+// every other answer: a body over its limit is 401 without a valid token
+// (see adminRequestConfig) and 413 with one.
+func (s *Server) adminReadError(ctx *fasthttp.RequestCtx, err error) {
+	ctx.SetContentType("application/json")
+	var small *fasthttp.ErrSmallBuffer
+	var ne net.Error
+	switch {
+	case errors.Is(err, fasthttp.ErrBodyTooLarge) && !s.adminAuthorized(ctx):
+		adminError(ctx, fasthttp.StatusUnauthorized, wire.CodeUnauthorized, "missing or wrong Authorization: Bearer <push.secret>")
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		adminError(ctx, fasthttp.StatusRequestEntityTooLarge, wire.CodeLineTooLong, "request body is longer than push.max_line")
+	case errors.As(err, &small):
+		adminError(ctx, fasthttp.StatusRequestHeaderFieldsTooLarge, wire.CodeBadRequest, "request header too large")
+	case errors.As(err, &ne) && ne.Timeout():
+		adminError(ctx, fasthttp.StatusRequestTimeout, wire.CodeBadRequest, "request not received within push.line_timeout")
+	default:
+		adminError(ctx, fasthttp.StatusBadRequest, wire.CodeBadRequest, "malformed HTTP request: "+err.Error())
+	}
 }
 
 func adminError(ctx *fasthttp.RequestCtx, status int, code, msg string) {

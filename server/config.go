@@ -80,6 +80,9 @@ type PushConfig struct {
 	MaxLine      int      `toml:"max_line"`
 	LineTimeout  Duration `toml:"line_timeout"`
 	WriteTimeout Duration `toml:"write_timeout"`
+	// MaxBackends caps open text-port connections; more are refused with
+	// a too_many_backends line and closed.
+	MaxBackends int `toml:"max_backends"`
 }
 
 // AdminConfig is the [admin] table: the HTTP API listener.
@@ -177,6 +180,7 @@ func DefaultConfig() Config {
 			MaxLine:      1 << 20,
 			LineTimeout:  Duration{10 * time.Second},
 			WriteTimeout: Duration{10 * time.Second},
+			MaxBackends:  1024,
 		},
 		Admin: AdminConfig{Listen: "127.0.0.1:8290"},
 	}
@@ -360,6 +364,9 @@ func (c *Config) validatePush(bad func(key, format string, args ...any)) {
 	}
 	if p.WriteTimeout.Duration <= 0 {
 		bad("push.write_timeout", "%s must be positive", p.WriteTimeout)
+	}
+	if p.MaxBackends < 1 || p.MaxBackends > 1_000_000 {
+		bad("push.max_backends", "%d is out of range 1..1000000", p.MaxBackends)
 	}
 }
 

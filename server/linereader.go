@@ -13,21 +13,27 @@ var errLineTooLong = errors.New("line too long")
 // lineReader splits a connection into lines without bufio, so that it knows
 // whether a line is half-read: only then does a read deadline apply (a
 // backend may keep an idle connection open for as long as it likes, but may
-// not stall in the middle of a line).
+// not stall in the middle of a line). The deadline runs from the arrival of
+// a line's first byte to its newline, whatever arrives in between: a line
+// trickled one byte at a time is cut at lineTimeout like a stalled one.
 type lineReader struct {
 	conn        net.Conn
 	buf         []byte
 	start, end  int // unconsumed bytes are buf[start:end]
 	nl          int // offset from start of the next newline, -1 if none is buffered
-	max         int
+	max         int // longest line; the text port lowers it until a backend authenticates
 	lineTimeout time.Duration
+	lastRead    time.Time // when the latest bytes arrived
+	lineStart   time.Time // when the first buffered, unfinished line began to arrive
 	// beforeBlock runs before a read that may block: the text port flushes
 	// its answers there, so pipelined answers go out in one write.
 	beforeBlock func() error
 }
 
-func newLineReader(conn net.Conn, max int, lineTimeout time.Duration, beforeBlock func() error) *lineReader {
-	return &lineReader{conn: conn, buf: make([]byte, 16<<10), nl: -1, max: max, lineTimeout: lineTimeout, beforeBlock: beforeBlock}
+// newLineReader reads lines of up to max bytes with a first buffer of
+// bufSize bytes (it grows as lines need, up to just over max).
+func newLineReader(conn net.Conn, max, bufSize int, lineTimeout time.Duration, beforeBlock func() error) *lineReader {
+	return &lineReader{conn: conn, buf: make([]byte, bufSize), nl: -1, max: max, lineTimeout: lineTimeout, beforeBlock: beforeBlock}
 }
 
 // buffered reports whether another complete line is already buffered: next
@@ -49,6 +55,9 @@ func (r *lineReader) next() ([]byte, error) {
 			line := r.buf[r.start : r.start+i]
 			r.start += i + 1
 			r.nl = bytes.IndexByte(r.buf[r.start:r.end], '\n')
+			// Bytes after a newline came with the latest read (next reads
+			// only when no newline is buffered): the next line began then.
+			r.lineStart = r.lastRead
 			if len(line) > r.max {
 				return nil, errLineTooLong
 			}
@@ -75,9 +84,10 @@ func (r *lineReader) fill() error {
 	if err := r.beforeBlock(); err != nil {
 		return err
 	}
+	started := r.end > r.start
 	var deadline time.Time
-	if r.end > r.start {
-		deadline = time.Now().Add(r.lineTimeout)
+	if started {
+		deadline = r.lineStart.Add(r.lineTimeout)
 	}
 	if err := r.conn.SetReadDeadline(deadline); err != nil {
 		return err
@@ -85,6 +95,10 @@ func (r *lineReader) fill() error {
 	n, err := r.conn.Read(r.buf[r.end:])
 	r.end += n
 	if n > 0 {
+		r.lastRead = time.Now()
+		if !started {
+			r.lineStart = r.lastRead
+		}
 		return nil
 	}
 	return err

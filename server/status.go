@@ -17,9 +17,13 @@ import (
 
 // Status is what GET /status answers.
 type Status struct {
-	NodeID  uint32         `json:"node_id"`
-	Clients int            `json:"clients"`
-	Modules []ModuleStatus `json:"modules"`
+	NodeID  uint32 `json:"node_id"`
+	Clients int    `json:"clients"`
+	// Backends is the number of open text-port connections;
+	// BackendsRefused counts those turned away at push.max_backends.
+	Backends        int            `json:"backends"`
+	BackendsRefused uint64         `json:"backends_refused"`
+	Modules         []ModuleStatus `json:"modules"`
 }
 
 // ModuleStatus is one module's line in Status.
@@ -32,6 +36,9 @@ type ModuleStatus struct {
 // Status returns a snapshot of the node and of every loaded module.
 func (s *Server) Status() Status {
 	st := Status{NodeID: s.cfg.Server.NodeID, Clients: s.hub.count()}
+	if s.text != nil {
+		st.Backends, st.BackendsRefused = s.text.count()
+	}
 	routes := map[string][]string{}
 	for path, r := range *s.routes.Load() {
 		routes[r.module] = append(routes[r.module], path)
@@ -70,16 +77,42 @@ func (s *Server) handleMetrics(ctx *fasthttp.RequestCtx) {
 	ctx.SetBodyString(formatMetrics(s.Status()))
 }
 
+// escapeLabel escapes a label value as the Prometheus text exposition
+// format defines it: backslash, double quote and line feed, nothing else.
+// (Go's %q is not that: it writes \t, \xff and \u escapes that
+// Prometheus reads as errors or as other text.)
+func escapeLabel(v string) string {
+	if !strings.ContainsAny(v, "\\\"\n") {
+		return v
+	}
+	var b strings.Builder
+	for _, c := range []byte(v) {
+		switch c {
+		case '\\':
+			b.WriteString(`\\`)
+		case '"':
+			b.WriteString(`\"`)
+		case '\n':
+			b.WriteString(`\n`)
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
+}
+
 // formatMetrics writes st in the Prometheus text exposition format.
 func formatMetrics(st Status) string {
 	var b strings.Builder
 	metric := func(name, typ, help string, value func(m ModuleStatus) float64) {
 		fmt.Fprintf(&b, "# HELP wasmgate_%s %s\n# TYPE wasmgate_%s %s\n", name, help, name, typ)
 		for _, m := range st.Modules {
-			fmt.Fprintf(&b, "wasmgate_%s{module=%q} %g\n", name, m.Module, value(m))
+			fmt.Fprintf(&b, "wasmgate_%s{module=\"%s\"} %g\n", name, escapeLabel(m.Module), value(m))
 		}
 	}
 	fmt.Fprintf(&b, "# HELP wasmgate_clients Connected WebSocket clients on this node.\n# TYPE wasmgate_clients gauge\nwasmgate_clients %d\n", st.Clients)
+	fmt.Fprintf(&b, "# HELP wasmgate_backends Open text-port connections.\n# TYPE wasmgate_backends gauge\nwasmgate_backends %d\n", st.Backends)
+	fmt.Fprintf(&b, "# HELP wasmgate_backends_refused_total Text-port connections refused at push.max_backends.\n# TYPE wasmgate_backends_refused_total counter\nwasmgate_backends_refused_total %d\n", st.BackendsRefused)
 	metric("events_total", "counter", "Guest calls made.", func(m ModuleStatus) float64 { return float64(m.Events) })
 	metric("traps_total", "counter", "Guest calls that trapped or broke the ABI.", func(m ModuleStatus) float64 { return float64(m.Traps) })
 	metric("timeouts_total", "counter", "Guest calls stopped at their deadline.", func(m ModuleStatus) float64 { return float64(m.Timeouts) })

@@ -5,8 +5,10 @@ import (
 	"context"
 	"crypto/subtle"
 	"errors"
+	"fmt"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/wasmgate/wasmgate/abi"
@@ -20,16 +22,34 @@ import (
 // it grows past flushAt), so a pipelining backend gets its answers in few
 // writes. A backend that stops reading blocks that write until
 // push.write_timeout, then is disconnected; other connections are unaffected.
+//
+// What a peer can hold is bounded: at most push.max_backends connections
+// (more are refused with a too_many_backends line), each buffering at most
+// one line, which must arrive whole within push.line_timeout; before it
+// authenticates (with push.secret set) a line may be no longer than the auth
+// command needs (preAuthLine), not push.max_line.
 
 const flushAt = 64 << 10
+
+// preAuthSlack is the room for an auth line beyond the secret itself: the
+// braces, keys, an id and whitespace.
+const preAuthSlack = 1 << 10
 
 type textPort struct {
 	srv *Server
 	ln  net.Listener
 
-	mu    sync.Mutex // guards conns
-	conns map[net.Conn]struct{}
-	wg    sync.WaitGroup
+	mu      sync.Mutex // guards conns
+	conns   map[net.Conn]struct{}
+	wg      sync.WaitGroup
+	refused atomic.Uint64 // connections turned away at push.max_backends
+}
+
+// preAuthLine is the longest line accepted before authentication: an auth
+// command whose secret is escaped as \uXXXX throughout, plus slack. An
+// unauthenticated peer can make the server hold no more than this.
+func preAuthLine(p PushConfig) int {
+	return min(preAuthSlack+6*len(p.Secret), p.MaxLine)
 }
 
 func (s *Server) startTextPort() error {
@@ -53,7 +73,12 @@ func (t *textPort) acceptLoop() {
 			}
 			return
 		}
-		if !t.track(nc) {
+		ok, full := t.track(nc)
+		if full {
+			t.refuse(nc)
+			continue
+		}
+		if !ok {
 			_ = nc.Close()
 			return
 		}
@@ -62,14 +87,42 @@ func (t *textPort) acceptLoop() {
 	}
 }
 
-func (t *textPort) track(nc net.Conn) bool {
+// track registers a new connection; full reports that push.max_backends are
+// already connected, ok=false that the port is closed.
+func (t *textPort) track(nc net.Conn) (ok, full bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.conns == nil { // closed
-		return false
+		return false, false
+	}
+	if len(t.conns) >= t.srv.cfg.Push.MaxBackends {
+		return false, true
 	}
 	t.conns[nc] = struct{}{}
-	return true
+	return true, false
+}
+
+// refuse tells a connection over push.max_backends why it is closed. The
+// line fits any fresh socket's send buffer, so the write does not wait on
+// the peer; the deadline is a guard, not a wait.
+func (t *textPort) refuse(nc net.Conn) {
+	n := t.refused.Add(1)
+	limit := t.srv.cfg.Push.MaxBackends
+	if n == 1 || n%1000 == 0 { // a flood must not flood the log too
+		t.srv.log.Warn("text port: refusing backends over push.max_backends", "max_backends", limit, "refused_total", n)
+	}
+	msg := fmt.Sprintf("the text port already serves %d backend connections (push.max_backends); closing", limit)
+	_ = nc.SetWriteDeadline(time.Now().Add(time.Second))
+	_, _ = nc.Write(wire.AppendError(nil, nil, wire.CodeTooManyBackends, msg))
+	_ = nc.Close()
+}
+
+// count returns the connected backends and the connections refused so far.
+func (t *textPort) count() (backends int, refused uint64) {
+	t.mu.Lock()
+	backends = len(t.conns)
+	t.mu.Unlock()
+	return backends, t.refused.Load()
 }
 
 // close stops accepting and disconnects every backend.
@@ -104,12 +157,22 @@ func (t *textPort) serve(nc net.Conn) {
 	}()
 	cfg := t.srv.cfg.Push
 	b := &backendConn{srv: t.srv, nc: nc, authed: cfg.Secret == ""}
-	lr := newLineReader(nc, cfg.MaxLine, cfg.LineTimeout.Duration, b.flush)
+	limit, bufSize := cfg.MaxLine, 16<<10
+	if !b.authed {
+		// A stranger gets a buffer the size of the auth line, not 16 KiB.
+		limit = preAuthLine(cfg)
+		bufSize = min(bufSize, limit+2)
+	}
+	lr := newLineReader(nc, limit, bufSize, cfg.LineTimeout.Duration, b.flush)
 	busy, idle := t.srv.ctx, withIdle(t.srv.ctx)
 	for {
 		line, err := lr.next()
 		if errors.Is(err, errLineTooLong) {
-			b.out = wire.AppendError(b.out, nil, wire.CodeLineTooLong, "request line is longer than push.max_line; closing")
+			msg := "request line is longer than push.max_line; closing"
+			if !b.authed {
+				msg = fmt.Sprintf("before auth a line may be at most %d bytes (the auth command); closing", lr.max)
+			}
+			b.out = wire.AppendError(b.out, nil, wire.CodeLineTooLong, msg)
 			_ = b.flush()
 			return
 		}
@@ -123,6 +186,9 @@ func (t *textPort) serve(nc net.Conn) {
 		if !b.handle(ctx, bytes.TrimSuffix(line, []byte{'\r'})) {
 			_ = b.flush()
 			return
+		}
+		if b.authed {
+			lr.max = cfg.MaxLine // lifts the pre-auth limit
 		}
 		if len(b.out) >= flushAt && b.flush() != nil {
 			return

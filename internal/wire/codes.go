@@ -15,4 +15,7 @@ const (
 	CodeQueueFull    = "queue_full"    // the target's send queue is full
 	CodeUnavailable  = "unavailable"   // the registry backend is down
 	CodeInternal     = "internal"      // an unexpected server error
+	// CodeTooManyBackends refuses a text-port connection over
+	// push.max_backends; the connection is then closed.
+	CodeTooManyBackends = "too_many_backends"
 )

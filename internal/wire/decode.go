@@ -70,7 +70,7 @@ func Keys(raw []byte) ([]string, bool) {
 	if len(raw) == 0 || raw[0] != '[' {
 		return nil, false
 	}
-	p := parser{b: raw, i: 1}
+	p := parser{b: raw, i: 1, depth: 1}
 	out := []string{}
 	for {
 		p.space()

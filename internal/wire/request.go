@@ -16,6 +16,11 @@ import (
 // ErrNotJSON means the input is not well-formed JSON.
 var ErrNotJSON = errors.New("not valid JSON")
 
+// ErrTooDeep means the input nests arrays and objects more than MaxDepth
+// levels deep. It is refused before being parsed further, so that a nesting
+// bomb costs no more than a flat line of the same length.
+var ErrTooDeep = errors.New("JSON nested too deeply")
+
 // ErrNotObject means the input is JSON but not an object.
 var ErrNotObject = errors.New("not a JSON object")
 
@@ -60,22 +65,42 @@ func (r *Request) field(key []byte) *[]byte {
 	return nil
 }
 
-// Parse fills r from one JSON object. The whole input is validated. A key
-// given twice keeps its last value, as encoding/json does.
+// Parse fills r from one JSON object. The whole input is validated, and
+// may nest at most MaxDepth deep. A key given twice keeps its last value, as
+// encoding/json does.
 func Parse(line []byte, r *Request) error {
 	*r = Request{}
-	p := parser{b: line}
+	return Fields(line, MaxDepth, func(key, value []byte) {
+		if dst := r.field(key); dst != nil {
+			*dst = value
+		}
+	})
+}
+
+// Fields validates one JSON object and calls fn with each member, in
+// order: the key as written between its quotes (escapes are not decoded)
+// and the raw value, which aliases b. Arrays and objects may nest at most
+// maxDepth levels (0: MaxDepth), b's own braces included (ErrTooDeep); another JSON value
+// than an object is ErrNotObject. Members already visited when an error is
+// found have been passed to fn.
+//
+// Parse reads requests with it, and the Go client reads answers with it:
+// the one JSON scanner of the push protocol.
+func Fields(b []byte, maxDepth int, fn func(key, value []byte)) error {
+	p := parser{b: b, maxDepth: maxDepth}
 	p.space()
 	if p.i >= len(p.b) {
 		return ErrNotJSON
 	}
 	if p.b[p.i] != '{' {
-		if _, err := p.value(); err != nil || !p.atEnd() {
+		if _, err := p.value(); errors.Is(err, ErrTooDeep) {
+			return err
+		} else if err != nil || !p.atEnd() {
 			return ErrNotJSON
 		}
 		return ErrNotObject
 	}
-	if err := p.object(r); err != nil {
+	if err := p.object(fn); err != nil {
 		return err
 	}
 	if !p.atEnd() {

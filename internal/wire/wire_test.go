@@ -5,6 +5,7 @@ import (
 	"errors"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -41,6 +42,53 @@ func TestParse_Errors(t *testing.T) {
 			t.Errorf("Parse(%q) = %v, want %v", in, err, want)
 		}
 	}
+}
+
+// TestParse_Depth checks the nesting limit: MaxDepth levels parse, one more
+// is refused with an error naming the limit, as an object field, as a bare
+// array and as a nesting bomb the size of a whole max_line.
+func TestParse_Depth(t *testing.T) {
+	nest := func(n int) string { return strings.Repeat("[", n) + strings.Repeat("]", n) }
+	var r Request
+	if err := Parse([]byte(`{"session":`+nest(MaxDepth-1)+`}`), &r); err != nil {
+		t.Fatalf("%d levels: %v", MaxDepth, err)
+	}
+	if string(r.Session) != nest(MaxDepth-1) {
+		t.Fatalf("session = %s", r.Session)
+	}
+	for name, line := range map[string]string{
+		"object field": `{"session":` + nest(MaxDepth) + `}`,
+		"object keys":  strings.Repeat(`{"a":`, MaxDepth+1) + "1" + strings.Repeat("}", MaxDepth+1),
+		"bare array":   nest(MaxDepth + 1),
+		"bomb":         strings.Repeat("[", 1<<20),
+		"object bomb":  `{"cmd":"auth","id":` + strings.Repeat("[", 1<<20),
+	} {
+		err := Parse([]byte(line), &r)
+		if !errors.Is(err, ErrTooDeep) || !strings.Contains(err.Error(), "more than 64 levels") {
+			t.Errorf("%s: Parse = %v, want ErrTooDeep naming the limit", name, err)
+		}
+	}
+}
+
+// jsonDepth is the deepest nesting of arrays and objects in b, skipping
+// strings; on a well-formed prefix it agrees with the parser.
+func jsonDepth(b []byte) int {
+	depth, deepest, inString := 0, 0, false
+	for i := 0; i < len(b); i++ {
+		switch c := b[i]; {
+		case inString && c == '\\':
+			i++
+		case c == '"':
+			inString = !inString
+		case inString:
+		case c == '[' || c == '{':
+			depth++
+			deepest = max(deepest, depth)
+		case c == ']' || c == '}':
+			depth--
+		}
+	}
+	return deepest
 }
 
 func TestDecoders_WrongTypes(t *testing.T) {
@@ -95,6 +143,8 @@ func FuzzParse(f *testing.F) {
 		`{"uid":"4","lock":"closed","time":1600000000}`,
 		`{"cmd":"setSession","client_id":"a","session":{"n":{"m":[1,true,null]}}}`,
 		`{"cmd":"auth","secret":"s3\u00e9cret"}`, `[1]`, `{"a":1e5,"b":-0.5E-3}`, "{\"a\":\"\xff\"}",
+		`{"session":` + strings.Repeat(`{"a":[`, MaxDepth/2) + strings.Repeat(`]}`, MaxDepth/2) + `}`,
+		strings.Repeat(`[`, MaxDepth+1) + strings.Repeat(`]`, MaxDepth+1),
 	} {
 		f.Add([]byte(s))
 	}
@@ -102,6 +152,15 @@ func FuzzParse(f *testing.F) {
 		var r Request
 		err := Parse(line, &r)
 		valid := json.Valid(line)
+		if errors.Is(err, ErrTooDeep) {
+			if d := jsonDepth(line); d <= MaxDepth {
+				t.Fatalf("Parse refused %q as too deep; its depth is %d", line, d)
+			}
+			return
+		}
+		if valid && jsonDepth(line) > MaxDepth {
+			t.Fatalf("Parse = %v for %q, nested %d deep; want ErrTooDeep", err, line, jsonDepth(line))
+		}
 		if valid != (err == nil || errors.Is(err, ErrNotObject)) {
 			t.Fatalf("json.Valid=%v but Parse err=%v for %q", valid, err, line)
 		}
