@@ -33,6 +33,9 @@ const (
 	// CodeLineTooLong: the request line exceeds the server's max_line; the
 	// server closes the connection.
 	CodeLineTooLong = wire.CodeLineTooLong
+	// CodeTooManyBackends: the server already has push.max_backends text-port
+	// connections; it closes this one. Retry later or share connections.
+	CodeTooManyBackends = wire.CodeTooManyBackends
 	// CodeQueueFull: the target client's send queue is full; it is being
 	// closed as a slow consumer.
 	CodeQueueFull = wire.CodeQueueFull
