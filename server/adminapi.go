@@ -30,9 +30,9 @@ func (s *Server) startAdmin() error {
 		NoDefaultServerHeader: true,
 		Logger:                fasthttpLogger{s.log},
 	}
-	s.adminLn = ln
+	s.adminLn = newRetryListener(ln, "admin", s.log)
 	go func() {
-		if err := s.admin.Serve(ln); err != nil {
+		if err := s.admin.Serve(s.adminLn); err != nil {
 			s.log.Error("admin serve", "err", err)
 		}
 	}()

@@ -36,6 +36,11 @@ type ServerConfig struct {
 	IdleTimeout    Duration `toml:"idle_timeout"`
 	NodeID         uint32   `toml:"node_id"`
 	WatchHandlers  bool     `toml:"watch_handlers"`
+
+	// FDHeadroom is how many file descriptors WebSocket clients must leave
+	// to everything else: max_connections is lowered to RLIMIT_NOFILE
+	// minus this at start.
+	FDHeadroom int `toml:"fd_headroom"`
 }
 
 // RuntimeConfig is the [runtime] table: how handlers run.
@@ -152,6 +157,7 @@ func DefaultConfig() Config {
 			SendQueueSize:  1024,
 			WriteTimeout:   Duration{10 * time.Second},
 			MaxConnections: 100_000,
+			FDHeadroom:     512,
 			PingInterval:   Duration{25 * time.Second},
 			IdleTimeout:    Duration{60 * time.Second},
 			WatchHandlers:  true,
@@ -239,6 +245,9 @@ func (c *Config) Validate() error {
 	}
 	if s.MaxConnections < 1 {
 		bad("server.max_connections", "%d must be at least 1", s.MaxConnections)
+	}
+	if s.FDHeadroom < 16 || s.FDHeadroom > 1<<20 {
+		bad("server.fd_headroom", "%d is out of range 16..%d (listeners, backends and module files need a few)", s.FDHeadroom, 1<<20)
 	}
 	c.validatePush(bad)
 	before := len(errs)
