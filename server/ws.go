@@ -34,18 +34,19 @@ func (s *Server) handleHTTP(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	if !websocket.FastHTTPIsWebSocketUpgrade(ctx) {
+		ctx.Error("this is a WebSocket endpoint", fasthttp.StatusUpgradeRequired)
+		// After Error, which resets the headers.
 		ctx.Response.Header.Set("Upgrade", "websocket")
 		ctx.Response.Header.Set("Sec-WebSocket-Version", "13")
-		ctx.Error("this is a WebSocket endpoint", fasthttp.StatusUpgradeRequired)
 		return
 	}
 	// An invalid upgrade is refused here, before the guest sees it: the
 	// handshake event is for requests the server would otherwise accept.
 	if status, problem := checkUpgrade(ctx); status != 0 {
-		if status == fasthttp.StatusUpgradeRequired {
+		ctx.Error(problem, status)
+		if status == fasthttp.StatusUpgradeRequired { // after Error, which resets the headers
 			ctx.Response.Header.Set("Sec-WebSocket-Version", "13")
 		}
-		ctx.Error(problem, status)
 		return
 	}
 	// handshaking counts upgrades under way, so that concurrent handshakes
