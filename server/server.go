@@ -98,6 +98,7 @@ type Server struct {
 	// maxConns is server.max_connections lowered to fit RLIMIT_NOFILE
 	// (connectionLimit).
 	maxConns int
+	mem      *memReturn // returns memory after a large drop in clients
 }
 
 // New builds a Server from cfg and loads every module in the handlers
@@ -121,6 +122,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (*Se
 	if s.reg == nil {
 		s.reg = NewLocalRegistry()
 	}
+	s.mem = newMemReturn(s.active.Load)
 	s.ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	s.idleCtx = withIdle(s.ctx)
 	s.gw = &Gateway{reg: s.reg, hub: s.hub, maxMessageSize: cfg.Server.MaxMessageSize, commands: commandTable()}

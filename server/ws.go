@@ -155,7 +155,7 @@ func handshakeOf(ctx *fasthttp.RequestCtx, id string) *abi.Handshake {
 // goroutine's stack, grown by the guest call: an idle client keeps only a
 // small reader goroutine (see docs/BENCHMARKS.md, memory per connection).
 func (s *Server) serveConn(ws *websocket.Conn, rt *route, id string) {
-	s.active.Add(1)
+	s.mem.connected(s.active.Add(1))
 	if s.closing.Load() { // upgraded just as Shutdown began: no events
 		_ = ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(closeGoingAway, "server shutting down"), time.Now().Add(time.Second))
 		_ = ws.Close()
@@ -180,7 +180,7 @@ func (s *Server) serveConn(ws *websocket.Conn, rt *route, id string) {
 // on_close, and closes the socket (fasthttp leaves that to us:
 // KeepHijackedConns).
 func (s *Server) readConn(c *conn, rt *route) {
-	defer s.active.Add(-1)
+	defer func() { s.mem.disconnected(s.active.Add(-1)) }()
 	s.readLoop(c, rt)
 	s.unregister(c)
 	_ = rt.handler.OnClose(s.ctx, c.id)

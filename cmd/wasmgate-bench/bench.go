@@ -79,10 +79,10 @@ func runBench(args []string) error {
 			return fmt.Errorf("-push-modes: unknown scenario %q (want some of %s)", m, strings.Join(pushModes, ","))
 		}
 	}
-	if f.only != "" && f.only != "echo" && f.only != "push" {
-		return fmt.Errorf("-only %q: want echo or push", f.only)
+	if f.only != "" && f.only != "echo" && f.only != "push" && f.only != "idle" {
+		return fmt.Errorf("-only %q: want echo, idle or push", f.only)
 	}
-	runEcho, runPush := f.only != "push", f.only != "echo"
+	runEcho, runPush := f.only != "push", f.only == "" || f.only == "push"
 	if f.profile != "" {
 		if err := os.MkdirAll(f.profile, 0o755); err != nil {
 			return fmt.Errorf("profile folder: %w", err)
@@ -106,8 +106,10 @@ func runBench(args []string) error {
 	var mem memResult
 	if runEcho {
 		var err error
-		if loads, err = loadPhase(ctx, f); err != nil {
-			return err
+		if f.only != "idle" {
+			if loads, err = loadPhase(ctx, f); err != nil {
+				return err
+			}
 		}
 		if mem, err = idlePhase(ctx, f); err != nil {
 			return err
@@ -222,6 +224,9 @@ type memResult struct {
 	path               string
 	rssBefore, rssIdle int64 // bytes
 	rssAfterGC         int64
+	// VmRSS 1 s and 10 s after the idle clients closed, with no forced GC:
+	// what the server gives back by itself (server/memreturn.go).
+	rssClosed1, rssClosed10 int64
 	before, idle       serveStats
 	afterGC            serveStats
 }
@@ -266,7 +271,26 @@ func idlePhase(ctx context.Context, f benchFlags) (memResult, error) {
 	if r.rssIdle, r.idle, err = sample(srv, pid); err != nil {
 		return r, err
 	}
-	return r, afterIdle(srv, pid, f, &r)
+	if err := afterIdle(srv, pid, f, &r); err != nil {
+		return r, err
+	}
+	return r, afterClose(idle, pid, &r)
+}
+
+// afterClose closes the idle clients and reads VmRSS 1 s and 10 s later.
+func afterClose(idle *child, pid int, r *memResult) error {
+	if err := idle.stop(30 * time.Second); err != nil {
+		return err
+	}
+	closed := time.Now()
+	var err error
+	time.Sleep(time.Second)
+	if r.rssClosed1, err = vmRSS(pid); err != nil {
+		return err
+	}
+	time.Sleep(time.Until(closed.Add(10 * time.Second)))
+	r.rssClosed10, err = vmRSS(pid)
+	return err
 }
 
 // afterIdle, once the measurement is taken, forces a GC to tell garbage
