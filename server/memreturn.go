@@ -1,6 +1,7 @@
 package server
 
 import (
+	"runtime"
 	"runtime/debug"
 	"sync/atomic"
 	"time"
@@ -43,7 +44,16 @@ type memReturn struct {
 }
 
 func newMemReturn(active func() int64) *memReturn {
-	return &memReturn{active: active, free: debug.FreeOSMemory}
+	return &memReturn{active: active, free: freeOSMemory}
+}
+
+// freeOSMemory runs a GC before debug.FreeOSMemory's own: objects the
+// closed connections left in sync.Pools (fasthttp's request contexts and
+// buffers) survive one GC in the pools' victim caches, and would keep
+// their pages.
+func freeOSMemory() {
+	runtime.GC()
+	debug.FreeOSMemory()
 }
 
 // connected records a new live count after a connect.
