@@ -224,11 +224,12 @@ type memResult struct {
 	path               string
 	rssBefore, rssIdle int64 // bytes
 	rssAfterGC         int64
+	before, idle       serveStats
+	afterGC            serveStats
+
 	// VmRSS 1 s and 10 s after the idle clients closed, with no forced GC:
 	// what the server gives back by itself (server/memreturn.go).
 	rssClosed1, rssClosed10 int64
-	before, idle            serveStats
-	afterGC                 serveStats
 }
 
 // idlePhase measures a fresh serve process (so the load phase's heap does
