@@ -67,6 +67,17 @@ func (g *frameGuard) scan(b []byte) int {
 		}
 		if g.nhdr == 0 {
 			start = i
+			if len(b)-i >= len(g.hdr) { // the whole header is here: no copy
+				h := b[i:]
+				need := frameHeaderLen(h[:2])
+				length := framePayloadLen(h[:need])
+				if h[0]&0x0f == 0x8 && length == 1 {
+					return start
+				}
+				i += need
+				g.skip = length
+				continue
+			}
 		}
 		g.hdr[g.nhdr] = b[i]
 		g.nhdr++
