@@ -33,9 +33,9 @@ func (s *Server) startAdmin() error {
 		HeaderReceived:        s.adminRequestConfig,
 		ErrorHandler:          s.adminReadError,
 	}
-	s.adminLn = ln
+	s.adminLn = newRetryListener(ln, "admin", s.log)
 	go func() {
-		if err := s.admin.Serve(ln); err != nil {
+		if err := s.admin.Serve(s.adminLn); err != nil {
 			s.log.Error("admin serve", "err", err)
 		}
 	}()

@@ -41,6 +41,10 @@ type ServerConfig struct {
 	MaxSessionBytes    int `toml:"max_session_bytes"`
 	MaxGroupsPerClient int `toml:"max_groups_per_client"`
 	MaxNameBytes       int `toml:"max_name_bytes"`
+	// FDHeadroom is how many file descriptors WebSocket clients must leave
+	// to everything else: max_connections is lowered to RLIMIT_NOFILE
+	// minus this at start.
+	FDHeadroom int `toml:"fd_headroom"`
 }
 
 // RuntimeConfig is the [runtime] table: how handlers run.
@@ -162,6 +166,7 @@ func DefaultConfig() Config {
 			SendQueueSize:  1024,
 			WriteTimeout:   Duration{10 * time.Second},
 			MaxConnections: 100_000,
+			FDHeadroom:     512,
 			PingInterval:   Duration{25 * time.Second},
 			IdleTimeout:    Duration{60 * time.Second},
 			WatchHandlers:  true,
@@ -264,6 +269,9 @@ func (c *Config) Validate() error {
 		if l.v < 2 || l.v > l.max {
 			bad("server."+l.key, "%d is out of range 2..%d", l.v, l.max)
 		}
+	}
+	if s.FDHeadroom < 16 || s.FDHeadroom > 1<<20 {
+		bad("server.fd_headroom", "%d is out of range 16..%d (listeners, backends and module files need a few)", s.FDHeadroom, 1<<20)
 	}
 	c.validatePush(bad)
 	before := len(errs)

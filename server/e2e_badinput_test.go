@@ -144,6 +144,7 @@ func TestLoadConfig_Errors(t *testing.T) {
 		{"open text port without secret", "[push]\nlisten = \"0.0.0.0:5678\"\n", "push.listen: \"0.0.0.0:5678\" is not a loopback address, so push.secret must be set"},
 		{"open admin without secret", "[admin]\nlisten = \":8290\"\n", "admin.listen"},
 		{"tiny max line", "[push]\nmax_line = 3\n", "push.max_line"},
+		{"tiny fd headroom", "[server]\nfd_headroom = 2\n", "server.fd_headroom: 2 is out of range 16.."},
 		{"bad backoff", "[runtime]\nrestart_backoff = \"1s\"\nrestart_backoff_max = \"10ms\"\n", "runtime.restart_backoff_max: 10ms is shorter than restart_backoff (1s)"},
 		{"bad crash window", "[runtime]\ncrash_window = \"0s\"\n", "runtime.crash_window: 0s must be positive"},
 		{"bad module pool", "[modules.chat]\npool_size = 0\n", "modules.chat.pool_size: 0 is out of range"},
@@ -180,7 +181,7 @@ func TestLoadConfig_RepoConfigIsValidAndDocumented(t *testing.T) {
 		t.Errorf("config.toml [runtime] disagrees with DefaultConfig:\n file %+v\n want %+v", rt, def.Runtime)
 	}
 	text, _ := os.ReadFile("../config.toml")
-	for _, key := range []string{"listen", "handlers_dir", "max_message_size", "send_queue_size", "write_timeout", "max_connections", "node_id", "pool_size", "cache_dir", "ping_interval", "idle_timeout", "event_timeout", "watch_handlers", "memory_limit_mb", "max_line", "line_timeout", "secret",
+	for _, key := range []string{"listen", "handlers_dir", "max_message_size", "send_queue_size", "write_timeout", "max_connections", "fd_headroom", "node_id", "pool_size", "cache_dir", "ping_interval", "idle_timeout", "event_timeout", "watch_handlers", "memory_limit_mb", "max_line", "line_timeout", "secret",
 		"event_queue", "task_workers", "task_queue", "task_timeout", "kv_max_mb", "max_timers", "crash_limit", "crash_window", "restart_backoff", "restart_backoff_max", "log_lines_per_second", "log_burst", "log_bytes_per_second"} {
 		if !strings.Contains(string(text), "\n"+key+" = ") {
 			t.Errorf("config.toml does not document %s", key)

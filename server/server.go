@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -80,7 +81,7 @@ type Server struct {
 	reloadMu sync.Mutex                        // serialises Reload; guards slots
 	slots    map[string]*moduleSlot            // by module name
 	loadErrs []error
-	upgrader websocket.FastHTTPUpgrader
+	upgrader websocket.Upgrader
 	http     *fasthttp.Server
 	ln       net.Listener
 	buffers  sync.Pool    // *bytes.Buffer for reading messages
@@ -93,6 +94,11 @@ type Server struct {
 	text        *textPort        // nil when push.listen is ""
 	admin       *fasthttp.Server // nil when admin.listen is ""
 	adminLn     net.Listener
+
+	// maxConns is server.max_connections lowered to fit RLIMIT_NOFILE
+	// (connectionLimit).
+	maxConns int
+	mem      *memReturn // returns memory after a large drop in clients
 }
 
 // New builds a Server from cfg and loads every module in the handlers
@@ -110,6 +116,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (*Se
 		opt(&o)
 	}
 	s := &Server{cfg: cfg, log: log, hub: newHub(), ids: newIDGenerator(cfg.Server.NodeID), reg: o.registry}
+	if err := s.limitConnections(openFileLimit()); err != nil {
+		return nil, err
+	}
 	if s.reg == nil {
 		s.reg = NewLocalRegistryWithLimits(RegistryLimits{
 			MaxSessionBytes:    cfg.Server.MaxSessionBytes,
@@ -117,12 +126,13 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (*Se
 			MaxNameBytes:       cfg.Server.MaxNameBytes,
 		})
 	}
+	s.mem = newMemReturn(s.active.Load)
 	s.ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	s.idleCtx = withIdle(s.ctx)
 	s.gw = &Gateway{reg: s.reg, hub: s.hub, maxMessageSize: cfg.Server.MaxMessageSize, commands: commandTable()}
 	s.buffers.New = func() any { return new(bytes.Buffer) }
-	s.upgrader = websocket.FastHTTPUpgrader{
-		CheckOrigin:     func(*fasthttp.RequestCtx) bool { return true }, // origin policy is the handler's (on_handshake)
+	s.upgrader = websocket.Upgrader{
+		CheckOrigin:     func(*http.Request) bool { return true }, // origin policy is the handler's (on_handshake)
 		ReadBufferSize:  1024,
 		WriteBufferSize: 1024,
 		WriteBufferPool: &sync.Pool{},
@@ -141,6 +151,27 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (*Se
 	}
 	return s, nil
 }
+
+// limitConnections sets maxConns from server.max_connections and the
+// open-file limit nofile, and says so when it had to lower it: the default
+// 100,000 is above most limits, and without the clamp the 503 guard would
+// never fire before accept fails for lack of descriptors.
+func (s *Server) limitConnections(nofile uint64) error {
+	limit, clamped, err := connectionLimit(s.cfg.Server.MaxConnections, nofile, s.cfg.Server.FDHeadroom)
+	if err != nil {
+		return fmt.Errorf("server.max_connections: %w", err)
+	}
+	s.maxConns = limit
+	if clamped {
+		s.log.Warn("server.max_connections lowered to fit the open-file limit; raise RLIMIT_NOFILE (ulimit -n, LimitNOFILE=) to serve more",
+			"max_connections", s.cfg.Server.MaxConnections, "rlimit_nofile", nofile, "fd_headroom", s.cfg.Server.FDHeadroom, "effective", limit)
+	}
+	return nil
+}
+
+// MaxConnections returns how many WebSocket clients the server accepts:
+// server.max_connections, or less if the open-file limit is lower.
+func (s *Server) MaxConnections() int { return s.maxConns }
 
 // Gateway returns the command implementation shared by handlers and push
 // ports.
@@ -189,7 +220,7 @@ func (s *Server) Start() error {
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", s.cfg.Server.Listen, err)
 	}
-	s.ln = ln
+	s.ln = newRetryListener(ln, "websocket", s.log)
 	s.http = &fasthttp.Server{
 		Handler:               s.handleHTTP,
 		Name:                  "wasmgate",
@@ -207,7 +238,7 @@ func (s *Server) Start() error {
 	s.startPings()
 	go func() {
 		defer close(s.served)
-		if err := s.http.Serve(ln); err != nil {
+		if err := s.http.Serve(s.ln); err != nil {
 			s.log.Error("serve", "err", err)
 		}
 	}()

@@ -57,7 +57,7 @@ func (s *Server) startTextPort() error {
 	if err != nil {
 		return err
 	}
-	s.text = &textPort{srv: s, ln: ln, conns: map[net.Conn]struct{}{}}
+	s.text = &textPort{srv: s, ln: newRetryListener(ln, "text", s.log), conns: map[net.Conn]struct{}{}}
 	s.text.wg.Add(1)
 	go s.text.acceptLoop()
 	return nil

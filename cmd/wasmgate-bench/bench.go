@@ -67,7 +67,7 @@ func runBench(args []string) error {
 	fs.DurationVar(&f.settle, "settle", 3*time.Second, "wait after the idle connections are open")
 	fs.StringVar(&f.idlePath, "idle-path", "/echo", "route the idle connections use")
 	fs.StringVar(&f.profile, "profile", "", "folder for CPU profiles of serve per echo route and push scenario (its measured window), and heap profiles with idle clients")
-	fs.StringVar(&f.only, "only", "", "run only the echo benchmarks (echo: load and idle memory), the push scenarios (push) or the hostile-guest attacks (attack)")
+	fs.StringVar(&f.only, "only", "", "run only the echo benchmarks (echo: load and idle memory), the idle memory (idle), the push scenarios (push) or the hostile-guest attacks (attack)")
 	fs.DurationVar(&f.attackDuration, "attack-duration", 3*time.Second, "measured time per hostile-guest attack")
 	fs.DurationVar(&f.pushDuration, "push-duration", 5*time.Second, "measured time per push scenario")
 	fs.IntVar(&f.pushClients, "push-clients", 1000, "WebSocket clients the push scenarios push to")
@@ -81,10 +81,13 @@ func runBench(args []string) error {
 			return fmt.Errorf("-push-modes: unknown scenario %q (want some of %s)", m, strings.Join(pushModes, ","))
 		}
 	}
-	if f.only != "" && f.only != "echo" && f.only != "push" && f.only != "attack" {
-		return fmt.Errorf("-only %q: want echo, push or attack", f.only)
+	switch f.only {
+	case "", "echo", "idle", "push", "attack":
+	default:
+		return fmt.Errorf("-only %q: want echo, idle, push or attack", f.only)
 	}
-	runEcho, runPush, runAttack := f.only == "" || f.only == "echo", f.only == "" || f.only == "push", f.only == "" || f.only == "attack"
+	runEcho := f.only == "" || f.only == "echo" || f.only == "idle"
+	runPush, runAttack := f.only == "" || f.only == "push", f.only == "" || f.only == "attack"
 	if f.profile != "" {
 		if err := os.MkdirAll(f.profile, 0o755); err != nil {
 			return fmt.Errorf("profile folder: %w", err)
@@ -111,8 +114,10 @@ func runBench(args []string) error {
 	var mem memResult
 	if runEcho {
 		var err error
-		if loads, err = loadPhase(ctx, f); err != nil {
-			return err
+		if f.only != "idle" {
+			if loads, err = loadPhase(ctx, f); err != nil {
+				return err
+			}
 		}
 		if mem, err = idlePhase(ctx, f); err != nil {
 			return err
@@ -236,6 +241,10 @@ type memResult struct {
 	rssAfterGC         int64
 	before, idle       serveStats
 	afterGC            serveStats
+
+	// VmRSS 1 s and 10 s after the idle clients closed, with no forced GC:
+	// what the server gives back by itself (server/memreturn.go).
+	rssClosed1, rssClosed10 int64
 }
 
 // idlePhase measures a fresh serve process (so the load phase's heap does
@@ -278,7 +287,26 @@ func idlePhase(ctx context.Context, f benchFlags) (memResult, error) {
 	if r.rssIdle, r.idle, err = sample(srv, pid); err != nil {
 		return r, err
 	}
-	return r, afterIdle(srv, pid, f, &r)
+	if err := afterIdle(srv, pid, f, &r); err != nil {
+		return r, err
+	}
+	return r, afterClose(idle, pid, &r)
+}
+
+// afterClose closes the idle clients and reads VmRSS 1 s and 10 s later.
+func afterClose(idle *child, pid int, r *memResult) error {
+	if err := idle.stop(30 * time.Second); err != nil {
+		return err
+	}
+	closed := time.Now()
+	var err error
+	time.Sleep(time.Second)
+	if r.rssClosed1, err = vmRSS(pid); err != nil {
+		return err
+	}
+	time.Sleep(time.Until(closed.Add(10 * time.Second)))
+	r.rssClosed10, err = vmRSS(pid)
+	return err
 }
 
 // afterIdle, once the measurement is taken, forces a GC to tell garbage

@@ -48,6 +48,8 @@ func printReport(m machineInfo, f benchFlags, loads []loadResult, mem memResult,
 	fmt.Println("|---|---|---|")
 	if len(loads) > 0 {
 		printEchoRows(f, loads, mem)
+	} else if mem.n > 0 { // -only idle
+		printMemRows(mem)
 	}
 	printPushRows(f, pushes)
 	if len(loads) > 0 {
@@ -95,6 +97,10 @@ func printMemRows(mem memResult) {
 		float64(mem.idle.heapInuse-mem.before.heapInuse)/n/1024)
 	fmt.Printf("| goroutines per idle connection | %.2f (%d → %d) | — |\n",
 		float64(mem.idle.goroutines-mem.before.goroutines)/n, mem.before.goroutines, mem.idle.goroutines)
+	mib := func(b int64) float64 { return float64(b) / (1 << 20) }
+	back := mem.rssClosed10 <= mem.rssBefore+(mem.rssIdle-mem.rssBefore)/5
+	fmt.Printf("| VmRSS before / with %d idle clients / 1 s / 10 s after they closed | %.0f / %.0f / %.0f / %.0f MiB | 10 s: ≤ 20%% of the growth left %s |\n",
+		mem.n, mib(mem.rssBefore), mib(mem.rssIdle), mib(mem.rssClosed1), mib(mem.rssClosed10), verdict(back))
 }
 
 func verdict(ok bool) string {

@@ -1,0 +1,51 @@
+package server
+
+import (
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func TestMemReturn_OnlyAfterALargeDrop(t *testing.T) {
+	var live atomic.Int64
+	freed := make(chan struct{}, 10)
+	m := newMemReturn(live.Load)
+	m.free = func() { freed <- struct{}{} }
+	set := func(n int64) {
+		old := live.Swap(n)
+		if n > old {
+			m.connected(n)
+		} else {
+			m.disconnected(n)
+		}
+	}
+	for _, n := range []int64{100, 5000, 3000, 2600} { // down 48%: not yet
+		set(n)
+	}
+	// Small servers never pay for a forced GC: 800 → 0 is under the
+	// minimum drop.
+	small := newMemReturn(func() int64 { return 0 })
+	small.free = func() { t.Error("memory returned after a drop of 800") }
+	small.connected(800)
+	small.disconnected(0)
+
+	set(2400) // down 52% and 2,600 connections: return
+	set(2000) // one return for the whole wave
+	select {
+	case <-freed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no memory return within 10s of a drop from 5000 to 2400 connections")
+	}
+	eventually := time.Now().Add(5 * time.Second)
+	for m.pending.Load() && time.Now().Before(eventually) {
+		time.Sleep(time.Millisecond)
+	}
+	if p := m.peak.Load(); p != 2000 {
+		t.Fatalf("peak after the return = %d, want the live count 2000", p)
+	}
+	select {
+	case <-freed:
+		t.Fatal("memory returned twice for one wave")
+	default:
+	}
+}
