@@ -181,7 +181,7 @@ func TestLoadConfig_RepoConfigIsValidAndDocumented(t *testing.T) {
 	}
 	text, _ := os.ReadFile("../config.toml")
 	for _, key := range []string{"listen", "handlers_dir", "max_message_size", "send_queue_size", "write_timeout", "max_connections", "node_id", "pool_size", "cache_dir", "ping_interval", "idle_timeout", "event_timeout", "watch_handlers", "memory_limit_mb", "max_line", "line_timeout", "secret",
-		"event_queue", "task_workers", "task_queue", "task_timeout", "kv_max_mb", "max_timers", "crash_limit", "crash_window", "restart_backoff", "restart_backoff_max", "log_lines_per_second", "log_burst", "log_bytes_per_second"} {
+		"event_queue", "max_call_depth", "task_workers", "task_queue", "task_timeout", "kv_max_mb", "max_timers", "crash_limit", "crash_window", "restart_backoff", "restart_backoff_max", "log_lines_per_second", "log_burst", "log_bytes_per_second"} {
 		if !strings.Contains(string(text), "\n"+key+" = ") {
 			t.Errorf("config.toml does not document %s", key)
 		}
