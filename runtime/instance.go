@@ -3,6 +3,7 @@ package runtime
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"sync/atomic"
 	"time"
@@ -25,9 +26,10 @@ type instance struct {
 	wasm api.Module
 	mem  api.Memory
 	ctx  context.Context // carries the instance to host functions
-	// stop is the instrumented module's stop global (watchdog.go); nil
-	// when the runtime has no deadline.
+	// stop is the instrumented module's stop global (watchdog.go); depth is
+	// its call depth budget, 0 after a call that went too deep.
 	stop   api.MutableGlobal
+	depth  api.Global
 	stdout *logWriter
 
 	buffer, onMessage, onHandshake, onConnect, onClose api.Function
@@ -75,6 +77,7 @@ func (m *Module) newInstance(ctx context.Context, timeout time.Duration) (*insta
 	}
 	inst.wasm, inst.mem = wm, wm.ExportedMemory(abi.ExportMemory)
 	inst.stop, _ = wm.ExportedGlobal(stopcheck.Export).(api.MutableGlobal)
+	inst.depth = wm.ExportedGlobal(stopcheck.ExportDepth)
 	inst.bindExports()
 	if err := inst.startWithDeadline(); err != nil {
 		inst.close()
@@ -90,7 +93,7 @@ func (m *Module) newInstance(ctx context.Context, timeout time.Duration) (*insta
 // each is fine here, unlike per event.
 func (inst *instance) startWithDeadline() error {
 	if inst.stop == nil || inst.timeout <= 0 {
-		return inst.start()
+		return inst.tooDeep(inst.start())
 	}
 	limit := max(10*inst.timeout, time.Second)
 	var stopped atomic.Bool
@@ -100,7 +103,20 @@ func (inst *instance) startWithDeadline() error {
 	if stopped.Load() {
 		return fmt.Errorf("starting the instance ran past %s: %w", limit, errOr(err))
 	}
-	return err
+	return inst.tooDeep(err)
+}
+
+// errTooDeep reports a call that nested deeper than Config.MaxCallDepth.
+var errTooDeep = errors.New("stack overflow")
+
+// tooDeep names the cause of a guest call's failure when it was the depth
+// bound: the guest then traps with a bare "unreachable", and its depth
+// budget is left at 0.
+func (inst *instance) tooDeep(err error) error {
+	if err == nil || inst.depth == nil || inst.depth.Get() != 0 {
+		return err
+	}
+	return fmt.Errorf("%w: calls nested deeper than max_call_depth (%d frames): %w", errTooDeep, inst.mod.cfg.MaxCallDepth, err)
 }
 
 func (inst *instance) bindExports() {
@@ -152,7 +168,7 @@ func (inst *instance) reserve(n int) error {
 	}
 	inst.stack[0] = api.EncodeI32(int32(size))
 	if err := inst.buffer.CallWithStack(inst.ctx, inst.stack[:]); err != nil {
-		return fmt.Errorf("%s: %w", abi.ExportBuffer, err)
+		return fmt.Errorf("%s: %w", abi.ExportBuffer, inst.tooDeep(err))
 	}
 	ptr := api.DecodeU32(inst.stack[0])
 	if uint64(ptr)+uint64(size) > uint64(inst.mem.Size()) {
@@ -196,7 +212,7 @@ func (inst *instance) writeString(s string) error {
 func (inst *instance) call(fn api.Function, params ...uint64) (int32, error) {
 	n := copy(inst.stack[:], params)
 	if err := fn.CallWithStack(inst.ctx, inst.stack[:max(n, 1)]); err != nil {
-		return 0, err
+		return 0, inst.tooDeep(err)
 	}
 	return api.DecodeI32(inst.stack[0]), nil
 }

@@ -43,6 +43,11 @@ type Config struct {
 	MemoryLimitPages uint32
 	// EventTimeout stops a guest call that runs longer (0: no limit).
 	EventTimeout time.Duration
+	// MaxCallDepth bounds how deeply a guest's calls may nest, in frames;
+	// the call that would go deeper traps as a stack overflow. Without it
+	// wazero grows a recursing guest's stack on the Go heap up to ~400 MB.
+	// Default 10,000.
+	MaxCallDepth int
 	// MaxMessageSize bounds what a guest may hand the host in one message
 	// or session; longer arguments fail with ErrnoTooLarge before any copy.
 	MaxMessageSize int
@@ -57,7 +62,7 @@ type Config struct {
 	// returns ErrnoQueueFull beyond it. Default 256.
 	TaskQueue int
 	// TaskTimeout stops an on_task call that runs longer. Default 10 s;
-	// enforced only when EventTimeout is set (it compiles the checks in).
+	// enforced only when EventTimeout is set (it starts the watchdog).
 	TaskTimeout time.Duration
 
 	// KVMaxBytes bounds each module's key-value store (keys + values + 64
@@ -97,6 +102,12 @@ type Config struct {
 	LogBytesPerSecond int
 }
 
+// DefaultMaxCallDepth is Config.MaxCallDepth's default: deep enough for any
+// handler's own recursion and the Go or Rust runtime under it, and at ~100
+// bytes of engine stack per simple frame it caps a runaway recursion at a
+// few MB instead of hundreds.
+const DefaultMaxCallDepth = 10_000
+
 // withDefaults fills the zero fields that have a default.
 func (c Config) withDefaults() Config {
 	def := func(v *int, d int) {
@@ -108,11 +119,12 @@ func (c Config) withDefaults() Config {
 	def(&c.TaskQueue, 256)
 	def(&c.KVMaxBytes, 16<<20)
 	def(&c.MaxTimers, 1000)
+	def(&c.MaxCallDepth, DefaultMaxCallDepth)
 	if c.TaskTimeout <= 0 {
 		c.TaskTimeout = 10 * time.Second
 	}
 	if c.EventTimeout <= 0 {
-		c.TaskTimeout = 0 // no termination checks compiled in: nothing could enforce it
+		c.TaskTimeout = 0 // no watchdog: nothing could enforce it
 	}
 	if c.CrashWindow <= 0 {
 		c.CrashWindow = time.Minute
@@ -213,9 +225,9 @@ type LoadOption func(*Config)
 // WithLimits gives one module its own limits: edit changes a copy of the
 // runtime's Config. Only the per-module fields count — PoolSize,
 // EventQueue, EventTimeout, the Task*, KV, timer, crash and log fields;
-// the others (CacheDir, MemoryLimitPages, MaxMessageSize, OnQuarantine) are
-// the runtime's. A module cannot have a deadline in a runtime without one
-// (EventTimeout 0 compiles no termination checks).
+// the others (CacheDir, MemoryLimitPages, MaxMessageSize, MaxCallDepth,
+// OnQuarantine) are the runtime's. A module cannot have a deadline in a
+// runtime without one (EventTimeout 0 starts no watchdog).
 func WithLimits(edit func(*Config)) LoadOption { return edit }
 
 // Load compiles and validates wasm, then starts one instance so that a module
@@ -249,23 +261,26 @@ func (r *Runtime) Load(ctx context.Context, name string, wasm []byte, moduleConf
 	return m, nil
 }
 
-// prepare decodes the module's structure before wazero sees it and, with
-// deadlines on, adds the loop checks (watchdog.go). wazero v1.12 trusts the
-// counts a module declares: a 15-byte file declaring 2^32 globals makes
-// CompileModule die of an unrecoverable out-of-memory, so the decoder,
-// which checks every count against the bytes left, runs even when
-// deadlines are off (its output is then dropped).
+// prepare decodes the module's structure before wazero sees it and
+// rewrites it (runtime/internal/stopcheck, watchdog.go): a stop check and a
+// periodic yield at every loop iteration and function entry, and the call
+// depth bound. The rewrite is made with deadlines off too: the yields keep a
+// runaway guest from holding up the garbage collector's stop-the-world (and
+// with it the whole process), and the depth bound keeps a recursing guest
+// from growing its stack on the Go heap. wazero v1.12 also trusts the counts
+// a module declares (a 15-byte file declaring 2^32 globals made
+// CompileModule die of an unrecoverable out-of-memory); the decoder checks
+// every count against the bytes left.
 func (r *Runtime) prepare(wasm []byte) ([]byte, error) {
-	out, err := stopcheck.InstrumentWith(wasm, stopcheck.Options{YieldEvery: stopcheck.DefaultYieldEvery})
+	out, err := stopcheck.InstrumentWith(wasm, stopcheck.Options{
+		YieldEvery: stopcheck.DefaultYieldEvery,
+		MaxDepth:   uint32(r.cfg.MaxCallDepth),
+	})
 	switch {
-	case err == nil && r.cfg.EventTimeout > 0:
-		return out, nil
 	case err == nil:
-		return wasm, nil
-	case r.cfg.EventTimeout > 0 && (errors.Is(err, stopcheck.ErrExportExists) || errors.Is(err, stopcheck.ErrUnsupported)):
-		return nil, fmt.Errorf("cannot add the deadline checks: %w", err)
+		return out, nil
 	case errors.Is(err, stopcheck.ErrExportExists) || errors.Is(err, stopcheck.ErrUnsupported):
-		return wasm, nil // well-formed; only the rewrite is impossible, and not needed
+		return nil, fmt.Errorf("cannot add the deadline checks: %w", err)
 	}
 	return nil, fmt.Errorf("not a valid wasm module: %w", err)
 }
@@ -292,6 +307,7 @@ func (r *Runtime) moduleConfig(opts []LoadOption) Config {
 		cfg.EventTimeout = 0
 	}
 	cfg.CacheDir, cfg.MemoryLimitPages, cfg.MaxMessageSize, cfg.OnQuarantine = r.cfg.CacheDir, r.cfg.MemoryLimitPages, r.cfg.MaxMessageSize, r.cfg.OnQuarantine
+	cfg.MaxCallDepth = r.cfg.MaxCallDepth // compiled into the module by prepare
 	cfg = cfg.withDefaults()
 	if cfg.PoolSize < 1 {
 		cfg.PoolSize = r.cfg.PoolSize

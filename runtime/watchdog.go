@@ -3,20 +3,20 @@ package runtime
 import "time"
 
 // The watchdog enforces Config.EventTimeout (and TaskTimeout). Load rewrites
-// every module (runtime/internal/stopcheck) so that each loop iteration
-// tests an exported mutable global, wasmgate_stop, and traps when it is set;
-// every few thousand iterations the loop also leaves native code
-// (memory.grow(0)), because Go cannot preempt native code and a spinning
-// guest would otherwise hold up every garbage-collector stop-the-world. No
+// every module (runtime/internal/stopcheck) so that each loop iteration and
+// function entry tests an exported mutable global, wasmgate_stop, and traps
+// when it is set; every few thousand of them the guest also leaves native
+// code (memory.grow(0)), because Go cannot preempt native code and a
+// spinning guest would otherwise hold up every garbage-collector
+// stop-the-world. No
 // timer, context or goroutine is made per call: one goroutine per Runtime
 // looks at the start time of every busy instance four times per deadline.
 // A call past its deadline is claimed by a CAS on the instance's callStart
 // — the event itself CASes it back to 0 when it returns, so exactly one side
 // wins — and the watchdog sets the instance's stop global; the guest traps
 // on its own goroutine at its next loop iteration, and the instance is
-// discarded. Only loops are checked: a guest that recurses without looping
-// runs until it returns or overflows its stack, past the deadline
-// (TestModule_LoopFreeRecursionPastDeadline).
+// discarded. Checking function entries too bounds loop-free recursion
+// (TestModule_LoopFreeRecursionStoppedAtDeadline).
 //
 // wazero's own mechanism (WithCloseOnContextDone) is not used: in v1.12 it
 // makes every loop iteration exit native code to Go and every call start a

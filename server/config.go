@@ -54,6 +54,9 @@ type RuntimeConfig struct {
 	EventTimeout Duration `toml:"event_timeout"`
 	MemoryLimit  int      `toml:"memory_limit_mb"`
 	EventQueue   int      `toml:"event_queue"`
+	// MaxCallDepth bounds how deeply a guest's calls nest (runtime-wide:
+	// it is compiled into every module).
+	MaxCallDepth int `toml:"max_call_depth"`
 
 	TaskWorkers int      `toml:"task_workers"`
 	TaskQueue   int      `toml:"task_queue"`
@@ -174,7 +177,7 @@ func DefaultConfig() Config {
 			MaxSessionBytes: 64 << 10, MaxGroupsPerClient: 256, MaxNameBytes: 256,
 		},
 		Runtime: RuntimeConfig{
-			PoolSize: 8, EventTimeout: Duration{100 * time.Millisecond}, MemoryLimit: 64, EventQueue: 1024,
+			PoolSize: 8, EventTimeout: Duration{100 * time.Millisecond}, MemoryLimit: 64, EventQueue: 1024, MaxCallDepth: 10_000,
 			TaskWorkers: 2, TaskQueue: 256, TaskTimeout: Duration{10 * time.Second}, KVMaxMB: 16, MaxTimers: 1000,
 			CrashLimit: 20, CrashWindow: Duration{time.Minute}, QuarantineCooldown: Duration{time.Minute},
 			RestartBackoff: Duration{10 * time.Millisecond}, RestartBackoffMax: Duration{5 * time.Second},
@@ -294,7 +297,7 @@ func (c *Config) Validate() error {
 			validateRuntime(lim, "modules."+name+".", bad)
 		}
 		if c.Runtime.EventTimeout.Duration == 0 && lim.EventTimeout.Duration > 0 {
-			bad("modules."+name+".event_timeout", "needs runtime.event_timeout to be set: with it at 0s no deadline checks are compiled in")
+			bad("modules."+name+".event_timeout", "needs runtime.event_timeout to be set: with it at 0s no watchdog runs")
 		}
 	}
 	return errors.Join(errs...)
@@ -311,6 +314,7 @@ func validateRuntime(r RuntimeConfig, prefix string, bad func(key, format string
 	between("pool_size", r.PoolSize, 1, 1024, "")
 	between("memory_limit_mb", r.MemoryLimit, 4, 4096, " (a Go guest needs about 3 MiB to start)")
 	between("event_queue", r.EventQueue, 1, 1<<20, "")
+	between("max_call_depth", r.MaxCallDepth, 100, 1_000_000, " (frames)")
 	between("task_workers", r.TaskWorkers, 0, 1024, " (0 switches tasks off)")
 	between("task_queue", r.TaskQueue, 1, 1<<20, "")
 	between("kv_max_mb", r.KVMaxMB, 1, 4096, "")

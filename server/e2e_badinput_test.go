@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -181,8 +182,9 @@ func TestLoadConfig_RepoConfigIsValidAndDocumented(t *testing.T) {
 		t.Errorf("config.toml [runtime] disagrees with DefaultConfig:\n file %+v\n want %+v", rt, def.Runtime)
 	}
 	text, _ := os.ReadFile("../config.toml")
-	for _, key := range []string{"listen", "handlers_dir", "max_message_size", "send_queue_size", "write_timeout", "max_connections", "fd_headroom", "node_id", "pool_size", "cache_dir", "ping_interval", "idle_timeout", "event_timeout", "watch_handlers", "memory_limit_mb", "max_line", "line_timeout", "secret",
-		"event_queue", "task_workers", "task_queue", "task_timeout", "kv_max_mb", "max_timers", "crash_limit", "crash_window", "restart_backoff", "restart_backoff_max", "log_lines_per_second", "log_burst", "log_bytes_per_second"} {
+	// Every key of the [server], [runtime], [push] and [admin] tables, read
+	// off the Config type itself, so a new key cannot be left out here.
+	for _, key := range configKeys(reflect.TypeOf(server.Config{})) {
 		if !strings.Contains(string(text), "\n"+key+" = ") {
 			t.Errorf("config.toml does not document %s", key)
 		}
@@ -258,4 +260,23 @@ func TestServer_SilentPeerDroppedLiveOneKept(t *testing.T) {
 	if _, data := live.read(); string(data) != "alive" {
 		t.Fatalf("live client got %q", data)
 	}
+}
+
+// configKeys lists the toml keys of the scalar fields of the struct tables
+// in t (a Config), recursing into nested tables but not maps.
+func configKeys(t reflect.Type) []string {
+	var keys []string
+	for i := range t.NumField() {
+		f := t.Field(i)
+		tag, _, _ := strings.Cut(f.Tag.Get("toml"), ",")
+		switch {
+		case tag == "" || tag == "-":
+		case f.Type.Kind() == reflect.Struct && f.Type != reflect.TypeOf(server.Duration{}):
+			keys = append(keys, configKeys(f.Type)...)
+		case f.Type.Kind() == reflect.Map:
+		default:
+			keys = append(keys, tag)
+		}
+	}
+	return keys
 }

@@ -193,6 +193,7 @@ func (s *Server) runtimeConfig(rc RuntimeConfig) runtime.Config {
 		PoolSize:     rc.PoolSize,
 		CacheDir:     rc.CacheDir,
 		EventTimeout: rc.EventTimeout.Duration,
+		MaxCallDepth: rc.MaxCallDepth,
 		// 16 pages per MiB
 		MemoryLimitPages:   uint32(rc.MemoryLimit) * 16,
 		MaxMessageSize:     s.cfg.Server.MaxMessageSize,

@@ -69,3 +69,38 @@ func benchCall(b *testing.B, fn api.Function, arg, want uint64) {
 		}
 	}
 }
+
+// BenchmarkCallTree measures the per-call cost of the function-entry code
+// on a loop-free call tree (depth.wasm tree(16): 131,071 calls): plain (no
+// rewrite), yield (the stop check and yield at every entry, what
+// Options.YieldEvery adds besides loops) and depth (the runtime's rewrite:
+// yields plus MaxDepth).
+//
+//	go test -run '^$' -bench CallTree ./runtime/internal/stopcheck/
+func BenchmarkCallTree(b *testing.B) {
+	ctx := context.Background()
+	orig := readTestdata(b, "depth.wasm")
+	yield, err := InstrumentWith(orig, Options{YieldEvery: DefaultYieldEvery})
+	if err != nil {
+		b.Fatal(err)
+	}
+	depth, err := InstrumentWith(orig, Options{YieldEvery: DefaultYieldEvery, MaxDepth: 10_000})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		wasm []byte
+	}{{"plain", orig}, {"yield", yield}, {"depth", depth}} {
+		r := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfig().WithCoreFeatures(allFeatures)) // count uses tail calls
+		m, err := r.Instantiate(ctx, c.wasm)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run(c.name, func(b *testing.B) {
+			benchCall(b, m.ExportedFunction("tree"), 16, 1<<16)
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/(1<<17-1), "ns/call")
+		})
+		_ = r.Close(ctx)
+	}
+}

@@ -61,6 +61,37 @@ func yieldCheck(tickGlobal, every uint32) []byte {
 	return append(b, opEnd)
 }
 
+// depthEnter returns the instructions that count a call against
+// Options.MaxDepth at function entry:
+//
+//	global.get $depth
+//	i32.eqz
+//	if
+//	  unreachable   ;; MaxDepth frames deep already
+//	end
+//	global.get $depth
+//	i32.const 1
+//	i32.sub
+//	global.set $depth
+func depthEnter(depthGlobal uint32) []byte {
+	d := appendU32(nil, depthGlobal)
+	b := append([]byte{opGlobalGet}, d...)
+	b = append(b, opI32Eqz, opIf, blockTypeEmpty, opUnreachable, opEnd, opGlobalGet)
+	b = append(b, d...)
+	b = append(b, opI32Const, 1, opI32Sub, opGlobalSet)
+	return append(b, d...)
+}
+
+// depthExit returns the instructions that give the frame back when the
+// function returns: global.get $depth; i32.const 1; i32.add; global.set.
+// They leave the operand stack as it is, so they fit before any return.
+func depthExit(depthGlobal uint32) []byte {
+	d := appendU32(nil, depthGlobal)
+	b := append([]byte{opGlobalGet}, d...)
+	b = append(b, opI32Const, 1, opI32Add, opGlobalSet)
+	return append(b, d...)
+}
+
 // Single-byte opcodes the decoder needs by name.
 const (
 	opUnreachable       = 0x00
@@ -105,6 +136,7 @@ const (
 	opF32Const          = 0x43
 	opF64Const          = 0x44
 	opI32Eqz            = 0x45
+	opI32Add            = 0x6a
 	opI32Sub            = 0x6b
 	opI64Extend32S      = 0xc4
 	opRefNull           = 0xd0
@@ -174,6 +206,31 @@ func simdKind(op uint32) simdImm {
 // calls onLoop, if not nil, for every `loop` with the offsets of its opcode
 // and of the byte just past its block type. Offsets are relative to r.b.
 func walkExpr(r *reader, onLoop func(at, end int)) error {
+	return walkCode(r, &visitor{onLoop: onLoop})
+}
+
+// limits are the index spaces the original module declares. walkCode
+// refuses code that refers past them: the rewrite appends globals (and a
+// memory to a module without one), and code addressing those would load
+// after the rewrite although the module as written is invalid — a loop doing
+// global.set on the stop global's index would clear every stop.
+type limits struct {
+	globals  uint32 // imported + defined
+	memories uint32 // imported + defined
+}
+
+// visitor is what walkCode reports while it decodes.
+type visitor struct {
+	lim    *limits // nil: no index checks
+	onLoop func(at, end int)
+	// onExit, if not nil, is called for every instruction that leaves the
+	// function — return and the return_call family — with the offset of
+	// its opcode and the number of blocks open around it.
+	onExit func(op byte, at, depth int)
+}
+
+// walkCode is walkExpr with index checks and more callbacks.
+func walkCode(r *reader, v *visitor) error {
 	depth := 0 // open blocks inside the body
 	for {
 		at := r.pos
@@ -181,7 +238,7 @@ func walkExpr(r *reader, onLoop func(at, end int)) error {
 		if err != nil {
 			return fmt.Errorf("at offset %d: body has no final end: %w", at, err)
 		}
-		if err := skipImmediates(r, op, at); err != nil {
+		if err := skipImmediates(r, op, at, v.lim); err != nil {
 			return err
 		}
 		switch op {
@@ -189,8 +246,12 @@ func walkExpr(r *reader, onLoop func(at, end int)) error {
 			depth++
 		case opLoop:
 			depth++
-			if onLoop != nil {
-				onLoop(at, r.pos)
+			if v.onLoop != nil {
+				v.onLoop(at, r.pos)
+			}
+		case opReturn, opReturnCall, opReturnCallInd, opReturnCallRef:
+			if v.onExit != nil {
+				v.onExit(op, at, depth)
 			}
 		case opEnd:
 			if depth == 0 {
@@ -201,9 +262,38 @@ func walkExpr(r *reader, onLoop func(at, end int)) error {
 	}
 }
 
+// ErrUndeclared is returned (wrapped) for code that refers to a global or
+// memory the module does not declare. Such a module is invalid, but the
+// rewrite appends globals and may add a memory, after which the reference
+// would resolve to them: it is refused before the rewrite.
+const ErrUndeclared Error = "refers to an index the module does not declare"
+
+// checkGlobal refuses a global.get/global.set of an undeclared global.
+func (lim *limits) checkGlobal(op byte, idx uint32, at int) error {
+	if lim == nil || idx < lim.globals {
+		return nil
+	}
+	name := "global.get"
+	if op == opGlobalSet {
+		name = "global.set"
+	}
+	return fmt.Errorf("%s %d at offset %d: %w (it has %d globals)", name, idx, at, ErrUndeclared, lim.globals)
+}
+
+// checkMemory refuses a memory instruction on an undeclared memory.
+func (lim *limits) checkMemory(what string, idx uint32, at int) error {
+	if lim == nil || idx < lim.memories {
+		return nil
+	}
+	if lim.memories == 0 {
+		return fmt.Errorf("%s at offset %d: %w (it has no memory)", what, at, ErrUndeclared)
+	}
+	return fmt.Errorf("%s on memory %d at offset %d: %w (it has %d memories)", what, idx, at, ErrUndeclared, lim.memories)
+}
+
 // skipImmediates advances r past the immediates of op, which was read at
-// offset at.
-func skipImmediates(r *reader, op byte, at int) error {
+// offset at, and checks its global and memory indices against lim.
+func skipImmediates(r *reader, op byte, at int, lim *limits) error {
 	var err error
 	switch {
 	case op == opUnreachable, op == opNop, op == opElse, op == opEnd, op == opReturn,
@@ -223,10 +313,21 @@ func skipImmediates(r *reader, op byte, at int) error {
 	case op == opBr, op == opBrIf, op == opCall, op == opReturnCall,
 		op == opCallRef, op == opReturnCallRef, op == opThrow,
 		op == opBrOnNull, op == opBrOnNonNull, op == opRefFunc,
-		opLocalGet <= op && op <= opGlobalSet, // local.get/set/tee, global.get/set
-		op == opTableGet, op == opTableSet,
-		op == opMemorySize, op == opMemoryGrow: // memory index
+		opLocalGet <= op && op < opGlobalGet, // local.get/set/tee
+		op == opTableGet, op == opTableSet:
 		_, err = r.u32()
+
+	case op == opGlobalGet, op == opGlobalSet:
+		var idx uint32
+		if idx, err = r.u32(); err == nil {
+			return lim.checkGlobal(op, idx, at)
+		}
+
+	case op == opMemorySize, op == opMemoryGrow: // memory index
+		var idx uint32
+		if idx, err = r.u32(); err == nil {
+			return lim.checkMemory(fmt.Sprintf("opcode %#02x", op), idx, at)
+		}
 
 	case op == opCallIndirect, op == opReturnCallInd: // type index, table index
 		if _, err = r.u32(); err == nil {
@@ -252,7 +353,10 @@ func skipImmediates(r *reader, op byte, at int) error {
 		}
 
 	case opI32Load <= op && op <= opI64Store32:
-		err = r.memarg()
+		var mem uint32
+		if mem, err = r.memarg(); err == nil {
+			return lim.checkMemory(fmt.Sprintf("opcode %#02x", op), mem, at)
+		}
 
 	case op == opI32Const:
 		err = r.s32()
@@ -270,11 +374,11 @@ func skipImmediates(r *reader, op byte, at int) error {
 		_, err = r.u32()
 
 	case op == opPrefixMisc:
-		return r.miscImmediates(at)
+		return r.miscImmediates(at, lim)
 	case op == opPrefixSIMD:
-		return r.simdImmediates(at)
+		return r.simdImmediates(at, lim)
 	case op == opPrefixAtomic:
-		return r.atomicImmediates(at)
+		return r.atomicImmediates(at, lim)
 
 	case op == opLegacyTry, op == opLegacyCatch, op == opLegacyRethrow,
 		op == opLegacyDelegate, op == opLegacyCatchAll:
@@ -316,21 +420,21 @@ func (r *reader) valType() error {
 	return err
 }
 
-// memarg reads an alignment and an offset. Bit 6 of the alignment flags a
-// memory index (multi-memory); wazero refuses it, but reading it keeps the
-// decoder aligned with the spec.
-func (r *reader) memarg() error {
+// memarg reads an alignment and an offset and returns the memory index.
+// Bit 6 of the alignment flags a memory index (multi-memory); wazero
+// refuses it, but reading it keeps the decoder aligned with the spec.
+func (r *reader) memarg() (mem uint32, err error) {
 	align, err := r.u32()
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if align&0x40 != 0 {
-		if _, err := r.u32(); err != nil {
-			return err
+		if mem, err = r.u32(); err != nil {
+			return 0, err
 		}
 	}
 	_, err = r.u32()
-	return err
+	return mem, err
 }
 
 // catchClauses reads try_table's vector of catch clauses.
@@ -361,7 +465,7 @@ func (r *reader) catchClauses() error {
 }
 
 // miscImmediates reads a 0xFC instruction after its prefix.
-func (r *reader) miscImmediates(at int) error {
+func (r *reader) miscImmediates(at int, lim *limits) error {
 	sub, err := r.u32()
 	if err != nil {
 		return fmt.Errorf("opcode 0xfc at offset %d: %w", at, err)
@@ -389,10 +493,23 @@ func (r *reader) miscImmediates(at int) error {
 	default:
 		return fmt.Errorf("%w: opcode 0xfc %#x at offset %d", ErrUnsupported, sub, at)
 	}
+	var imm [2]uint32
 	for i := 0; i < n; i++ {
-		if _, err := r.u32(); err != nil {
+		if imm[i], err = r.u32(); err != nil {
 			return fmt.Errorf("immediate of opcode 0xfc %#x at offset %d: %w", sub, at, err)
 		}
+	}
+	what := fmt.Sprintf("opcode 0xfc %#x", sub)
+	switch sub {
+	case 8: // memory.init data, mem
+		return lim.checkMemory(what, imm[1], at)
+	case 10: // memory.copy dst, src
+		if err := lim.checkMemory(what, imm[0], at); err != nil {
+			return err
+		}
+		return lim.checkMemory(what, imm[1], at)
+	case 11: // memory.fill mem
+		return lim.checkMemory(what, imm[0], at)
 	}
 	return nil
 }
@@ -404,7 +521,7 @@ func (r *reader) miscImmediates(at int) error {
 // one byte, and one in 0x80..0xFF is the byte itself followed by 0x01, which
 // wazero then reads as a nop. Any other encoding is refused, as wazero would
 // decode it differently from the spec.
-func (r *reader) simdImmediates(at int) error {
+func (r *reader) simdImmediates(at int, lim *limits) error {
 	sub, err := r.byte()
 	if err != nil {
 		return fmt.Errorf("opcode 0xfd at offset %d: %w", at, err)
@@ -419,16 +536,19 @@ func (r *reader) simdImmediates(at int) error {
 				ErrUnsupported, sub, hi, at)
 		}
 	}
+	mem, hasMem := uint32(0), false
 	switch simdKind(uint32(sub)) {
 	case simdNone:
 	case simdMemarg:
-		err = r.memarg()
+		mem, err = r.memarg()
+		hasMem = true
 	case simdLane:
 		err = r.skip(1)
 	case simdMemargLane:
-		if err = r.memarg(); err == nil {
+		if mem, err = r.memarg(); err == nil {
 			err = r.skip(1)
 		}
+		hasMem = true
 	case simdBytes16:
 		err = r.skip(16)
 	default:
@@ -437,13 +557,16 @@ func (r *reader) simdImmediates(at int) error {
 	if err != nil {
 		return fmt.Errorf("immediate of opcode 0xfd %#x at offset %d: %w", sub, at, err)
 	}
+	if hasMem {
+		return lim.checkMemory(fmt.Sprintf("opcode 0xfd %#x", sub), mem, at)
+	}
 	return nil
 }
 
 // atomicImmediates reads a 0xFE instruction after its prefix. Like SIMD,
 // wazero reads the sub-opcode as one byte; every atomic opcode is below 0x80,
 // where that equals the spec's LEB128.
-func (r *reader) atomicImmediates(at int) error {
+func (r *reader) atomicImmediates(at int, lim *limits) error {
 	sub, err := r.byte()
 	if err != nil {
 		return fmt.Errorf("opcode 0xfe at offset %d: %w", at, err)
@@ -453,7 +576,13 @@ func (r *reader) atomicImmediates(at int) error {
 		err = r.skip(1)
 	case sub <= 0x02, // memory.atomic.notify, memory.atomic.wait32/64
 		0x10 <= sub && sub <= 0x4e: // atomic loads, stores, rmw, cmpxchg
-		err = r.memarg()
+		var mem uint32
+		if mem, err = r.memarg(); err == nil {
+			err = lim.checkMemory(fmt.Sprintf("opcode 0xfe %#x", sub), mem, at)
+			if err != nil {
+				return err
+			}
+		}
 	default:
 		return fmt.Errorf("%w: opcode 0xfe %#x at offset %d", ErrUnsupported, sub, at)
 	}

@@ -53,7 +53,8 @@ func corpusFiles(t testing.TB) []string {
 
 // TestWazeroCorpus instruments every module of wazero's spec test suites
 // (MVP, 2.0, threads, tail calls, extended const, exception handling, typed
-// function references) that wazero compiles, with and without yields, and
+// function references) that wazero compiles, with and without yields and a
+// depth bound, and
 // checks that the result compiles too and has a stop check after every loop.
 func TestWazeroCorpus(t *testing.T) {
 	if testing.Short() {
@@ -98,6 +99,17 @@ func TestWazeroCorpus(t *testing.T) {
 		}
 		if cm, err = r.CompileModule(ctx, out); err != nil {
 			t.Errorf("%s: instrumented module with yields does not compile: %v", path, err)
+			continue
+		}
+		_ = cm.Close(ctx)
+		checkEveryLoopChecked(t, out, st)
+		out, st, err = instrument(in, Options{YieldEvery: DefaultYieldEvery, MaxDepth: 1000})
+		if err != nil {
+			t.Errorf("%s: with a depth bound: %v", path, err)
+			continue
+		}
+		if cm, err = r.CompileModule(ctx, out); err != nil {
+			t.Errorf("%s: instrumented module with a depth bound does not compile: %v", path, err)
 			continue
 		}
 		_ = cm.Close(ctx)

@@ -121,6 +121,14 @@ func call(t testing.TB, m api.Module, fn string, params ...uint64) []uint64 {
 func stopAfter(t testing.TB, m api.Module, delay time.Duration, fn string, params ...uint64) {
 	t.Helper()
 	skipSpinning(t)
+	stopYielding(t, m, delay, fn, params...)
+}
+
+// stopYielding is stopAfter for a module instrumented with
+// Options.YieldEvery: its guest leaves native code periodically, so it cannot
+// hold up a stop-the-world, and the test runs in plain go test.
+func stopYielding(t testing.TB, m api.Module, delay time.Duration, fn string, params ...uint64) {
+	t.Helper()
 	defer debug.SetGCPercent(debug.SetGCPercent(-1))
 	// Finish a cycle already under way: its closing stop-the-world would
 	// otherwise wait for the spinning guest forever, GC off or not.
@@ -290,11 +298,11 @@ func checkEveryLoopChecked(t testing.TB, out []byte, st stats) {
 	}
 }
 
-// skipSpinning skips tests that spin a guest in this process: without
-// yields (Options.YieldEvery) such a guest can freeze the whole test binary
-// at a stop-the-world, which happened on a loaded machine. The runtime's
-// tests cover stopping with the yields it really uses; these run in
-// make test-long.
+// skipSpinning skips tests that spin a guest without yields in this
+// process: without Options.YieldEvery such a guest can freeze the whole test
+// binary at a stop-the-world, which happened on a loaded machine. The same
+// cases with yields (stopYielding) run in plain go test; these run in make
+// test-long.
 func skipSpinning(t testing.TB) {
 	t.Helper()
 	if os.Getenv("WASMGATE_LONG_TESTS") == "" {

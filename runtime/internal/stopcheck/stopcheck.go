@@ -28,19 +28,33 @@
 // Options.YieldEvery (InstrumentWith), which also makes loops leave native
 // code periodically; see TestGCWhileSpinning.
 //
-// Only loops are checked, as with WithCloseOnContextDone: code without loops
-// runs for a bounded time per call, but recursion can still call many
-// functions (a binary recursion of depth 60 makes 2^60 calls) without ever
-// reaching a check.
+// The same check (and yield) also runs at every function entry, so that
+// code without loops is bounded too: a binary recursion of depth 60 makes
+// 2^60 calls without reaching a loop. Options.MaxDepth also bounds how
+// deeply calls nest, so that a recursing guest traps after a few frames
+// instead of growing the engine's call stack on the Go heap.
+//
+// The rewrite appends globals (and, to yield, a memory to a module without
+// one), so it first refuses any reference to a global or memory the module
+// does not declare (ErrUndeclared): such a module is invalid as written, but
+// would resolve to the added ones after the rewrite and could clear its own
+// stop flag.
 package stopcheck
 
 import (
 	"fmt"
 	"math"
+	"slices"
 )
 
 // Export is the name under which Instrument exports the stop global.
 const Export = "wasmgate_stop"
+
+// ExportDepth is the name under which InstrumentWith exports the call depth
+// budget global when Options.MaxDepth is set: the number of calls that may
+// still nest. It is MaxDepth between calls; 0 after a call means the call
+// trapped for being too deep.
+const ExportDepth = "wasmgate_depth"
 
 // Error is the type of this package's sentinel errors. It is a string type so
 // that they can be constants rather than package variables.
@@ -51,9 +65,10 @@ func (e Error) Error() string { return string(e) }
 
 const (
 	// ErrExportExists is returned (wrapped) for a module that already
-	// exports the name Export: exporting the stop global would make the
-	// module invalid, and the host would stop the wrong thing.
-	ErrExportExists Error = "module already exports " + Export
+	// exports the name Export (or ExportDepth, when it is added):
+	// exporting the stop global would make the module invalid, and the
+	// host would stop the wrong thing.
+	ErrExportExists Error = "the module already exports a name the deadline rewrite adds"
 
 	// ErrUnsupported is returned (wrapped) for an instruction or encoding
 	// the decoder does not know. Instrument refuses such a module instead of
@@ -120,6 +135,8 @@ type section struct {
 // stats describes one rewrite; tests use it to check the loop count.
 type stats struct {
 	loops       int    // loop instructions instrumented
+	funcs       int    // function bodies given the entry check
+	depthGlobal uint32 // index of the depth budget, if Options.MaxDepth > 0
 	stopGlobal  uint32 // index of the added stop global
 	tickGlobal  uint32 // index of the yield counter, if Options.YieldEvery > 0
 	addedMemory bool   // a memory was created for memory.grow
@@ -144,6 +161,20 @@ type Options struct {
 	// grow. The counter is one more global, not exported, after the stop
 	// global.
 	YieldEvery uint32
+
+	// MaxDepth, when not zero, bounds how deeply guest calls may nest: a
+	// call made MaxDepth frames deep traps with "unreachable" before its
+	// frame is used. Without it the bound is the engine's: wazero v1.12
+	// grows a call stack on the Go heap up to ~400 MB. The budget is one
+	// more mutable i32 global, exported as ExportDepth, decremented at
+	// function entry and incremented when the function returns; at most
+	// 2^31-1.
+	//
+	// A trap leaves the budget reduced by the frames it unwound, and so
+	// does an exception caught frames above its throw (exception
+	// handling): the host resets the global to MaxDepth, or discards the
+	// instance, after a call that failed.
+	MaxDepth uint32
 }
 
 // DefaultYieldEvery is a YieldEvery that bounds the wait of a stop-the-world
@@ -154,17 +185,24 @@ type Options struct {
 const DefaultYieldEvery = 1 << 12
 
 // Instrument returns a copy of the binary module wasm in which every loop
-// traps when the exported mutable i32 global named Export is non-zero; see
-// the package documentation. The global is appended at the end of the global
+// and every function entry traps when the exported mutable i32 global named
+// Export is non-zero; see the package documentation. The global is appended at the end of the global
 // index space, so no existing index changes. All sections other than global,
 // export and code are copied byte for byte, custom sections included; a
 // missing global or export section is created in its place in the section
 // order, right after the last section that must precede it.
 //
-// Instrument does not validate the module: wazero does, when it compiles the
-// result. It returns an error wrapping ErrExportExists if the module already
-// exports Export, one wrapping ErrUnsupported for an instruction it cannot
-// decode, and other errors for malformed input.
+// Instrument does not validate the module fully — wazero does, when it
+// compiles the result — but it refuses every reference to an index the
+// rewrite appends (ErrUndeclared): a global.get/global.set, an export or a
+// memory instruction or data segment beyond what the module declares, which
+// would otherwise resolve to the added globals or memory. Constant
+// expressions need no such check: in WebAssembly 1.0 and 2.0 they may refer
+// only to imported globals, and the added ones are defined, not imported.
+// It returns an error wrapping ErrExportExists if the module already
+// exports Export (or ExportDepth when it is added), one wrapping
+// ErrUnsupported for an instruction it cannot decode, and other errors for
+// malformed input.
 //
 // Warning: a loop instrumented this way never leaves native code, which Go
 // cannot preempt, so a spinning guest blocks the garbage collector's
@@ -192,11 +230,18 @@ const exportKindGlobal = 0x03
 func instrument(wasm []byte, opts Options) ([]byte, stats, error) {
 	var st stats
 	if len(wasm) < len(header) || string(wasm[:len(header)]) != header {
-		return nil, st, fmt.Errorf("stopcheck: not a WebAssembly 1.0 binary module (bad magic or version)")
+		return nil, st, fmt.Errorf("not a WebAssembly 1.0 binary module (bad magic or version)")
+	}
+	if opts.MaxDepth > math.MaxInt32 {
+		return nil, st, fmt.Errorf("MaxDepth %d is over 2^31-1", opts.MaxDepth)
 	}
 	sections, err := splitSections(wasm)
 	if err != nil {
-		return nil, st, fmt.Errorf("stopcheck: %w", err)
+		return nil, st, err
+	}
+	reserved := []string{Export}
+	if opts.MaxDepth > 0 {
+		reserved = append(reserved, ExportDepth)
 	}
 
 	// What the rewrite needs from the module: how many functions, globals
@@ -204,37 +249,57 @@ func instrument(wasm []byte, opts Options) ([]byte, stats, error) {
 	// and whether the export name is free.
 	var imp imports
 	var definedGlobals, definedMemories uint32
+	var types []funcType
+	var funcs []uint32 // type index of each defined function
 	var memorySec, globalSec, exportSec, codeSec *section
+	// Sections come in their binary order (splitSections checks it), so
+	// the counts an export or data segment is checked against are final
+	// when it is read.
+	lim := func() *limits {
+		return &limits{globals: imp.globals + definedGlobals, memories: imp.memories + definedMemories}
+	}
 	for i := range sections {
 		s := &sections[i]
 		switch s.id {
+		case secType:
+			if types, err = decodeTypes(s.content); err != nil {
+				return nil, st, fmt.Errorf("type section: %w", err)
+			}
 		case secImport:
 			if imp, err = countImports(s.content); err != nil {
-				return nil, st, fmt.Errorf("stopcheck: import section: %w", err)
+				return nil, st, fmt.Errorf("import section: %w", err)
+			}
+		case secFunction:
+			if funcs, err = decodeFuncs(s.content, len(types)); err != nil {
+				return nil, st, fmt.Errorf("function section: %w", err)
 			}
 		case secMemory:
 			memorySec = s
 			r := reader{b: s.content}
 			if definedMemories, err = r.u32(); err != nil {
-				return nil, st, fmt.Errorf("stopcheck: memory section: %w", err)
+				return nil, st, fmt.Errorf("memory section: %w", err)
 			}
 		case secGlobal:
 			globalSec = s
 			r := reader{b: s.content}
 			if definedGlobals, err = r.u32(); err != nil {
-				return nil, st, fmt.Errorf("stopcheck: global section: %w", err)
+				return nil, st, fmt.Errorf("global section: %w", err)
 			}
 		case secExport:
 			exportSec = s
-			if err := checkExports(s.content); err != nil {
-				return nil, st, fmt.Errorf("stopcheck: export section: %w", err)
+			if err := checkExports(s.content, reserved, lim()); err != nil {
+				return nil, st, fmt.Errorf("export section: %w", err)
 			}
 		case secCode:
 			codeSec = s
+		case secData:
+			if err := checkData(s.content, lim()); err != nil {
+				return nil, st, fmt.Errorf("data section: %w", err)
+			}
 		}
 	}
-	if uint64(imp.globals)+uint64(definedGlobals)+2 > math.MaxUint32 {
-		return nil, st, fmt.Errorf("stopcheck: too many globals (%d imported, %d defined)", imp.globals, definedGlobals)
+	if uint64(imp.globals)+uint64(definedGlobals)+3 > math.MaxUint32 {
+		return nil, st, fmt.Errorf("too many globals (%d imported, %d defined)", imp.globals, definedGlobals)
 	}
 
 	// The new globals, appended after the existing ones: the stop flag and,
@@ -252,10 +317,20 @@ func instrument(wasm []byte, opts Options) ([]byte, stats, error) {
 		check = append(check, yieldCheck(st.tickGlobal, opts.YieldEvery)...)
 		st.addedMemory = imp.memories == 0 && definedMemories == 0
 	}
-	newExport := appendU32(nil, uint32(len(Export)))
-	newExport = append(newExport, Export...)
-	newExport = append(newExport, exportKindGlobal)
-	newExport = appendU32(newExport, st.stopGlobal)
+	newExport := appendExport(nil, Export, st.stopGlobal)
+	nNewExports := uint32(1)
+	rw := rewrite{lim: lim(), types: types, funcs: funcs, check: check, entry: check}
+	if opts.MaxDepth > 0 {
+		st.depthGlobal = st.stopGlobal + nNewGlobals
+		newGlobals = append(newGlobals, 0x7f, 0x01, opI32Const)
+		newGlobals = appendS32(newGlobals, int32(opts.MaxDepth))
+		newGlobals = append(newGlobals, opEnd)
+		nNewGlobals++
+		newExport = appendExport(newExport, ExportDepth, st.depthGlobal)
+		nNewExports++
+		rw.entry = append(slices.Clip(check), depthEnter(st.depthGlobal)...)
+		rw.exit = depthExit(st.depthGlobal)
+	}
 
 	// Sections to create because the module has none, in section order.
 	type newSection struct {
@@ -271,7 +346,7 @@ func instrument(wasm []byte, opts Options) ([]byte, stats, error) {
 		missing = append(missing, newSection{secGlobal, append(appendU32(nil, nNewGlobals), newGlobals...)})
 	}
 	if exportSec == nil {
-		missing = append(missing, newSection{secExport, append(appendU32(nil, 1), newExport...)})
+		missing = append(missing, newSection{secExport, append(appendU32(nil, nNewExports), newExport...)})
 	}
 
 	out := make([]byte, 0, len(wasm)+len(wasm)/8+64)
@@ -304,7 +379,7 @@ func instrument(wasm []byte, opts Options) ([]byte, stats, error) {
 		return math.MaxInt
 	}
 	if err := emitMissing(nextRank(0)); err != nil {
-		return nil, st, fmt.Errorf("stopcheck: %w", err)
+		return nil, st, err
 	}
 	for i := range sections {
 		s := &sections[i]
@@ -320,10 +395,10 @@ func instrument(wasm []byte, opts Options) ([]byte, stats, error) {
 		case exportSec:
 			r := reader{b: s.content}
 			n, _ := r.u32() // checkExports read it already
-			out, err = extendVector(out, s, n, 1, newExport)
+			out, err = extendVector(out, s, n, nNewExports, newExport)
 		case codeSec:
 			var body []byte
-			body, st.loops, err = rewriteCode(s.content, imp.funcs, check)
+			body, st.loops, st.funcs, err = rw.code(s.content, imp.funcs)
 			if err == nil {
 				out, err = appendSection(out, secCode, body)
 			}
@@ -334,10 +409,21 @@ func instrument(wasm []byte, opts Options) ([]byte, stats, error) {
 			err = emitMissing(nextRank(i + 1))
 		}
 		if err != nil {
-			return nil, st, fmt.Errorf("stopcheck: %w", err)
+			return nil, st, err
 		}
 	}
+	if codeSec == nil && len(funcs) > 0 {
+		return nil, st, fmt.Errorf("function section declares %d functions, but there is no code section", len(funcs))
+	}
 	return out, st, nil
+}
+
+// appendExport appends one export entry of a global.
+func appendExport(dst []byte, name string, global uint32) []byte {
+	dst = appendU32(dst, uint32(len(name)))
+	dst = append(dst, name...)
+	dst = append(dst, exportKindGlobal)
+	return appendU32(dst, global)
 }
 
 // splitSections splits the module after its header into sections and checks
@@ -474,8 +560,9 @@ func (r *reader) limits() error {
 	return err
 }
 
-// checkExports decodes the export section and fails if Export is taken.
-func checkExports(content []byte) error {
+// checkExports decodes the export section and fails if a reserved name is
+// taken or a global or memory export refers past lim.
+func checkExports(content []byte, reserved []string, lim *limits) error {
 	r := reader{b: content}
 	n, err := r.u32()
 	if err != nil {
@@ -486,14 +573,22 @@ func checkExports(content []byte) error {
 		if err != nil {
 			return fmt.Errorf("export %d: %w", i, err)
 		}
-		if string(name) == Export {
-			return fmt.Errorf("export %d: %w", i, ErrExportExists)
+		if slices.Contains(reserved, string(name)) {
+			return fmt.Errorf("export %d %q: %w", i, name, ErrExportExists)
 		}
-		if _, err := r.byte(); err != nil { // kind
+		kind, err := r.byte()
+		if err != nil {
 			return fmt.Errorf("export %d: %w", i, err)
 		}
-		if _, err := r.u32(); err != nil { // index
+		idx, err := r.u32()
+		if err != nil {
 			return fmt.Errorf("export %d: %w", i, err)
+		}
+		switch {
+		case kind == exportKindGlobal && idx >= lim.globals:
+			return fmt.Errorf("export %d (%q) of global %d: %w (it has %d globals)", i, name, idx, ErrUndeclared, lim.globals)
+		case kind == importMemory && idx >= lim.memories:
+			return fmt.Errorf("export %d (%q) of memory %d: %w (it has %d memories)", i, name, idx, ErrUndeclared, lim.memories)
 		}
 	}
 	if !r.eof() {
@@ -532,14 +627,164 @@ func appendSection(out []byte, id byte, parts ...[]byte) ([]byte, error) {
 	return out, nil
 }
 
-// rewriteCode returns the content of the code section with every function
-// body instrumented, and the number of loops instrumented. importedFuncs
-// turns a body's position into its function index for error messages.
-func rewriteCode(content []byte, importedFuncs uint32, check []byte) ([]byte, int, error) {
+// rewrite is what rewriteCode inserts into every function body.
+type rewrite struct {
+	lim   *limits
+	types []funcType
+	funcs []uint32 // type index of each defined function
+	check []byte   // after the block type of every loop
+	entry []byte   // at function entry
+	exit  []byte   // before every return; empty: no depth bound
+}
+
+// funcType is what the rewrite needs of a function type.
+type funcType struct {
+	params, results uint32
+	result          []byte // the encoding of the result type, if just one
+}
+
+// decodeTypes decodes the type section. wazero v1.12 knows function types
+// (0x60), alone or in a recursive group (0x4e, count, function types), where
+// each function type of the group takes one type index.
+func decodeTypes(content []byte) ([]funcType, error) {
 	r := reader{b: content}
 	n, err := r.u32()
 	if err != nil {
-		return nil, 0, fmt.Errorf("code section: %w", err)
+		return nil, err
+	}
+	types := make([]funcType, 0, min(n, uint32(len(content)))) // each type takes at least 3 bytes
+	for i := uint32(0); i < n; i++ {
+		group := uint32(1)
+		if r.pos < len(r.b) && r.b[r.pos] == 0x4e {
+			r.pos++
+			if group, err = r.u32(); err != nil {
+				return nil, fmt.Errorf("type %d: rec group: %w", i, err)
+			}
+		}
+		for j := uint32(0); j < group; j++ {
+			ft, err := r.funcType()
+			if err != nil {
+				return nil, fmt.Errorf("type %d: %w", i, err)
+			}
+			types = append(types, ft)
+		}
+	}
+	if !r.eof() {
+		return nil, fmt.Errorf("%d bytes after the last type", len(r.b)-r.pos)
+	}
+	return types, nil
+}
+
+// funcType reads one function type: 0x60, parameters, results.
+func (r *reader) funcType() (funcType, error) {
+	var ft funcType
+	form, err := r.byte()
+	if err != nil {
+		return ft, err
+	}
+	if form != 0x60 {
+		return ft, fmt.Errorf("%w: type form %#02x (not a function type)", ErrUnsupported, form)
+	}
+	for _, count := range []*uint32{&ft.params, &ft.results} {
+		if *count, err = r.u32(); err != nil {
+			return ft, err
+		}
+		for k := uint32(0); k < *count; k++ {
+			start := r.pos
+			if err := r.valType(); err != nil {
+				return ft, err
+			}
+			if count == &ft.results && *count == 1 {
+				ft.result = r.b[start:r.pos]
+			}
+		}
+	}
+	return ft, nil
+}
+
+// decodeFuncs decodes the function section: the type index of every
+// defined function, each checked against the number of types.
+func decodeFuncs(content []byte, types int) ([]uint32, error) {
+	r := reader{b: content}
+	n, err := r.u32()
+	if err != nil {
+		return nil, err
+	}
+	funcs := make([]uint32, 0, min(n, uint32(len(content))))
+	for i := uint32(0); i < n; i++ {
+		t, err := r.u32()
+		if err != nil {
+			return nil, fmt.Errorf("function %d: %w", i, err)
+		}
+		if uint64(t) >= uint64(types) {
+			return nil, fmt.Errorf("defined function %d has type %d: %w (it has %d types)", i, t, ErrUndeclared, types)
+		}
+		funcs = append(funcs, t)
+	}
+	if !r.eof() {
+		return nil, fmt.Errorf("%d bytes after the last function", len(r.b)-r.pos)
+	}
+	return funcs, nil
+}
+
+// checkData refuses an active data segment for a memory the module does
+// not declare: the memory the rewrite adds would otherwise take it.
+func checkData(content []byte, lim *limits) error {
+	r := reader{b: content}
+	n, err := r.u32()
+	if err != nil {
+		return err
+	}
+	for i := uint32(0); i < n; i++ {
+		flag, err := r.u32()
+		if err != nil {
+			return fmt.Errorf("segment %d: %w", i, err)
+		}
+		var mem uint32
+		switch flag {
+		case 0: // active, memory 0
+		case 1: // passive
+		case 2: // active, memory index
+			if mem, err = r.u32(); err != nil {
+				return fmt.Errorf("segment %d: %w", i, err)
+			}
+		default:
+			return fmt.Errorf("segment %d: unknown flag %d", i, flag)
+		}
+		if flag != 1 {
+			if err := lim.checkMemory(fmt.Sprintf("data segment %d", i), mem, r.pos); err != nil {
+				return err
+			}
+			if err := walkExpr(&r, nil); err != nil {
+				return fmt.Errorf("segment %d offset: %w", i, err)
+			}
+		}
+		size, err := r.u32()
+		if err != nil {
+			return fmt.Errorf("segment %d: %w", i, err)
+		}
+		if _, err := r.bytes(uint64(size)); err != nil {
+			return fmt.Errorf("segment %d: %d bytes: %w", i, size, err)
+		}
+	}
+	if !r.eof() {
+		return fmt.Errorf("%d bytes after the last segment", len(r.b)-r.pos)
+	}
+	return nil
+}
+
+// code returns the content of the code section with every function body
+// instrumented, the number of loops instrumented and the number of bodies.
+// importedFuncs turns a body's position into its function index for error
+// messages.
+func (rw *rewrite) code(content []byte, importedFuncs uint32) ([]byte, int, int, error) {
+	r := reader{b: content}
+	n, err := r.u32()
+	if err != nil {
+		return nil, 0, 0, fmt.Errorf("code section: %w", err)
+	}
+	if uint64(n) != uint64(len(rw.funcs)) {
+		return nil, 0, 0, fmt.Errorf("code section has %d bodies for %d functions", n, len(rw.funcs))
 	}
 	out := appendU32(make([]byte, 0, len(content)+len(content)/8), n)
 	var body []byte // scratch: one rewritten body, before its size is known
@@ -548,52 +793,109 @@ func rewriteCode(content []byte, importedFuncs uint32, check []byte) ([]byte, in
 		fn := uint64(importedFuncs) + uint64(i)
 		size, err := r.u32()
 		if err != nil {
-			return nil, 0, fmt.Errorf("code section: function %d: body size: %w", fn, err)
+			return nil, 0, 0, fmt.Errorf("code section: function %d: body size: %w", fn, err)
 		}
 		in, err := r.bytes(uint64(size))
 		if err != nil {
-			return nil, 0, fmt.Errorf("code section: function %d: body of %d bytes: %w", fn, size, err)
+			return nil, 0, 0, fmt.Errorf("code section: function %d: body of %d bytes: %w", fn, size, err)
 		}
 		var k int
-		body, k, err = rewriteBody(body[:0], in, check)
+		body, k, err = rw.body(body[:0], in, rw.types[rw.funcs[i]], rw.funcs[i])
 		if err != nil {
-			return nil, 0, fmt.Errorf("code section: function %d: %w", fn, err)
+			return nil, 0, 0, fmt.Errorf("code section: function %d: %w", fn, err)
 		}
 		if len(body) > math.MaxUint32 {
-			return nil, 0, fmt.Errorf("code section: function %d: body grows over 4 GiB", fn)
+			return nil, 0, 0, fmt.Errorf("code section: function %d: body grows over 4 GiB", fn)
 		}
 		loops += k
 		out = appendU32(out, uint32(len(body)))
 		out = append(out, body...)
 	}
 	if !r.eof() {
-		return nil, 0, fmt.Errorf("code section: %d bytes after the last body", len(r.b)-r.pos)
+		return nil, 0, 0, fmt.Errorf("code section: %d bytes after the last body", len(r.b)-r.pos)
 	}
-	return out, loops, nil
+	return out, loops, int(n), nil
 }
 
-// rewriteBody appends to dst the function body in (locals and instructions,
-// without its size) with check inserted after the block type of every loop,
-// and returns the number of loops.
-func rewriteBody(dst, in, check []byte) ([]byte, int, error) {
+// body appends to dst the function body in (locals and instructions,
+// without its size), of type ft (index typeIdx), rewritten, and returns the
+// number of loops. rw.check goes after the block type of every loop and
+// rw.entry before the first instruction. With a depth bound (rw.exit) the
+// instructions are also wrapped in a block whose end runs rw.exit:
+//
+//	entry
+//	block (result ...)    ;; the function's results
+//	  ...                 ;; the body; return becomes br to this block
+//	end                   ;; the body's own end
+//	exit
+//	end
+//
+// A br to the function's label now lands on the wrapper's end, so every
+// way out passes exit except return_call*, which get exit in front (the
+// callee counts itself) — and traps and caught exceptions (Options.MaxDepth).
+func (rw *rewrite) body(dst, in []byte, ft funcType, typeIdx uint32) ([]byte, int, error) {
 	r := reader{b: in}
 	if err := r.locals(); err != nil {
 		return nil, 0, err
 	}
-	copied, loops := 0, 0
-	err := walkExpr(&r, func(_, pos int) {
+	dst = append(dst, in[:r.pos]...)
+	dst = append(dst, rw.entry...)
+	depth := len(rw.exit) > 0
+	if depth {
+		switch ft.results {
+		case 0:
+			dst = append(dst, opBlock, blockTypeEmpty)
+		case 1:
+			dst = append(dst, opBlock)
+			dst = append(dst, ft.result...)
+		default:
+			// A multi-value block type is a type index, and the
+			// function's own type takes its parameters: push them
+			// (copies of the locals, left untouched) and drop them
+			// inside, which the compiler optimises away.
+			if typeIdx > math.MaxInt32 {
+				return nil, 0, fmt.Errorf("type index %d too large for a block type", typeIdx)
+			}
+			for p := uint32(0); p < ft.params; p++ {
+				dst = appendU32(append(dst, opLocalGet), p)
+			}
+			dst = appendS32(append(dst, opBlock), int32(typeIdx))
+			for p := uint32(0); p < ft.params; p++ {
+				dst = append(dst, opDrop)
+			}
+		}
+	}
+	copied, loops := r.pos, 0
+	v := visitor{lim: rw.lim, onLoop: func(_, pos int) {
 		dst = append(dst, in[copied:pos]...)
-		dst = append(dst, check...)
+		dst = append(dst, rw.check...)
 		copied = pos
 		loops++
-	})
-	if err != nil {
+	}}
+	if depth {
+		v.onExit = func(op byte, at, open int) {
+			dst = append(dst, in[copied:at]...)
+			if op == opReturn {
+				dst = appendU32(append(dst, opBr), uint32(open))
+				copied = at + 1
+				return
+			}
+			dst = append(dst, rw.exit...)
+			copied = at
+		}
+	}
+	if err := walkCode(&r, &v); err != nil {
 		return nil, 0, err
 	}
 	if !r.eof() {
 		return nil, 0, fmt.Errorf("%d bytes after the end of the body", len(r.b)-r.pos)
 	}
-	return append(dst, in[copied:]...), loops, nil
+	dst = append(dst, in[copied:]...)
+	if depth {
+		dst = append(dst, rw.exit...)
+		dst = append(dst, opEnd)
+	}
+	return dst, loops, nil
 }
 
 // locals reads the local declarations at the start of a function body.

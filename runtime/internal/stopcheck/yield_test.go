@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -34,17 +35,24 @@ func TestGCWhileSpinning(t *testing.T) {
 	}
 	for _, c := range []struct {
 		every  uint32
+		tree   bool // a loop-free call tree (depth.wasm) instead of a loop
 		finish bool
 	}{
-		{DefaultYieldEvery, true},
-		{1, true},
-		{0, false},
+		{DefaultYieldEvery, false, true},
+		{1, false, true},
+		{DefaultYieldEvery, true, true},
+		{0, false, false},
 	} {
-		t.Run(fmt.Sprintf("YieldEvery=%d", c.every), func(t *testing.T) {
+		name := fmt.Sprintf("YieldEvery=%d", c.every)
+		mode := strconv.FormatUint(uint64(c.every), 10)
+		if c.tree {
+			name, mode = name+"/tree", mode+"/tree"
+		}
+		t.Run(name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 			defer cancel()
 			cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestGCWhileSpinning$", "-test.v")
-			cmd.Env = append(os.Environ(), childEnv+"="+strconv.FormatUint(uint64(c.every), 10), "GOMAXPROCS=1")
+			cmd.Env = append(os.Environ(), childEnv+"="+mode, "GOMAXPROCS=1")
 			out, err := cmd.CombinedOutput()
 			hung := ctx.Err() != nil
 			switch {
@@ -66,20 +74,27 @@ func TestGCWhileSpinning(t *testing.T) {
 	}
 }
 
-// spinChild is the child side of TestGCWhileSpinning.
+// spinChild is the child side of TestGCWhileSpinning. mode is YieldEvery,
+// and "/tree" to run depth.wasm's loop-free call tree of 2^41 calls, which
+// yields at function entries.
 func spinChild(t *testing.T, mode string) {
+	mode, tree := strings.CutSuffix(mode, "/tree")
 	every, err := strconv.ParseUint(mode, 10, 32)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
 	r := newRuntime(t)
-	out, _ := mustInstrumentWith(t, r, readTestdata(t, "spin.wasm"), Options{YieldEvery: uint32(every)})
+	file, fn, args := "spin.wasm", "spin", []uint64(nil)
+	if tree {
+		file, fn, args = "depth.wasm", "tree", []uint64{40}
+	}
+	out, _ := mustInstrumentWith(t, r, readTestdata(t, file), Options{YieldEvery: uint32(every)})
 	m := instantiate(t, r, out, "")
 	g := stopGlobal(t, m)
 	done := make(chan error, 1)
 	go func() {
-		_, err := m.ExportedFunction("spin").Call(ctx)
+		_, err := m.ExportedFunction(fn).Call(ctx, args...)
 		done <- err
 	}()
 	runtime.Gosched()
@@ -93,8 +108,8 @@ func spinChild(t *testing.T, mode string) {
 	if err := <-done; err == nil {
 		t.Fatal("spin returned without error")
 	}
-	t.Logf("GOMAXPROCS=%d YieldEvery=%d: a 10ms sleep took %v, runtime.GC took %v while the guest spun",
-		runtime.GOMAXPROCS(0), every, slept, gc)
+	t.Logf("%s: GOMAXPROCS=%d YieldEvery=%d: a 10ms sleep took %v, runtime.GC took %v while the guest spun",
+		fn, runtime.GOMAXPROCS(0), every, slept, gc)
 }
 
 // TestYieldSemantics checks that the yield code does not change what the
@@ -131,7 +146,7 @@ func TestYieldSemantics(t *testing.T) {
 			if v := call(t, m, "grid", 20)[0]; v != 8000 {
 				t.Fatalf("grid(20) = %d", v)
 			}
-			stopAfter(t, m, 5*time.Millisecond, "spin_inner", 1)
+			stopYielding(t, m, 5*time.Millisecond, "spin_inner", 1)
 		})
 	}
 }
@@ -156,7 +171,7 @@ func TestYieldAddsMemory(t *testing.T) {
 	if m.Memory() == nil || m.Memory().Size() != 0 {
 		t.Fatal("no empty memory")
 	}
-	stopAfter(t, m, 5*time.Millisecond, "spin_params", 1)
+	stopYielding(t, m, 5*time.Millisecond, "spin_params", 1)
 
 	// An empty memory section gains the memory instead of a second section.
 	empty := append([]byte(header), secMemory, 1, 0)

@@ -1,8 +1,8 @@
 ;; recursion.wat: on a message starting with "r", on_message recurses
 ;; without end, which wazero stops with a stack overflow trap. On "t" it
 ;; makes 2^31 calls with no loop and never more than 31 frames deep: the
-;; event deadline cannot stop that, as wazero checks for it only at loop
-;; back-edges (a known gap, see TestModule_LoopFreeRecursionPastDeadline).
+;; deadline stops it at a function entry check
+;; (TestModule_LoopFreeRecursionStoppedAtDeadline).
 ;; Anything else is echoed.
 (module
   (import "wasmgate" "send_to_client" (func $send (param i32 i32 i32 i32 i32) (result i32)))
