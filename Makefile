@@ -55,6 +55,7 @@ fuzz:
 	$(GO) test ./server -run '^$$' -fuzz FuzzLoadConfig -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/wire -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
 	$(GO) test ./runtime/internal/stopcheck -run '^$$' -fuzz FuzzInstrument -fuzztime $(FUZZTIME)
+	$(GO) test ./runtime -run '^$$' -fuzz FuzzDecodeList -fuzztime $(FUZZTIME)
 
 # Test fixtures in WAT; the .wasm files are committed so `go test` needs no
 # wabt. Regenerate after editing a .wat.

@@ -63,7 +63,8 @@ type Config struct {
 	// KVMaxBytes bounds each module's key-value store (keys + values + 64
 	// bytes per entry). Default 16 MiB.
 	KVMaxBytes int
-	// MaxTimers bounds each module's pending timers. Default 1000.
+	// MaxTimers bounds each module's timers not yet delivered: pending, or
+	// fired and waiting for an instance (timers.go). Default 1000.
 	MaxTimers int
 
 	// CrashLimit failures (traps or timeouts) within CrashWindow quarantine
