@@ -57,6 +57,7 @@ fuzz:
 	$(GO) test ./internal/wire -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
 	$(GO) test ./runtime/internal/stopcheck -run '^$$' -fuzz FuzzInstrument -fuzztime $(FUZZTIME)
 	$(GO) test ./runtime -run '^$$' -fuzz FuzzGuestModules -fuzztime $(FUZZTIME)
+	$(GO) test ./runtime -run '^$$' -fuzz FuzzDecodeList -fuzztime $(FUZZTIME)
 
 # Test fixtures in WAT; the .wasm files are committed so `go test` needs no
 # wabt. Regenerate after editing a .wat. A fixture that is invalid on purpose

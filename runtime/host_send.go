@@ -24,8 +24,8 @@ func (h hostFuncs) sendToClient(ctx context.Context, mod api.Module, stack []uin
 func (h hostFuncs) sendToAll(ctx context.Context, mod api.Module, stack []uint64) {
 	mem := mod.Memory()
 	msg, e := readMessage(mem, stack, 0, 2, abi.FlagBinary|abi.FlagOnly, h.maxSize)
-	only, e2 := readList(mem, stack, 3)
-	exclude, e3 := readList(mem, stack, 5)
+	only, e2 := readList(mem, stack, 3, h.maxSize)
+	exclude, e3 := readList(mem, stack, 5, h.maxSize)
 	if e = firstErrno(e, e2, e3); e != abi.ErrnoSuccess {
 		setErrno(stack, e)
 		return
@@ -38,7 +38,7 @@ func (h hostFuncs) sendToAll(ctx context.Context, mod api.Module, stack []uint64
 // send_to_uid(uids_ptr, uids_len, msg_ptr, msg_len, flags)
 func (h hostFuncs) sendToUid(ctx context.Context, mod api.Module, stack []uint64) {
 	mem := mod.Memory()
-	uids, e := readList(mem, stack, 0)
+	uids, e := readList(mem, stack, 0, h.maxSize)
 	msg, e2 := readMessage(mem, stack, 2, 4, abi.FlagBinary, h.maxSize)
 	if e = firstErrno(e, e2); e != abi.ErrnoSuccess {
 		setErrno(stack, e)
@@ -51,9 +51,9 @@ func (h hostFuncs) sendToUid(ctx context.Context, mod api.Module, stack []uint64
 // send_to_group(groups_ptr, groups_len, msg_ptr, msg_len, flags, exclude_ptr, exclude_len)
 func (h hostFuncs) sendToGroup(ctx context.Context, mod api.Module, stack []uint64) {
 	mem := mod.Memory()
-	groups, e := readList(mem, stack, 0)
+	groups, e := readList(mem, stack, 0, h.maxSize)
 	msg, e2 := readMessage(mem, stack, 2, 4, abi.FlagBinary, h.maxSize)
-	exclude, e3 := readList(mem, stack, 5)
+	exclude, e3 := readList(mem, stack, 5, h.maxSize)
 	if e = firstErrno(e, e2, e3); e != abi.ErrnoSuccess {
 		setErrno(stack, e)
 		return

@@ -38,6 +38,11 @@ type instance struct {
 	// callStart is when the running event began (UnixNano), 0 when idle;
 	// the watchdog and the event race to CAS it away (watchdog.go).
 	callStart atomic.Int64
+	// callDone is the running call's ctx.Done() (a <-chan struct{}, nil
+	// for a context that never ends): the watchdog stops a call whose
+	// caller has gone (Shutdown, a removed module), not only one past its
+	// deadline.
+	callDone atomic.Value
 	// timeout is this instance's deadline per call: the event timeout, or
 	// the task timeout for task-pool instances. 0: none.
 	timeout time.Duration

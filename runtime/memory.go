@@ -1,6 +1,8 @@
 package runtime
 
 import (
+	"encoding/binary"
+
 	"github.com/tetratelabs/wazero/api"
 
 	"github.com/wasmgate/wasmgate/abi"
@@ -50,15 +52,54 @@ func readString(mem api.Memory, stack []uint64, i int) (string, abi.Errno) {
 	return string(b), abi.ErrnoSuccess
 }
 
-// readList decodes an abi list argument.
-func readList(mem api.Memory, stack []uint64, i int) ([]string, abi.Errno) {
+// MaxListItems bounds the entries of one list argument (uids, groups,
+// client ids to include or exclude): a list of empty strings costs the
+// guest 4 bytes an entry and the host a 16-byte string header an entry,
+// so the byte bound alone (readList) would still let a 64 MiB list make
+// 16M strings per call.
+const MaxListItems = 16384
+
+// readList decodes an abi list argument, refusing with abi.ErrnoTooLarge a
+// list over maxLen bytes (0: no limit) before reading it, or over
+// MaxListItems entries before making any string.
+func readList(mem api.Memory, stack []uint64, i int, maxLen int) ([]string, abi.Errno) {
+	if maxLen > 0 && uint64(api.DecodeU32(stack[i+1])) > uint64(maxLen) {
+		return nil, abi.ErrnoTooLarge
+	}
 	b, e := view(mem, stack, i)
 	if e != abi.ErrnoSuccess {
 		return nil, e
 	}
-	items, err := abi.DecodeList(b)
-	if err != nil {
-		return nil, abi.ErrnoInvalid
+	return decodeList(b, MaxListItems)
+}
+
+// decodeList is abi.DecodeList with an entry bound: it counts the entries
+// (checking the encoding) before it allocates anything.
+func decodeList(b []byte, maxItems int) ([]string, abi.Errno) {
+	n := 0
+	for off := 0; off < len(b); n++ {
+		if n == maxItems {
+			return nil, abi.ErrnoTooLarge
+		}
+		if len(b)-off < 4 {
+			return nil, abi.ErrnoInvalid
+		}
+		size := uint64(binary.LittleEndian.Uint32(b[off:]))
+		off += 4
+		if size > uint64(len(b)-off) {
+			return nil, abi.ErrnoInvalid
+		}
+		off += int(size)
+	}
+	if n == 0 {
+		return nil, abi.ErrnoSuccess
+	}
+	items := make([]string, 0, n)
+	for off := 0; off < len(b); {
+		size := int(binary.LittleEndian.Uint32(b[off:]))
+		off += 4
+		items = append(items, string(b[off:off+size]))
+		off += size
 	}
 	return items, abi.ErrnoSuccess
 }

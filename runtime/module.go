@@ -201,8 +201,12 @@ func (m *Module) event(ctx context.Context, p *pool, event, clientID string, fn 
 		return 0, fmt.Errorf("%s %s: %w", m.name, event, err)
 	}
 	m.events.Add(1)
-	rc, err := m.runWithDeadline(inst, fn)
+	rc, err := m.runWithDeadline(ctx, inst, fn)
 	p.put(inst, err == nil)
+	if errors.Is(err, errCancelled) { // not the guest's fault: no crash count, no back-off
+		m.rt.log.Warn("guest call stopped: its caller is gone", "module", m.name, "event", event, "client", clientID, "err", err)
+		return 0, fmt.Errorf("%s %s: %w", m.name, event, err)
+	}
 	if err != nil {
 		m.rt.log.Error("handler failed; instance discarded", "module", m.name, "event", event, "client", clientID, "err", err)
 		if why := m.health.failed(err); why != "" {
@@ -218,19 +222,28 @@ func (m *Module) event(ctx context.Context, p *pool, event, clientID string, fn 
 }
 
 // runWithDeadline runs fn while the watchdog may stop it at the event
-// deadline. A stopped call fails; its instance is then discarded.
-func (m *Module) runWithDeadline(inst *instance, fn func(*instance) (int32, error)) (int32, error) {
-	if inst.timeout <= 0 {
+// deadline or when ctx is done. A stopped call fails; its instance is then
+// discarded.
+func (m *Module) runWithDeadline(ctx context.Context, inst *instance, fn func(*instance) (int32, error)) (int32, error) {
+	if inst.stop == nil { // no checks compiled in: nothing can stop it
 		return fn(inst)
 	}
+	inst.callDone.Store(ctx.Done())
 	start := m.rt.clock.Load() // coarse: see watchdog.go
 	inst.callStart.Store(start)
 	rc, err := fn(inst)
 	if !inst.callStart.CompareAndSwap(start, 0) { // the watchdog stopped it
+		if inst.callStart.Swap(0) == stoppedCancelled {
+			return 0, fmt.Errorf("%w (%w): %w", errCancelled, context.Cause(ctx), errOr(err))
+		}
 		return 0, fmt.Errorf("%w of %s: %w", errDeadline, inst.timeout, errOr(err))
 	}
 	return rc, err
 }
+
+// errCancelled marks a guest call the watchdog stopped because its context
+// ended (its caller gave up), as opposed to errDeadline.
+var errCancelled = errors.New("stopped: its context ended")
 
 func errOr(err error) error {
 	if err == nil {

@@ -68,7 +68,8 @@ type Config struct {
 	// KVMaxBytes bounds each module's key-value store (keys + values + 64
 	// bytes per entry). Default 16 MiB.
 	KVMaxBytes int
-	// MaxTimers bounds each module's pending timers. Default 1000.
+	// MaxTimers bounds each module's timers not yet delivered: pending, or
+	// fired and waiting for an instance (timers.go). Default 1000.
 	MaxTimers int
 
 	// CrashLimit failures (traps or timeouts) within CrashWindow, when they
@@ -171,6 +172,7 @@ func New(ctx context.Context, cfg Config, host abi.Host, log *slog.Logger) (*Run
 	if err != nil {
 		return nil, err
 	}
+	sweepCache(cfg.CacheDir, log) // cache.go
 	// No WithCloseOnContextDone: deadlines are enforced by the stop global
 	// Load instruments every module with (watchdog.go), which costs a load
 	// and a branch per loop iteration instead of a Go exit per iteration and
@@ -238,7 +240,7 @@ func (r *Runtime) Load(ctx context.Context, name string, wasm []byte, moduleConf
 	if err != nil {
 		return nil, err
 	}
-	compiled, err := compile(ctx, r.wz, wasm)
+	compiled, err := r.compileCached(ctx, wasm)
 	if err != nil {
 		return nil, fmt.Errorf("not a valid wasm module: %w", err)
 	}
@@ -317,12 +319,13 @@ func (r *Runtime) moduleConfig(opts []LoadOption) Config {
 	return cfg
 }
 
-// Close releases every module and compiled code.
+// Close stops every module's timers and tasks (calls under way are
+// stopped through their context, watchdog.go), waits until no guest call
+// is running or ctx ends, and releases every module and compiled code. If
+// calls still run when ctx ends — a runtime without deadlines cannot stop
+// them — the compiled code is not pulled from under them: Close returns an
+// error and leaves it to the process's exit.
 func (r *Runtime) Close(ctx context.Context) error {
-	if r.stopWatchdog != nil {
-		close(r.stopWatchdog)
-		r.stopWatchdog = nil
-	}
 	r.mu.Lock()
 	states := r.states
 	r.states = map[string]*State{}
@@ -330,9 +333,46 @@ func (r *Runtime) Close(ctx context.Context) error {
 	for _, st := range states {
 		st.close()
 	}
+	var errs []error
+	for name, st := range states {
+		if err := st.wait(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("module %s: %w", name, err))
+		}
+	}
+	if err := r.waitCalls(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("runtime: close: compiled code left open: %w", errors.Join(errs...))
+	}
+	if r.stopWatchdog != nil {
+		close(r.stopWatchdog)
+		r.stopWatchdog = nil
+	}
 	err := r.wz.Close(ctx)
 	if cerr := r.cache.Close(ctx); err == nil {
 		err = cerr
 	}
+	sweepCache(r.cfg.CacheDir, r.log)
 	return err
+}
+
+// waitCalls waits until no instance of any module is busy, or ctx ends.
+func (r *Runtime) waitCalls(ctx context.Context) error {
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		busy := 0
+		for _, m := range r.liveModules() {
+			busy += m.pool.stats().Busy + m.taskPool.stats().Busy
+		}
+		if busy == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%d guest calls still running: %w", busy, ctx.Err())
+		case <-tick.C:
+		}
+	}
 }

@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sync"
 )
@@ -33,7 +34,7 @@ type State struct {
 
 func newState(name string, cfg Config, log *slog.Logger) *State {
 	st := &State{name: name, kv: newKVStore(cfg.KVMaxBytes)}
-	st.timers = newTimerSet(cfg.MaxTimers, st.currentTarget, log.With("module", name))
+	st.timers = newTimerSet(cfg.MaxTimers, cfg.PoolSize, st.currentTarget, log.With("module", name))
 	st.tasks = newTaskQueue(cfg.TaskWorkers, cfg.TaskQueue, st.currentTarget, log.With("module", name))
 	return st
 }
@@ -60,9 +61,16 @@ func (st *State) currentTarget() Target {
 	return st.target
 }
 
+// close stops the timers and tasks without waiting: calls under way are
+// stopped through their context (watchdog.go); wait waits for them.
 func (st *State) close() {
 	st.timers.close()
 	st.tasks.close()
+}
+
+// wait waits until no timer or task of st is running, or ctx ends.
+func (st *State) wait(ctx context.Context) error {
+	return errors.Join(st.timers.wait(ctx), st.tasks.wait(ctx))
 }
 
 // state returns name's State, creating it with cfg's limits on first use.
@@ -82,8 +90,9 @@ func (r *Runtime) state(name string, cfg Config) *State {
 func (r *Runtime) State(name string) *State { return r.state(name, r.cfg) }
 
 // Forget drops name's State: its timers stop, its queued tasks are
-// dropped and its key-value store is freed. Call it when a module is
-// removed for good, not when it is replaced.
+// dropped, a running on_task or on_timer is stopped (it does not wait for
+// it: Reload must not hang on a guest) and its key-value store is freed.
+// Call it when a module is removed for good, not when it is replaced.
 func (r *Runtime) Forget(name string) {
 	r.mu.Lock()
 	st := r.states[name]

@@ -35,6 +35,19 @@ func waitSent(t *testing.T, host *recordingHost, to string, n int) []string {
 	}
 }
 
+// waitFor polls cond until it holds, failing the test after 10 s: tests
+// wait on a condition, never on a sleep.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after 10s waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
 func send(t *testing.T, m *Module, msg string) {
 	t.Helper()
 	if err := m.OnMessage(context.Background(), "c1", abi.Message{Data: []byte(msg)}); err != nil {
@@ -137,7 +150,7 @@ func TestTask_QueueFullIsAnErrorNotABlock(t *testing.T) {
 		t.Fatal(err)
 	}
 	send(t, m, "tloop") // occupies the only worker
-	time.Sleep(50 * time.Millisecond)
+	waitFor(t, "the looping task to start", func() bool { return m.Stats().TaskBusy == 1 })
 	send(t, m, "tqueued") // fills the queue
 	start := time.Now()
 	send(t, m, "trefused")
@@ -316,19 +329,24 @@ func TestPool_WaitingCallerGivesUpWithItsContext(t *testing.T) {
 	p := newPool(1, 1, func(context.Context) (*instance, error) { return &instance{}, nil })
 	held, _ := p.get(context.Background())
 	defer p.put(held, true)
+	gone, leave := context.WithCancel(context.Background())
 	for range 2 { // one queued, one paused
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
-		go func() { defer cancel(); _, _ = p.get(ctx) }()
+		go func() { _, _ = p.get(gone) }()
 	}
+	waitFor(t, "one caller queued and one paused", func() bool {
+		s := p.stats()
+		return s.Waiting == 1 && s.Paused == 1
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancel()
 	if _, err := p.get(ctx); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("get = %v, want deadline exceeded", err)
 	}
-	time.Sleep(50 * time.Millisecond)
-	if s := p.stats(); s.Waiting != 0 || s.Paused != 0 {
-		t.Fatalf("callers that gave up are still counted: %+v", s)
-	}
+	leave()
+	waitFor(t, "callers that gave up to be uncounted", func() bool {
+		s := p.stats()
+		return s.Waiting == 0 && s.Paused == 0
+	})
 }
 
 func TestLoad_PerModuleLimits(t *testing.T) {

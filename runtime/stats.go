@@ -20,7 +20,7 @@ type Stats struct {
 	TaskQueued int   `json:"task_queued"` // tasks waiting for a worker
 	TasksDone  int64 `json:"tasks_done"`
 	TasksFail  int64 `json:"tasks_failed"` // status other than TaskOK
-	Timers     int   `json:"timers"`       // pending
+	Timers     int   `json:"timers"`       // not yet delivered: pending or fired and waiting
 	TimersRun  int64 `json:"timers_fired"`
 	KVKeys     int   `json:"kv_keys"`
 	KVBytes    int   `json:"kv_bytes"`

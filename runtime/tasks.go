@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -78,6 +79,9 @@ func (q *taskQueue) work() {
 		case <-q.ctx.Done():
 			return
 		case t := <-q.queue:
+			if q.ctx.Err() != nil { // select picked the task over a close
+				return
+			}
 			q.run(t)
 		}
 	}
@@ -95,20 +99,38 @@ func (q *taskQueue) run(t task) {
 	if status != abi.TaskOK {
 		q.failed.Add(1)
 	}
+	if q.ctx.Err() != nil { // closed under it (module removed, shutdown): nobody to tell
+		return
+	}
 	if err := tg.OnFinish(q.ctx, t.id, result, status); err != nil {
 		q.log.Warn("on_finish failed", "task", t.id, "err", err)
 	}
 }
 
-// close stops the workers after their current task; queued tasks are
-// dropped (their module is gone).
+// close stops the workers without waiting for them (wait does): a
+// running on_task is stopped by the watchdog (its context ends) and gets
+// no on_finish; queued tasks are dropped (their module is gone).
 func (q *taskQueue) close() {
 	q.closeMu.Lock()
+	already := q.closed
 	q.closed = true
 	q.closeMu.Unlock()
 	q.cancel()
-	q.wg.Wait()
-	if n := len(q.queue); n > 0 {
+	if n := len(q.queue); n > 0 && !already {
 		q.log.Warn("module removed; queued tasks dropped", "tasks", n)
+	}
+}
+
+// wait waits until the workers have returned, or until ctx ends: a
+// runtime without deadlines (event_timeout 0) cannot stop a running
+// on_task, and a caller must not hang on it.
+func (q *taskQueue) wait(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() { q.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("%d tasks still running: %w", q.running.Load(), ctx.Err())
 	}
 }

@@ -18,6 +18,12 @@ import "time"
 // discarded. Checking function entries too bounds loop-free recursion
 // (TestModule_LoopFreeRecursionStoppedAtDeadline).
 //
+// The same stop ends a call whose context is done: Shutdown past its
+// context, a removed module's timers and tasks. Calls do not watch their
+// context themselves (that would cost a goroutine or a Go exit per call);
+// the watchdog looks at the Done channel of every busy instance on its
+// tick, so a cancelled call stops within two ticks.
+//
 // wazero's own mechanism (WithCloseOnContextDone) is not used: in v1.12 it
 // makes every loop iteration exit native code to Go and every call start a
 // goroutine; see docs/BENCHMARKS.md for what it cost.
@@ -72,10 +78,21 @@ func (r *Runtime) stopOverdue(now time.Time) {
 	grace := r.tick.Load()
 	stop := func(inst *instance) {
 		start := inst.callStart.Load()
-		if start != 0 && start < now.UnixNano()-inst.timeout.Nanoseconds()-grace && inst.callStart.CompareAndSwap(start, -1) {
-			if inst.stop != nil {
-				inst.stop.Set(1) // the guest traps at its next loop iteration
+		if start <= 0 {
+			return
+		}
+		why := int64(0)
+		if inst.timeout > 0 && start < now.UnixNano()-inst.timeout.Nanoseconds()-grace {
+			why = stoppedDeadline
+		} else if done, _ := inst.callDone.Load().(<-chan struct{}); done != nil {
+			select {
+			case <-done:
+				why = stoppedCancelled
+			default:
 			}
+		}
+		if why != 0 && inst.callStart.CompareAndSwap(start, why) && inst.stop != nil {
+			inst.stop.Set(1) // the guest traps at its next loop iteration
 		}
 	}
 	for _, m := range r.liveModules() {
@@ -83,6 +100,12 @@ func (r *Runtime) stopOverdue(now time.Time) {
 		m.taskPool.each(stop)
 	}
 }
+
+// What the watchdog CASes a stopped call's callStart to: why it stopped it.
+const (
+	stoppedDeadline  = -1
+	stoppedCancelled = -2
+)
 
 func (r *Runtime) liveModules() []*Module {
 	r.mu.Lock()

@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -46,6 +47,7 @@ func TestReload_NoClientDroppedAndNewBuildServes(t *testing.T) {
 	var stop atomic.Bool
 	var wg sync.WaitGroup
 	seen := make([][]reply, clients)
+	answered := make([]atomic.Int64, clients) // len(seen[i]), readable while the clients run
 	for i := 0; i < clients; i++ {
 		c := srv.dial(t, "/echo")
 		wg.Add(1)
@@ -69,6 +71,7 @@ func TestReload_NoClientDroppedAndNewBuildServes(t *testing.T) {
 					return
 				}
 				seen[i] = append(seen[i], reply{got[0], sent, time.Now()})
+				answered[i].Add(1)
 			}
 		}()
 	}
@@ -79,7 +82,26 @@ func TestReload_NoClientDroppedAndNewBuildServes(t *testing.T) {
 	}
 	var swaps []swap
 	var reloadTimes []time.Duration
-	time.Sleep(200 * time.Millisecond)
+	// everyAnswered waits until every client i has had marks[i] answers:
+	// two more than when a reload returned means an answer to a message
+	// sent after it (each client sends once the previous one is answered).
+	everyAnswered := func(what string, marks []int64) {
+		t.Helper()
+		deadline := time.Now().Add(60 * time.Second) // a no-freeze bound: 500 clients under -race on a loaded box
+		for i := range answered {
+			for answered[i].Load() < marks[i] {
+				if time.Now().After(deadline) {
+					t.Fatalf("%s: client %d has %d answers after 60s, want %d", what, i, answered[i].Load(), marks[i])
+				}
+				time.Sleep(time.Millisecond)
+			}
+		}
+	}
+	ones := make([]int64, clients)
+	for i := range ones {
+		ones[i] = 1
+	}
+	everyAnswered("before the reloads", ones)
 	for k := 0; k < 10; k++ {
 		b := byte("BA"[k%2])
 		if err := os.WriteFile(path, builds[b], 0o644); err != nil {
@@ -92,7 +114,11 @@ func TestReload_NoClientDroppedAndNewBuildServes(t *testing.T) {
 		}
 		reloadTimes = append(reloadTimes, time.Since(start))
 		swaps = append(swaps, swap{b, start, time.Now()})
-		time.Sleep(100 * time.Millisecond)
+		marks := make([]int64, clients)
+		for i := range marks {
+			marks[i] = answered[i].Load() + 2
+		}
+		everyAnswered(fmt.Sprintf("after reload %d", k), marks)
 	}
 	stop.Store(true)
 	wg.Wait()

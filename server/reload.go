@@ -57,6 +57,21 @@ func (lm *liveModule) close() {
 type moduleSlot struct {
 	name string
 	cur  atomic.Pointer[liveModule]
+	// clients counts the clients connected through the slot (OnConnect to
+	// OnClose). A removed slot retires its last version when the last of
+	// them leaves: until then they keep being served by it.
+	clients atomic.Int64
+	removed atomic.Bool
+}
+
+// remove marks the slot's module as removed from the handlers folder and
+// retires its version now if no client is connected through it, else when
+// the last one leaves (OnClose).
+func (s *moduleSlot) remove() {
+	s.removed.Store(true)
+	if s.clients.Load() == 0 {
+		s.cur.Load().retire()
+	}
 }
 
 // acquire returns the current version with a reference held. The re-check
@@ -83,6 +98,7 @@ func (s *moduleSlot) OnHandshake(ctx context.Context, h *abi.Handshake) (int, er
 
 // OnConnect implements Handler.
 func (s *moduleSlot) OnConnect(ctx context.Context, id string) error {
+	s.clients.Add(1)
 	lm := s.acquire()
 	defer lm.release()
 	return lm.mod.OnConnect(ctx, id)
@@ -98,8 +114,14 @@ func (s *moduleSlot) OnMessage(ctx context.Context, id string, msg abi.Message) 
 // OnClose implements Handler.
 func (s *moduleSlot) OnClose(ctx context.Context, id string) error {
 	lm := s.acquire()
-	defer lm.release()
-	return lm.mod.OnClose(ctx, id)
+	err := lm.mod.OnClose(ctx, id)
+	lm.release()
+	// Both this and remove check the other's flag after setting their own
+	// (sequentially consistent atomics): at least one of them retires.
+	if s.clients.Add(-1) == 0 && s.removed.Load() {
+		s.cur.Load().retire()
+	}
+	return err
 }
 
 // OnTimer implements runtime.Target: timers outlive versions and fire into
@@ -136,9 +158,14 @@ type ReloadReport struct {
 // and swapped in, removed ones stop accepting new clients (connected ones
 // keep their version until they leave), and a module that fails to load
 // leaves its previous version serving.
+//
+// Reload holds s.serialMu throughout (one reload at a time) but s.reloadMu
+// only to change s.slots, so a reload busy compiling never blocks /status,
+// /metrics or a quarantine; it waits for no guest call (a removed module's
+// running task is stopped, not awaited: runtime.Forget).
 func (s *Server) Reload(ctx context.Context) (ReloadReport, error) {
-	s.reloadMu.Lock()
-	defer s.reloadMu.Unlock()
+	s.serialMu.Lock()
+	defer s.serialMu.Unlock()
 	var rep ReloadReport
 	files, err := filepath.Glob(filepath.Join(s.cfg.Server.HandlersDir, "*.wasm"))
 	if err != nil {
@@ -150,10 +177,13 @@ func (s *Server) Reload(ctx context.Context) (ReloadReport, error) {
 		seen[name] = true
 		s.reloadFile(ctx, name, path, &rep)
 	}
-	for name := range s.slots {
+	for name, slot := range s.slots {
 		if !seen[name] {
+			s.reloadMu.Lock()
 			delete(s.slots, name)
+			s.reloadMu.Unlock()
 			s.rt.Forget(name) // its timers, tasks and key-value store
+			slot.remove()     // closed once its connected clients have left
 			rep.Removed = append(rep.Removed, name)
 			s.log.Info("module removed; its connected clients keep their version", "module", name)
 		}
@@ -195,7 +225,9 @@ func (s *Server) reloadFile(ctx context.Context, name, path string, rep *ReloadR
 	if slot == nil {
 		slot = &moduleSlot{name: name}
 		slot.cur.Store(lm)
+		s.reloadMu.Lock()
 		s.slots[name] = slot
+		s.reloadMu.Unlock()
 		s.rt.State(name).SetTarget(slot)
 		rep.Loaded = append(rep.Loaded, name)
 		s.log.Info("module loaded", "module", name, "file", path, "sha256", sha, "took", took)

@@ -78,8 +78,11 @@ type Server struct {
 	routes   atomic.Pointer[map[string]*route] // swapped whole by Reload
 	natives  map[string]Handler                // WithHandler routes
 	watcher  *fsnotify.Watcher                 // nil unless server.watch_handlers
-	reloadMu sync.Mutex                        // serialises Reload; guards slots
-	slots    map[string]*moduleSlot            // by module name
+	reloadMu sync.Mutex                        // guards slots; held only briefly
+	slots    map[string]*moduleSlot            // by module name; written by Reload only
+	// serialMu serialises Reload, which may take seconds (compiles); it
+	// reads slots without reloadMu and takes reloadMu to change them.
+	serialMu sync.Mutex
 	loadErrs []error
 	upgrader websocket.Upgrader
 	http     *fasthttp.Server
@@ -288,8 +291,18 @@ func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 
 // Shutdown stops accepting, closes every client with 1001 (going away),
 // waits for their close events until ctx ends, then releases the runtime.
+// When ctx ends, guest calls still running (a looping on_task, a slow
+// on_close) are stopped, so Shutdown returns soon after ctx ends whatever
+// the guests do: within about two seconds more for the readers to deliver
+// on_close, one more for the runtime to close. A second call returns nil.
 func (s *Server) Shutdown(ctx context.Context) error {
-	s.closing.Store(true)
+	if s.closing.Swap(true) {
+		return nil
+	}
+	// s.ctx is the context of every client event: ending it makes the
+	// runtime's watchdog stop the calls under way (runtime/watchdog.go).
+	stopCalls := context.AfterFunc(ctx, s.cancel)
+	defer stopCalls()
 	if s.watcher != nil {
 		_ = s.watcher.Close()
 	}
@@ -312,7 +325,13 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	err := s.waitIdle(ctx)
 	s.cancel()
 	if s.rt != nil {
-		if cerr := s.rt.Close(context.Background()); err == nil {
+		// Closing stops timers and tasks, whose running calls then stop
+		// within a watchdog tick; the grace covers that even when ctx has
+		// ended, and bounds the wait when nothing can stop them
+		// (event_timeout = "0s").
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+		defer cancel()
+		if cerr := s.rt.Close(rctx); err == nil {
 			err = cerr
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -126,19 +127,19 @@ func TestRun_StartServesAndStopsOnSIGTERM(t *testing.T) {
 
 // startInProcess runs `wasmgate start` on a config and returns the server
 // once it listens, and a function that stops it.
-func startInProcess(t *testing.T, path string) (*server.Server, *bytes.Buffer) {
+func startInProcess(t *testing.T, path string) (*server.Server, *lockedBuffer) {
 	t.Helper()
 	ready := make(chan *server.Server, 1)
-	var errOut bytes.Buffer
+	errOut := &lockedBuffer{}
 	exit := make(chan int, 1)
-	go func() { exit <- run([]string{"start", "-c", path}, &bytes.Buffer{}, &errOut, ready) }()
+	go func() { exit <- run([]string{"start", "-c", path}, &bytes.Buffer{}, errOut, ready) }()
 	select {
 	case srv := <-ready:
 		t.Cleanup(func() {
 			_ = syscall.Kill(os.Getpid(), syscall.SIGTERM)
 			<-exit
 		})
-		return srv, &errOut
+		return srv, errOut
 	case code := <-exit:
 		t.Fatalf("start exited with %d", code)
 	case <-time.After(30 * time.Second):
@@ -147,9 +148,50 @@ func startInProcess(t *testing.T, path string) (*server.Server, *bytes.Buffer) {
 	return nil, nil
 }
 
+// lockedBuffer is a log sink the server's goroutines may write while the
+// test reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// waitLog waits up to 10 s until the log has n lines containing s.
+func waitLog(t *testing.T, log *lockedBuffer, s string, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for strings.Count(log.String(), s) < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d log lines with %q after 10s, want %d:\n%s", strings.Count(log.String(), s), s, n, log)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 func TestRun_ReloadCommandAndSIGHUP(t *testing.T) {
 	path := writeConfig(t, "", "echoA")
-	srv, _ := startInProcess(t, path)
+	// No folder watcher: only the reload command and SIGHUP may reload, so
+	// what the test sees is their doing.
+	conf, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf = bytes.Replace(conf, []byte("[server]\n"), []byte("[server]\nwatch_handlers = false\n"), 1)
+	if err := os.WriteFile(path, conf, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	srv, logs := startInProcess(t, path)
 	hdir := filepath.Join(filepath.Dir(path), "handlers")
 	b, err := os.ReadFile(filepath.Join("..", "..", "runtime", "testdata", "echoB.wasm"))
 	if err != nil {
@@ -170,12 +212,32 @@ func TestRun_ReloadCommandAndSIGHUP(t *testing.T) {
 	}
 	echoOnce(t, srv, "/echoA", "B:x")
 
+	// SIGHUP reloads: build A is back.
+	a, err := os.ReadFile(filepath.Join("..", "..", "runtime", "testdata", "echoA.wasm"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(hdir, "echoA.wasm"), a, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitLog(t, logs, "reload on SIGHUP", 1)
+	if !strings.Contains(logs.String(), "replaced=[echoA]") {
+		t.Fatalf("SIGHUP did not replace echoA:\n%s", logs)
+	}
+	echoOnce(t, srv, "/echoA", "A:x")
+
 	// SIGHUP with nothing changed reloads nothing and breaks nothing.
 	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(200 * time.Millisecond)
-	echoOnce(t, srv, "/echoA", "B:x")
+	waitLog(t, logs, "reload on SIGHUP", 2)
+	if n := strings.Count(logs.String(), "replaced=[echoA]"); n != 1 {
+		t.Fatalf("the second SIGHUP replaced echoA again (%d replacements):\n%s", n, logs)
+	}
+	echoOnce(t, srv, "/echoA", "A:x")
 }
 
 func TestRun_WatcherReloadsChangedModule(t *testing.T) {
