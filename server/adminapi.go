@@ -2,7 +2,6 @@ package server
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"net"
@@ -95,12 +94,12 @@ func (s *Server) handleAPI(ctx *fasthttp.RequestCtx, cmd string) {
 		ctx.SetBody(appendParseError(nil, err))
 		return
 	}
-	ctx.SetBody(s.apiExecute(s.idleCtx, cmd, &r, nil))
+	ctx.SetBody(s.apiExecute(s.gwNow, cmd, &r, nil))
 }
 
 // apiExecute runs one request whose command comes from the URL (cmd) or,
 // in a batch, from the object itself (cmd == "").
-func (s *Server) apiExecute(ctx context.Context, cmd string, r *wire.Request, dst []byte) []byte {
+func (s *Server) apiExecute(gw *Gateway, cmd string, r *wire.Request, dst []byte) []byte {
 	if cmd != "" {
 		if r.Cmd != nil && !isCmd(r, cmd) {
 			return wire.AppendError(dst, r.ID, wire.CodeBadRequest, "cmd in the body differs from the URL's")
@@ -113,7 +112,7 @@ func (s *Server) apiExecute(ctx context.Context, cmd string, r *wire.Request, ds
 	if isCmd(r, "auth") { // the HTTP API authenticates by header
 		return wire.AppendOK(dst, r.ID, true)
 	}
-	result, err := s.gw.execute(ctx, r)
+	result, err := gw.execute(s.ctx, r)
 	return appendResult(dst, r.ID, result, err)
 }
 
@@ -132,11 +131,11 @@ func (s *Server) apiBatch(ctx *fasthttp.RequestCtx) {
 		if err := wire.Parse(item, &r); err != nil {
 			out = appendParseError(out, err)
 		} else {
-			ctx := s.ctx
+			gw := s.gw
 			if i == len(items)-1 {
-				ctx = s.idleCtx
+				gw = s.gwNow
 			}
-			out = s.apiExecute(ctx, "", &r, out)
+			out = s.apiExecute(gw, "", &r, out)
 		}
 		out = bytes.TrimSuffix(out, []byte{'\n'})
 	}

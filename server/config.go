@@ -30,6 +30,7 @@ type ServerConfig struct {
 	HandlersDir    string   `toml:"handlers_dir"`
 	MaxMessageSize int      `toml:"max_message_size"`
 	SendQueueSize  int      `toml:"send_queue_size"`
+	SendQueueBytes int      `toml:"send_queue_bytes"`
 	WriteTimeout   Duration `toml:"write_timeout"`
 	MaxConnections int      `toml:"max_connections"`
 	PingInterval   Duration `toml:"ping_interval"`
@@ -167,6 +168,7 @@ func DefaultConfig() Config {
 			HandlersDir:    "handlers",
 			MaxMessageSize: 64 << 10,
 			SendQueueSize:  1024,
+			SendQueueBytes: 4 << 20,
 			WriteTimeout:   Duration{10 * time.Second},
 			MaxConnections: 100_000,
 			FDHeadroom:     512,
@@ -248,6 +250,9 @@ func (c *Config) Validate() error {
 	}
 	if s.SendQueueSize < 1 {
 		bad("server.send_queue_size", "%d must be at least 1", s.SendQueueSize)
+	}
+	if s.SendQueueBytes < 1 {
+		bad("server.send_queue_bytes", "%d must be at least 1", s.SendQueueBytes)
 	}
 	if s.WriteTimeout.Duration <= 0 {
 		bad("server.write_timeout", "%s must be positive", s.WriteTimeout)

@@ -6,42 +6,57 @@ import (
 	"net"
 	"os"
 	"sync"
-	"syscall"
 	"time"
-	"unicode/utf8"
 
 	"github.com/fasthttp/websocket"
 
 	"github.com/wasmgate/wasmgate/abi"
 )
 
-// conn is one WebSocket client.
+// conn is one WebSocket client: the transport of one socket.
 //
 // Reading goes through the websocket package; writing does not. Every frame
-// the server sends (data, ping, pong, close) is framed here and written to
-// the socket under wmu, so that a frame is never interleaved with another,
-// nothing follows a close frame, and the write deadline is armed only when
-// a write may block (the websocket package re-arms it on every frame, a
-// timer update that cost 16% of push CPU).
+// the server sends (data, ping, pong, close) is framed here
+// (conn_frame.go) and written to the socket under wmu, so that a frame is
+// never interleaved with another, nothing follows a close frame, and the
+// write deadline is armed only when a write may block (the websocket
+// package re-arms it on every frame, a timer update that cost 16% of push
+// CPU).
 //
-// Who writes: a send from an idle caller (see idleKey) that finds the
-// client idle (no writer, empty queue) writes the frame itself, from the
-// caller's goroutine, without blocking: one non-blocking write(2). Whatever the socket does not take at once, and
-// every message queued while a write is under way, is left to a writer
-// goroutine, which exists only while there is a backlog, writes each batch
-// with as few write(2) calls as it can, and blocks (under
-// server.write_timeout) on a slow peer. An idle client therefore costs one
-// goroutine (its reader), and an unloaded push costs no goroutine switch.
+// Who writes: at most one writer at a time holds the writer role (writing,
+// counted in the writer WaitGroup), and only the writer role writes data,
+// pings and pongs. The caller picks the strategy by the method it calls:
+//
+//   - enqueue always queues the message for a writer goroutine, which
+//     exists only while there is a backlog, writes each batch with as few
+//     write(2) calls as it can, and blocks (under server.write_timeout) on a
+//     slow peer. A caller with more work waiting uses it: the writes then
+//     run in parallel with it.
+//   - sendNow, for a caller with nothing else to do, takes the writer role
+//     itself when the client is idle (no writer, empty queue) and writes
+//     the frame from its own goroutine without blocking: one non-blocking
+//     write(2) (conn_linux.go; elsewhere sendNow is enqueue). What the socket
+//     does not take goes to a writer goroutine, which inherits the role.
+//
+// An idle client therefore costs one goroutine (its reader), and an
+// unloaded push costs no goroutine switch. The one write outside the
+// writer role is the reader's answer to the peer's close frame
+// (closeReply), which takes wmu directly: the peer has stopped reading, so
+// the queue is dropped and the close goes out after the frame under way.
+//
+// The queue is bounded in messages (server.send_queue_size) and in payload
+// bytes (server.send_queue_bytes, counting the batch being written): over
+// either bound the client is closed as a slow consumer (1008), its queue
+// dropped, and the send reports abi.ErrnoQueueFull.
 type conn struct {
 	id     string
 	module string // the module behind the client's route
 
-	ws           *websocket.Conn
-	nc           net.Conn        // the socket, as the websocket package has it (Close)
-	tc           net.Conn        // the socket underneath fasthttp's wrapper (writes, deadlines)
-	rc           syscall.RawConn // tc's fd, for non-blocking writes; nil: always use a writer goroutine
-	queueSize    int
-	writeTimeout time.Duration
+	ws  *websocket.Conn
+	nc  net.Conn   // the socket, as the websocket package has it (Close)
+	tc  net.Conn   // the socket underneath fasthttp's wrapper (writes, deadlines)
+	raw *rawWriter // non-blocking writes on tc; nil: always use a writer goroutine
+	lim sendLimits
 	// deadlineSetAt is when the reader last moved the idle read deadline;
 	// only the reader touches it.
 	deadlineSetAt time.Time
@@ -51,15 +66,17 @@ type conn struct {
 	// socket to fasthttp, which recycles it.
 	writer sync.WaitGroup
 
-	mu       sync.Mutex // guards the fields below up to wmu
-	queue    []abi.Message
-	spare    []abi.Message // the writer's last batch, reused as the next queue
-	writing  bool          // a writer is active (and counted in writer)
-	closing  bool          // no more sends are accepted
-	closeMsg []byte        // close frame payload the writer sends after the queue, if closing
-	pingDue  bool          // a ping waits for the writer
-	pongDue  bool          // a pong waits for the writer, with payload pong (the latest ping's)
-	pong     []byte
+	mu          sync.Mutex // guards the fields below up to wmu
+	queue       []abi.Message
+	spare       []abi.Message // the writer's last batch, reused as the next queue
+	queuedBytes int           // payload bytes in queue
+	flightBytes int           // payload bytes of the batch the writer is writing
+	writing     bool          // the writer role is held (and counted in writer)
+	closing     bool          // no more sends are accepted
+	closeMsg    []byte        // close frame payload the writer sends after the queue, if closing
+	pingDue     bool          // a ping waits for the writer
+	pongDue     bool          // a pong waits for the writer, with payload pong (the latest ping's)
+	pong        []byte
 
 	wmu sync.Mutex // owns the socket for writing; guards the fields below
 	// partial is the unwritten end of a frame a direct write began; the
@@ -68,26 +85,27 @@ type conn struct {
 	partialBuf *[]byte
 	closeSent  bool      // a close frame has been written; nothing may follow it
 	deadlineAt time.Time // when the write deadline was last armed (zero: none armed)
-	// Arguments and results of rawWrite (a method value, so a direct write
-	// allocates no closure).
-	rawBuf   []byte
-	rawN     int
-	rawErr   error
-	rawWrite func(fd uintptr) bool
 }
 
-func newConn(id string, ws *websocket.Conn, queueSize int, writeTimeout time.Duration) *conn {
-	c := &conn{id: id, ws: ws, nc: ws.NetConn(), queueSize: queueSize, writeTimeout: writeTimeout}
+// sendLimits bound what one client may hold up: over messages queued or
+// bytes queued (payloads, including the batch being written) it is closed
+// as a slow consumer; a write that blocks for writeTimeout drops it.
+type sendLimits struct {
+	messages     int // server.send_queue_size
+	bytes        int // server.send_queue_bytes
+	writeTimeout time.Duration
+}
+
+// slowConsumer is the close reason of a client over its queue bounds.
+const slowConsumer = "slow consumer: send queue full"
+
+func newConn(id string, ws *websocket.Conn, lim sendLimits) *conn {
+	c := &conn{id: id, ws: ws, nc: ws.NetConn(), lim: lim}
 	c.tc = c.nc
 	if u, ok := c.nc.(interface{ UnsafeConn() net.Conn }); ok { // fasthttp's hijacked conn
 		c.tc = u.UnsafeConn()
 	}
-	if sc, ok := c.tc.(syscall.Conn); ok {
-		if rc, err := sc.SyscallConn(); err == nil {
-			c.rc = rc
-			c.rawWrite = c.rawWriteFn
-		}
-	}
+	c.raw = newRawWriter(c.tc)
 	// Control frames go through the writer too (the websocket package's
 	// handlers would write them around it).
 	ws.SetPingHandler(func(data string) error {
@@ -105,36 +123,74 @@ func newConn(id string, ws *websocket.Conn, queueSize int, writeTimeout time.Dur
 	return c
 }
 
-// send queues msg, or writes it at once when the client is idle. It never
-// blocks: a full queue closes the client as a slow consumer and reports
-// abi.ErrnoQueueFull. direct=false always leaves the write to a writer
-// goroutine (broadcasts: their writes then run in parallel). borrowed means
-// msg.Data belongs to the caller: it is copied if it has to be queued.
-func (c *conn) send(msg abi.Message, direct, borrowed bool) error {
+// enqueue queues msg for the client's writer goroutine. It never blocks:
+// over a queue bound it closes the client as a slow consumer and reports
+// abi.ErrnoQueueFull; a closing client reports abi.ErrnoNotFound. borrowed
+// means msg.Data belongs to the caller: it is copied.
+func (c *conn) enqueue(msg abi.Message, borrowed bool) error {
 	c.mu.Lock()
 	if c.closing {
 		c.mu.Unlock()
 		return abi.ErrnoNotFound
 	}
-	if c.writing || !direct || c.rc == nil {
-		if len(c.queue) >= c.queueSize {
-			c.closeLocked(websocket.ClosePolicyViolation, "slow consumer: send queue full")
-			c.mu.Unlock()
-			return abi.ErrnoQueueFull
-		}
-		if borrowed {
-			msg.Data = bytes.Clone(msg.Data)
-		}
-		c.queue = append(c.queue, msg)
-		c.startWriterLocked()
+	return c.enqueueLocked(msg, borrowed)
+}
+
+// sendNow is enqueue for a caller with nothing else to do: when the client
+// is idle the caller writes msg itself, at once and without blocking, and
+// borrowed data is not copied (the write is done when sendNow returns; a
+// frame the socket takes only in part is kept in a buffer of the conn).
+func (c *conn) sendNow(msg abi.Message, borrowed bool) error {
+	c.mu.Lock()
+	if c.closing {
 		c.mu.Unlock()
-		return nil
+		return abi.ErrnoNotFound
+	}
+	if c.writing || c.raw == nil {
+		return c.enqueueLocked(msg, borrowed)
 	}
 	c.writing = true
 	c.writer.Add(1)
 	c.mu.Unlock()
 	c.writeNow(frameOp(msg), msg.Data)
 	return nil
+}
+
+// enqueueLocked is enqueue with c.mu held; it unlocks it.
+func (c *conn) enqueueLocked(msg abi.Message, borrowed bool) error {
+	if len(c.queue) >= c.lim.messages || c.overBytesLocked(len(msg.Data)) {
+		c.overflowLocked()
+		c.mu.Unlock()
+		return abi.ErrnoQueueFull
+	}
+	if borrowed {
+		msg.Data = bytes.Clone(msg.Data)
+	}
+	c.queue = append(c.queue, msg)
+	c.queuedBytes += len(msg.Data)
+	c.startWriterLocked()
+	c.mu.Unlock()
+	return nil
+}
+
+// overBytesLocked reports whether n more payload bytes would take the
+// client over send_queue_bytes. A client holding nothing takes any
+// message (up to max_message_size, which may be larger).
+func (c *conn) overBytesLocked(n int) bool {
+	held := c.queuedBytes + c.flightBytes
+	return held > 0 && held+n > c.lim.bytes
+}
+
+// overflowLocked closes a slow consumer. Its queued messages are dropped:
+// the client is going away, and what it held is what the bounds limit; the
+// close frame (1008) then follows the batch being written, so a client
+// that reads again gets it at once, not after the whole backlog. (A peer
+// that never reads again cannot get it: its writer is dropped at
+// write_timeout with the socket full.)
+func (c *conn) overflowLocked() {
+	clear(c.queue)
+	c.queue, c.queuedBytes = nil, 0
+	c.closeLocked(websocket.ClosePolicyViolation, slowConsumer)
 }
 
 // control sends a ping or pong.
@@ -144,7 +200,7 @@ func (c *conn) control(op int, payload []byte) {
 		c.mu.Unlock()
 		return
 	}
-	if c.writing || c.rc == nil {
+	if c.writing || c.raw == nil {
 		if op == websocket.PingMessage {
 			c.pingDue = true
 		} else {
@@ -163,6 +219,13 @@ func (c *conn) control(op int, payload []byte) {
 // ping is the liveness sweep's ping.
 func (c *conn) ping() { c.control(websocket.PingMessage, nil) }
 
+// isClosing reports whether the client accepts no more sends.
+func (c *conn) isClosing() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closing
+}
+
 // close sends final (if any), then a close frame with code and reason, after
 // everything already queued.
 func (c *conn) close(final *abi.Message, code int, reason string) error {
@@ -173,6 +236,7 @@ func (c *conn) close(final *abi.Message, code int, reason string) error {
 	}
 	if final != nil {
 		c.queue = append(c.queue, *final)
+		c.queuedBytes += len(final.Data)
 	}
 	c.closeLocked(code, reason)
 	return nil
@@ -186,17 +250,11 @@ func (c *conn) closeLocked(code int, reason string) {
 	c.startWriterLocked()
 }
 
-// closePayload is a close frame's payload, its reason cut (on a rune
-// boundary) to fit a control frame.
-func closePayload(code int, reason string) []byte {
-	const maxReason = 125 - 2
-	if len(reason) > maxReason {
-		reason = reason[:maxReason]
-		for len(reason) > 0 && !utf8.ValidString(reason) {
-			reason = reason[:len(reason)-1]
-		}
-	}
-	return websocket.FormatCloseMessage(code, reason)
+// dropLocked stops sends and forgets everything not yet handed to the
+// socket.
+func (c *conn) dropLocked() {
+	c.closing = true
+	c.queue, c.queuedBytes, c.closeMsg, c.pingDue, c.pongDue = nil, 0, nil, false, false
 }
 
 // closeReply answers the peer's close frame at once: queued messages are
@@ -205,8 +263,7 @@ func closePayload(code int, reason string) []byte {
 // stuck on a full socket gets a second to let go, as WriteControl allowed.
 func (c *conn) closeReply(msg []byte) {
 	c.mu.Lock()
-	c.closing = true
-	c.queue, c.closeMsg, c.pingDue, c.pongDue = nil, nil, false, false
+	c.dropLocked()
 	c.mu.Unlock()
 	for give := time.Now().Add(time.Second); !c.wmu.TryLock(); {
 		if time.Now().After(give) {
@@ -231,12 +288,20 @@ func (c *conn) sendCloseNow(code int, reason string) {
 // direct write had left half a frame, on a peer that broke the protocol.
 func (c *conn) closedByLibrary() {
 	c.mu.Lock()
-	c.closing = true
-	c.queue, c.closeMsg, c.pingDue, c.pongDue = nil, nil, false, false
+	c.dropLocked()
 	c.mu.Unlock()
 	c.wmu.Lock()
 	c.closeSent = true
 	c.wmu.Unlock()
+}
+
+// abort drops the connection at once (a failed write, destroyClient); the
+// reader then ends.
+func (c *conn) abort() {
+	c.mu.Lock()
+	c.dropLocked()
+	c.mu.Unlock()
+	_ = c.nc.Close()
 }
 
 func (c *conn) startWriterLocked() {
@@ -247,10 +312,10 @@ func (c *conn) startWriterLocked() {
 	}
 }
 
-// writeNow is a direct write by a sender that has become the writer: one
-// non-blocking write(2). What it leaves (the end of a frame the socket did
-// not take, messages queued meanwhile, a close) goes to a writer goroutine,
-// which inherits the writer role.
+// writeNow is a direct write by a sender that has taken the writer role:
+// one non-blocking write(2). What it leaves (the end of a frame the socket
+// did not take, messages queued meanwhile, a close) goes to a writer
+// goroutine, which inherits the writer role.
 func (c *conn) writeNow(op int, payload []byte) {
 	c.wmu.Lock()
 	if c.closeSent {
@@ -294,58 +359,16 @@ func (c *conn) writeNow(op int, payload []byte) {
 func (c *conn) release() {
 	c.mu.Lock()
 	c.writing = false
+	c.flightBytes = 0
 	c.mu.Unlock()
 	c.writer.Done()
 }
 
-// tryWrite is one non-blocking write(2) of b; n < len(b) with a nil error
-// means the socket buffer is full.
-func (c *conn) tryWrite(b []byte) (int, error) {
-	if !c.deadlineAt.IsZero() && time.Since(c.deadlineAt) > c.writeTimeout*9/10 {
-		c.disarmLocked() // a non-blocking write needs none, and it may be about to fire
-	}
-	for range 2 {
-		c.rawBuf, c.rawN, c.rawErr = b, 0, nil
-		err := c.rc.Write(c.rawWrite)
-		c.rawBuf = nil
-		if errors.Is(err, os.ErrDeadlineExceeded) { // fired before the check above
-			c.disarmLocked()
-			continue
-		}
-		if err != nil {
-			return 0, err
-		}
-		if c.rawErr == syscall.EAGAIN {
-			return 0, nil
-		}
-		return c.rawN, c.rawErr
-	}
-	return 0, os.ErrDeadlineExceeded
-}
-
-func (c *conn) rawWriteFn(fd uintptr) bool {
-	for {
-		n, err := syscall.Write(int(fd), c.rawBuf)
-		if err == syscall.EINTR {
-			continue
-		}
-		c.rawN, c.rawErr = max(n, 0), err
-		return true
-	}
-}
-
-func (c *conn) disarmLocked() {
-	_ = c.tc.SetWriteDeadline(time.Time{})
-	c.deadlineAt = time.Time{}
-}
-
-// armLocked sets the write deadline for a write that may block. Rearming
-// costs a timer update; do it only when a tenth of the timeout has passed.
-func (c *conn) armLocked() {
-	if now := time.Now(); c.deadlineAt.IsZero() || now.Sub(c.deadlineAt) > c.writeTimeout/10 {
-		c.deadlineAt = now
-		_ = c.tc.SetWriteDeadline(now.Add(c.writeTimeout))
-	}
+// fail drops the connection after a failed write and gives up the writer
+// role.
+func (c *conn) fail() {
+	c.abort()
+	c.release()
 }
 
 // writeLoop is the writer goroutine. It holds the writer role: it writes
@@ -362,6 +385,7 @@ func (c *conn) writeLoop() {
 		idle := len(batch) == 0 && !ping && !c.pongDue
 		if !idle {
 			c.queue, c.spare = c.spare[:0], nil
+			c.flightBytes, c.queuedBytes = c.queuedBytes, 0
 			c.pingDue, c.pongDue = false, false
 		}
 		c.mu.Unlock()
@@ -398,7 +422,7 @@ func (c *conn) writeLoop() {
 		c.mu.Unlock()
 		if closeMsg != nil {
 			c.wmu.Lock()
-			_ = c.writeCloseLocked(closeMsg, time.Now().Add(c.writeTimeout))
+			_ = c.writeCloseLocked(closeMsg, time.Now().Add(c.lim.writeTimeout))
 			c.wmu.Unlock()
 			// Give the peer a moment to answer before the reader gives up.
 			_ = c.ws.SetReadDeadline(time.Now().Add(closeGrace))
@@ -408,63 +432,47 @@ func (c *conn) writeLoop() {
 	}
 }
 
-// recycle keeps a written batch's array as the next queue.
+// recycle keeps a written batch's array as the next queue and releases
+// its bytes from the byte bound.
 func (c *conn) recycle(batch []abi.Message) {
 	clear(batch)
 	c.mu.Lock()
-	if c.spare == nil && cap(batch) <= 2*c.queueSize {
+	c.flightBytes = 0
+	if c.spare == nil && cap(batch) <= 2*c.lim.messages {
 		c.spare = batch[:0]
 	}
 	c.mu.Unlock()
 }
 
-// fail drops the connection after a failed write and gives up the writer
-// role.
-func (c *conn) fail() {
-	c.abort()
-	c.release()
-}
-
-// Frame buffers are pooled: a client holds one only while a write of its
-// is under way.
-var frameBufs = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
-
-const (
-	maxFrameBuf = 64 << 10 // a batch is written in pieces of about this size
-	bigPayload  = 16 << 10 // larger payloads are not copied, but written with writev
-)
-
-func getFrameBuf() *[]byte { return frameBufs.Get().(*[]byte) }
-
-func putFrameBuf(bp *[]byte) {
-	if cap(*bp) <= 2*maxFrameBuf {
-		*bp = (*bp)[:0]
-		frameBufs.Put(bp)
+// tryWrite is one non-blocking write(2) of b; n < len(b) with a nil error
+// means the socket buffer is full.
+func (c *conn) tryWrite(b []byte) (int, error) {
+	if !c.deadlineAt.IsZero() && time.Since(c.deadlineAt) > c.lim.writeTimeout*9/10 {
+		c.disarmLocked() // a non-blocking write needs none, and it may be about to fire
 	}
-}
-
-func frameOp(m abi.Message) int {
-	if m.Binary {
-		return websocket.BinaryMessage
+	for range 2 {
+		n, err := c.raw.write(b)
+		if errors.Is(err, os.ErrDeadlineExceeded) { // fired before the check above
+			c.disarmLocked()
+			continue
+		}
+		return n, err
 	}
-	return websocket.TextMessage
+	return 0, os.ErrDeadlineExceeded
 }
 
-// appendHeader appends a server frame's header (final, unmasked).
-func appendHeader(b []byte, op, n int) []byte {
-	b0 := byte(op) | 0x80
-	switch {
-	case n <= 125:
-		return append(b, b0, byte(n))
-	case n <= 0xffff:
-		return append(b, b0, 126, byte(n>>8), byte(n))
-	default:
-		return append(b, b0, 127, byte(n>>56), byte(n>>48), byte(n>>40), byte(n>>32), byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
+func (c *conn) disarmLocked() {
+	_ = c.tc.SetWriteDeadline(time.Time{})
+	c.deadlineAt = time.Time{}
+}
+
+// armLocked sets the write deadline for a write that may block. Rearming
+// costs a timer update; do it only when a tenth of the timeout has passed.
+func (c *conn) armLocked() {
+	if now := time.Now(); c.deadlineAt.IsZero() || now.Sub(c.deadlineAt) > c.lim.writeTimeout/10 {
+		c.deadlineAt = now
+		_ = c.tc.SetWriteDeadline(now.Add(c.lim.writeTimeout))
 	}
-}
-
-func appendFrame(b []byte, op int, payload []byte) []byte {
-	return append(appendHeader(b, op, len(payload)), payload...)
 }
 
 // writeBatchLocked writes pending control frames and a batch of messages in
@@ -552,15 +560,6 @@ func (c *conn) writeCloseLocked(payload []byte, deadline time.Time) error {
 	}
 	_, err := c.tc.Write(frame)
 	return err
-}
-
-// abort drops the connection at once (a failed write, destroyClient); the
-// reader then ends.
-func (c *conn) abort() {
-	c.mu.Lock()
-	c.closing, c.queue, c.closeMsg, c.pingDue, c.pongDue = true, nil, nil, false, false
-	c.mu.Unlock()
-	_ = c.nc.Close()
 }
 
 // closeGrace is how long the reader waits for the peer's close reply.

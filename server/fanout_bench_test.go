@@ -32,7 +32,7 @@ func benchFanoutGateway(b *testing.B, members int) (*Gateway, *atomic.Int64) {
 	for i := range members {
 		id := fmt.Sprintf("%020x", i)
 		dc := discardConn{n: written}
-		g.hub.add(&conn{id: id, nc: dc, tc: dc, queueSize: 1024, writeTimeout: time.Second})
+		g.hub.add(&conn{id: id, nc: dc, tc: dc, lim: sendLimits{messages: 1024, bytes: 4 << 20, writeTimeout: time.Second}})
 		if err := g.reg.AddClient(ctx, id); err != nil {
 			b.Fatal(err)
 		}

@@ -55,7 +55,7 @@ func TestFanout_SendReturnsWhileDeliveryIsHeldUpAndKeepsOrder(t *testing.T) {
 	for i := range members {
 		id := fmt.Sprintf("%020x", i)
 		rc := recordConn{mu: new(sync.Mutex), buf: new([]byte)}
-		c := &conn{id: id, nc: rc, tc: rc, queueSize: 16, writeTimeout: time.Second}
+		c := &conn{id: id, nc: rc, tc: rc, lim: sendLimits{messages: 16, bytes: 4 << 20, writeTimeout: time.Second}}
 		g.hub.add(c)
 		if err := g.reg.AddClient(ctx, id); err != nil {
 			t.Fatal(err)
@@ -111,7 +111,7 @@ func TestFanout_SendReturnsWhileDeliveryIsHeldUpAndKeepsOrder(t *testing.T) {
 func TestFanout_LaneBoundRefusesWithQueueFull(t *testing.T) {
 	h := newHub()
 	rc := recordConn{mu: new(sync.Mutex), buf: new([]byte)}
-	c := &conn{id: "a", nc: rc, tc: rc, queueSize: 16, writeTimeout: time.Second}
+	c := &conn{id: "a", nc: rc, tc: rc, lim: sendLimits{messages: 16, bytes: 4 << 20, writeTimeout: time.Second}}
 	h.add(c)
 	c.mu.Lock() // the lane's worker blocks on the first delivery
 	defer c.mu.Unlock()

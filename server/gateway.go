@@ -19,6 +19,9 @@ type Gateway struct {
 	hub            *hub
 	maxMessageSize int
 	commands       map[string]command // the push protocol's command set
+	// writeNow is the write strategy of this Gateway's sends: see
+	// withWriteNow.
+	writeNow bool
 }
 
 // checkMessage refuses what must never reach a socket: an oversize message
@@ -33,19 +36,26 @@ func (g *Gateway) checkMessage(msg abi.Message) error {
 	return nil
 }
 
-// idleKey marks the context of a caller that has nothing else to do right
-// now (a text-port connection with no further request buffered, a single
-// HTTP API request): a send to an idle client may then write the frame from
-// the caller's goroutine (see conn.send). A caller with more work waiting
-// leaves the writes to the clients' writer goroutines, which then run in
-// parallel with it and, under load, carry several frames per write(2):
+// withWriteNow returns a copy of g whose sends write to an idle client
+// from the caller's goroutine (conn.sendNow). It is the Gateway of a
+// caller that has nothing else to do right now: a text-port connection
+// with no further request buffered, a single HTTP API request. g itself
+// (the Gateway guests and busy callers use) leaves every write to the
+// clients' writer goroutines (conn.enqueue), which then run in parallel
+// with the caller and, under load, carry several frames per write(2):
 // writing directly from a pipelined text port measured 2.5 times fewer
-// pushes per second on two cores (docs/BENCHMARKS.md).
-type idleKey struct{}
+// pushes per second on two cores (docs/BENCHMARKS.md). Call it once g is
+// fully built: the copy shares g's registry, hub and command table.
+func (g *Gateway) withWriteNow() *Gateway {
+	now := *g
+	now.writeNow = true
+	return &now
+}
 
-func withIdle(ctx context.Context) context.Context { return context.WithValue(ctx, idleKey{}, true) }
-
-func callerIdle(ctx context.Context) bool { return ctx.Value(idleKey{}) != nil }
+// send hands msg to c with g's write strategy.
+func (g *Gateway) send(c *conn, msg abi.Message, borrowed bool) error {
+	return g.hub.sendOrdered(c, msg, g.writeNow, borrowed)
+}
 
 // SendToClient queues msg for one client.
 func (g *Gateway) SendToClient(ctx context.Context, clientID string, msg abi.Message) error {
@@ -56,7 +66,7 @@ func (g *Gateway) SendToClient(ctx context.Context, clientID string, msg abi.Mes
 	if c == nil {
 		return abi.ErrnoNotFound
 	}
-	return g.hub.sendOrdered(c, msg, callerIdle(ctx), false)
+	return g.send(c, msg, false)
 }
 
 // sendBorrowed is SendToClient for the push ports: id and msg.Data may
@@ -70,7 +80,7 @@ func (g *Gateway) sendBorrowed(ctx context.Context, id []byte, msg abi.Message) 
 	if c == nil {
 		return abi.ErrnoNotFound
 	}
-	return g.hub.sendOrdered(c, msg, callerIdle(ctx), true)
+	return g.send(c, msg, true)
 }
 
 // SendToAll queues msg for every client, or only those listed when
@@ -86,8 +96,8 @@ func (g *Gateway) SendToAll(ctx context.Context, msg abi.Message, only []string,
 	return g.hub.fanoutAll(msg, skip)
 }
 
-// directFanout is the largest number of recipients an idle caller writes
-// to itself; larger fan-outs leave the writes to the clients' writer
+// directFanout is the largest number of recipients a writeNow caller
+// writes to itself; larger fan-outs leave the writes to the clients' writer
 // goroutines, which run them in parallel.
 const directFanout = 8
 
@@ -102,7 +112,7 @@ func (g *Gateway) deliver(ctx context.Context, ids []string, unique bool, skip m
 		}
 		return g.hub.fanout(ids, skip, msg)
 	}
-	direct := len(ids) <= directFanout && callerIdle(ctx)
+	direct := g.writeNow && len(ids) <= directFanout
 	n := 0
 	seen := make(map[string]struct{}, len(ids))
 	for _, id := range ids {

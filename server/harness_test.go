@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -20,25 +21,61 @@ import (
 // guestDir is where `make guests` puts the example handlers.
 const guestDir = "../handlers"
 
-// handlersWith copies the named modules (example guests from ../handlers or
-// fixtures from ../runtime/testdata) into a fresh folder.
+// exampleGuests are the modules `make guests` builds into ../handlers from
+// guest-examples/. A test naming one gets that build, never a fixture of
+// the same name: runtime/testdata has a WAT echo too, and silently testing
+// it instead of the Go guest would hide a missing build.
+var exampleGuests = map[string]bool{"echo": true, "chat": true, "notify": true, "tasks": true, "rust-echo": true}
+
+// readGuest reads the module called name: an example guest from
+// handlers (../handlers in tests), a WAT fixture from ../runtime/testdata.
+func readGuest(handlers, name string) ([]byte, error) {
+	if exampleGuests[name] {
+		data, err := os.ReadFile(filepath.Join(handlers, name+".wasm"))
+		if err != nil {
+			return nil, fmt.Errorf("example guest %s not built (run `make guests`): %w", name, err)
+		}
+		return data, nil
+	}
+	data, err := os.ReadFile(filepath.Join("..", "runtime", "testdata", name+".wasm"))
+	if err != nil {
+		return nil, fmt.Errorf("fixture %s: %w", name, err)
+	}
+	return data, nil
+}
+
+// handlersWith copies the named modules (example guests from ../handlers,
+// fixtures from ../runtime/testdata) into a fresh folder. A missing example
+// guest fails the test: run `make guests`.
 func handlersWith(t *testing.T, names ...string) string {
 	t.Helper()
 	dir := t.TempDir()
 	for _, name := range names {
-		src := filepath.Join(guestDir, name+".wasm")
-		if _, err := os.Stat(src); err != nil {
-			src = filepath.Join("..", "runtime", "testdata", name+".wasm")
-		}
-		data, err := os.ReadFile(src)
+		data, err := readGuest(guestDir, name)
 		if err != nil {
-			t.Fatalf("module %s: %v (run `make guests` to build the example handlers)", name, err)
+			t.Fatal(err)
 		}
 		if err := os.WriteFile(filepath.Join(dir, name+".wasm"), data, 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
 	return dir
+}
+
+// TestHarness_MissingExampleGuestFailsLoudly checks that a test asking for
+// an example guest that was not built fails with a hint, instead of
+// quietly getting runtime/testdata's WAT echo of the same name.
+func TestHarness_MissingExampleGuestFailsLoudly(t *testing.T) {
+	empty := t.TempDir()
+	for name := range exampleGuests {
+		_, err := readGuest(empty, name)
+		if err == nil || !strings.Contains(err.Error(), "make guests") {
+			t.Errorf("%s missing from handlers: err %v, want one naming `make guests`", name, err)
+		}
+	}
+	if _, err := readGuest(empty, "echoA"); err != nil { // fixtures do not need the build
+		t.Errorf("fixture echoA: %v", err)
+	}
 }
 
 // syncBuffer is a log sink safe for the server's goroutines.

@@ -251,7 +251,7 @@ func (h *hub) deliverJob(lane int, j *fanJob) {
 	}
 	for _, c := range j.conns {
 		if _, ok := j.skip[c.id]; !ok {
-			_ = c.send(j.msg, false, false)
+			_ = c.enqueue(j.msg, false)
 		}
 	}
 	for _, id := range j.ids {
@@ -267,7 +267,7 @@ func (h *hub) deliverJob(lane int, j *fanJob) {
 		c := s.conns[id]
 		s.mu.RUnlock()
 		if c != nil {
-			_ = c.send(j.msg, false, false)
+			_ = c.enqueue(j.msg, false)
 		}
 	}
 }
@@ -280,7 +280,10 @@ func (h *hub) sendOrdered(c *conn, msg abi.Message, direct, borrowed bool) error
 	l.mu.Lock()
 	if !l.busy {
 		l.mu.Unlock()
-		return c.send(msg, direct, borrowed)
+		if direct {
+			return c.sendNow(msg, borrowed)
+		}
+		return c.enqueue(msg, borrowed)
 	}
 	defer l.mu.Unlock()
 	j := fanJob{msg: msg, conns: []*conn{c}}

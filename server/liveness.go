@@ -51,10 +51,7 @@ func (s *Server) touch(c *conn) {
 	if now.Sub(c.deadlineSetAt) < idle/4 {
 		return
 	}
-	c.mu.Lock()
-	closing := c.closing
-	c.mu.Unlock()
-	if !closing { // a close in progress has its own, shorter deadline
+	if !c.isClosing() { // a close in progress has its own, shorter deadline
 		c.deadlineSetAt = now
 		_ = c.ws.SetReadDeadline(now.Add(idle))
 	}

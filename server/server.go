@@ -68,11 +68,11 @@ type Server struct {
 	cfg      Config
 	log      *slog.Logger
 	ctx      context.Context // lives until Shutdown; events run under it
-	idleCtx  context.Context // ctx, marked: the caller has nothing else to do (see idleKey)
 	cancel   context.CancelFunc
 	reg      Registry
 	hub      *hub
 	gw       *Gateway
+	gwNow    *Gateway // gw for callers with nothing else to do (see withWriteNow)
 	ids      *idGenerator
 	rt       *runtime.Runtime
 	routes   atomic.Pointer[map[string]*route] // swapped whole by Reload
@@ -131,8 +131,8 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (*Se
 	}
 	s.mem = newMemReturn(s.active.Load)
 	s.ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
-	s.idleCtx = withIdle(s.ctx)
 	s.gw = &Gateway{reg: s.reg, hub: s.hub, maxMessageSize: cfg.Server.MaxMessageSize, commands: commandTable()}
+	s.gwNow = s.gw.withWriteNow()
 	s.buffers.New = func() any { return new(bytes.Buffer) }
 	s.upgrader = websocket.Upgrader{
 		CheckOrigin:     func(*http.Request) bool { return true }, // origin policy is the handler's (on_handshake)

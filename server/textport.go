@@ -2,7 +2,6 @@ package server
 
 import (
 	"bytes"
-	"context"
 	"crypto/subtle"
 	"errors"
 	"fmt"
@@ -164,7 +163,6 @@ func (t *textPort) serve(nc net.Conn) {
 		bufSize = min(bufSize, limit+2)
 	}
 	lr := newLineReader(nc, limit, bufSize, cfg.LineTimeout.Duration, b.flush)
-	busy, idle := t.srv.ctx, withIdle(t.srv.ctx)
 	for {
 		line, err := lr.next()
 		if errors.Is(err, errLineTooLong) {
@@ -179,11 +177,11 @@ func (t *textPort) serve(nc net.Conn) {
 		if err != nil {
 			return
 		}
-		ctx := idle // the last request buffered: sends may write at once
+		gw := t.srv.gwNow // the last request buffered: sends may write at once
 		if lr.buffered() {
-			ctx = busy // more to do: leave the writes to the writer goroutines
+			gw = t.srv.gw // more to do: leave the writes to the writer goroutines
 		}
-		if !b.handle(ctx, bytes.TrimSuffix(line, []byte{'\r'})) {
+		if !b.handle(gw, bytes.TrimSuffix(line, []byte{'\r'})) {
 			_ = b.flush()
 			return
 		}
@@ -212,7 +210,7 @@ func (b *backendConn) flush() error {
 
 // handle executes one line and appends its answer. It returns false when the
 // connection must be closed (failed authentication).
-func (b *backendConn) handle(ctx context.Context, line []byte) bool {
+func (b *backendConn) handle(gw *Gateway, line []byte) bool {
 	if len(bytes.TrimSpace(line)) == 0 {
 		return true
 	}
@@ -225,14 +223,14 @@ func (b *backendConn) handle(ctx context.Context, line []byte) bool {
 		return b.auth(r)
 	}
 	if r.Cmd == nil && r.Uid != nil {
-		b.seedPush(ctx, r, line)
+		b.seedPush(gw, r, line)
 		return true
 	}
 	if r.Cmd == nil {
 		b.out = wire.AppendError(b.out, r.ID, wire.CodeBadRequest, "missing cmd")
 		return true
 	}
-	result, err := b.srv.gw.execute(ctx, r)
+	result, err := gw.execute(b.srv.ctx, r)
 	b.out = appendResult(b.out, r.ID, result, err)
 	return true
 }
@@ -283,12 +281,12 @@ func secretsEqual(given, want string) bool {
 // seedPush serves workerman's own protocol from the seeds: a line with a uid
 // and no cmd is pushed whole to that uid's clients; the answer is the bare
 // line ok (delivered to at least one client) or fail.
-func (b *backendConn) seedPush(ctx context.Context, r *wire.Request, line []byte) {
+func (b *backendConn) seedPush(gw *Gateway, r *wire.Request, line []byte) {
 	uid, ok := wire.Key(r.Uid)
 	n := 0
 	if ok && uid != "" {
 		msg := abi.Message{Data: bytes.Clone(line)}
-		n, _ = b.srv.gw.SendToUid(ctx, []string{uid}, msg)
+		n, _ = gw.SendToUid(b.srv.ctx, []string{uid}, msg)
 	}
 	if n > 0 {
 		b.out = append(b.out, "ok\n"...)

@@ -163,7 +163,7 @@ func (s *Server) serveConn(ws *websocket.Conn, rt *route, id string) {
 		return
 	}
 	ws.SetReadLimit(int64(s.cfg.Server.MaxMessageSize))
-	c := newConn(id, ws, s.cfg.Server.SendQueueSize, s.cfg.Server.WriteTimeout.Duration)
+	c := newConn(id, ws, sendLimits{messages: s.cfg.Server.SendQueueSize, bytes: s.cfg.Server.SendQueueBytes, writeTimeout: s.cfg.Server.WriteTimeout.Duration})
 	c.module = rt.module
 	if err := s.register(c); err != nil {
 		s.log.Error("register client", "client", id, "err", err)

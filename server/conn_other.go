@@ -1,0 +1,18 @@
+//go:build !linux
+
+package server
+
+import (
+	"errors"
+	"net"
+)
+
+// rawWriter is the portable fallback of conn_linux.go's: there is no raw
+// path, so newRawWriter returns nil and every frame is written by the
+// connection's writer goroutine through net.Conn (correct everywhere; the
+// direct write only saves a goroutine switch per push on Linux).
+type rawWriter struct{}
+
+func newRawWriter(net.Conn) *rawWriter { return nil }
+
+func (*rawWriter) write([]byte) (int, error) { return 0, errors.ErrUnsupported }
