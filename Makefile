@@ -1,7 +1,8 @@
 # wasmgate — `make run` to start the gateway, `make test` to run every test.
 GO       ?= go
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS  := -X main.version=$(VERSION)
+COMMIT   ?= $(shell git rev-parse --short HEAD 2>/dev/null)
+LDFLAGS  := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 HANDLERS := $(CURDIR)/handlers
 FUZZTIME ?= 20s
 

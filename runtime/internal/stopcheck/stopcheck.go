@@ -35,6 +35,7 @@
 package stopcheck
 
 import (
+	"errors"
 	"fmt"
 	"math"
 )
@@ -192,11 +193,11 @@ const exportKindGlobal = 0x03
 func instrument(wasm []byte, opts Options) ([]byte, stats, error) {
 	var st stats
 	if len(wasm) < len(header) || string(wasm[:len(header)]) != header {
-		return nil, st, fmt.Errorf("stopcheck: not a WebAssembly 1.0 binary module (bad magic or version)")
+		return nil, st, errors.New("not a WebAssembly 1.0 binary module (bad magic or version)")
 	}
 	sections, err := splitSections(wasm)
 	if err != nil {
-		return nil, st, fmt.Errorf("stopcheck: %w", err)
+		return nil, st, err
 	}
 
 	// What the rewrite needs from the module: how many functions, globals
@@ -210,31 +211,31 @@ func instrument(wasm []byte, opts Options) ([]byte, stats, error) {
 		switch s.id {
 		case secImport:
 			if imp, err = countImports(s.content); err != nil {
-				return nil, st, fmt.Errorf("stopcheck: import section: %w", err)
+				return nil, st, fmt.Errorf("import section: %w", err)
 			}
 		case secMemory:
 			memorySec = s
 			r := reader{b: s.content}
 			if definedMemories, err = r.u32(); err != nil {
-				return nil, st, fmt.Errorf("stopcheck: memory section: %w", err)
+				return nil, st, fmt.Errorf("memory section: %w", err)
 			}
 		case secGlobal:
 			globalSec = s
 			r := reader{b: s.content}
 			if definedGlobals, err = r.u32(); err != nil {
-				return nil, st, fmt.Errorf("stopcheck: global section: %w", err)
+				return nil, st, fmt.Errorf("global section: %w", err)
 			}
 		case secExport:
 			exportSec = s
 			if err := checkExports(s.content); err != nil {
-				return nil, st, fmt.Errorf("stopcheck: export section: %w", err)
+				return nil, st, fmt.Errorf("export section: %w", err)
 			}
 		case secCode:
 			codeSec = s
 		}
 	}
 	if uint64(imp.globals)+uint64(definedGlobals)+2 > math.MaxUint32 {
-		return nil, st, fmt.Errorf("stopcheck: too many globals (%d imported, %d defined)", imp.globals, definedGlobals)
+		return nil, st, fmt.Errorf("too many globals (%d imported, %d defined)", imp.globals, definedGlobals)
 	}
 
 	// The new globals, appended after the existing ones: the stop flag and,
@@ -304,7 +305,7 @@ func instrument(wasm []byte, opts Options) ([]byte, stats, error) {
 		return math.MaxInt
 	}
 	if err := emitMissing(nextRank(0)); err != nil {
-		return nil, st, fmt.Errorf("stopcheck: %w", err)
+		return nil, st, err
 	}
 	for i := range sections {
 		s := &sections[i]
@@ -334,7 +335,7 @@ func instrument(wasm []byte, opts Options) ([]byte, stats, error) {
 			err = emitMissing(nextRank(i + 1))
 		}
 		if err != nil {
-			return nil, st, fmt.Errorf("stopcheck: %w", err)
+			return nil, st, err
 		}
 	}
 	return out, st, nil
