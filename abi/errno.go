@@ -62,8 +62,11 @@ func (e Errno) String() string {
 	return "unknown errno"
 }
 
-// Error makes Errno an error so host implementations can return it.
-func (e Errno) Error() string { return "wasmgate: " + e.String() }
+// Error makes Errno an error so host implementations can return it. The text
+// is the code's name alone: it ends chains such as `client "x": not found`
+// that push replies and logs show to people, where a package prefix would
+// only be noise.
+func (e Errno) Error() string { return e.String() }
 
 // Result is the i32 a host function returns for err: the negated code, or
 // ErrnoInternal's for an error that is not an Errno.

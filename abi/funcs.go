@@ -79,8 +79,12 @@ func fn(name string, params ...string) Func {
 }
 
 // HostFuncs returns every host function of this ABI version in a fixed order.
-// The runtime registers exactly these; a guest importing anything else from
-// HostModule is refused.
+// It is the one table of names and signatures: the runtime registers exactly
+// these and refuses to start if its implementations differ, and a guest
+// importing anything else from HostModule is refused. A new host function
+// is a row here, its implementation in runtime/hostmodule.go, a row in
+// ABI.md §5 and an import in the Go guest SDK (guest-examples/gateway); the
+// TestHostFuncs_* and TestDoc_* tests fail until all four agree.
 func HostFuncs() []Func {
 	now := Func{Name: FuncNow, Results: []ValueType{I64}}
 	return []Func{

@@ -3,6 +3,7 @@ package runtime
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"github.com/tetratelabs/wazero/api"
 
@@ -63,20 +64,55 @@ func (h hostFuncs) impls() map[string]api.GoModuleFunc {
 // instantiateHostModule registers every host function of the ABI, in the
 // order abi.HostFuncs gives, under abi.HostModule.
 func (r *Runtime) instantiateHostModule(ctx context.Context) error {
-	impls := hostFuncs{host: r.host, maxSize: r.cfg.MaxMessageSize}.impls()
+	bound, err := bindHostFuncs(abi.HostFuncs(), hostFuncs{host: r.host, maxSize: r.cfg.MaxMessageSize}.impls())
+	if err != nil {
+		return err
+	}
 	b := r.wz.NewHostModuleBuilder(abi.HostModule)
-	for _, f := range abi.HostFuncs() {
-		impl, ok := impls[f.Name]
-		if !ok {
-			return fmt.Errorf("no implementation of host function %s", f.Name)
-		}
+	for _, f := range bound {
 		b.NewFunctionBuilder().
-			WithGoModuleFunction(impl, toAPI(f.Params), toAPI(f.Results)).
+			WithGoModuleFunction(f.impl, toAPI(f.Params), toAPI(f.Results)).
 			WithParameterNames(f.ParamNames...).
 			Export(f.Name)
 	}
-	_, err := b.Instantiate(ctx)
+	_, err = b.Instantiate(ctx)
 	return err
+}
+
+// boundFunc is one row of the ABI's table with its implementation.
+type boundFunc struct {
+	abi.Func
+	impl api.GoModuleFunc
+}
+
+// bindHostFuncs pairs each function of the table (abi.HostFuncs, the one
+// source of truth for names and signatures) with its implementation. A
+// table row without an implementation, or an implementation of a name the
+// table does not have, is an error: the runtime refuses to start rather
+// than serve a guest a partial or unofficial ABI.
+func bindHostFuncs(table []abi.Func, impls map[string]api.GoModuleFunc) ([]boundFunc, error) {
+	bound := make([]boundFunc, 0, len(table))
+	var missing, extra []string
+	inTable := make(map[string]bool, len(table))
+	for _, f := range table {
+		inTable[f.Name] = true
+		impl := impls[f.Name]
+		if impl == nil {
+			missing = append(missing, f.Name)
+			continue
+		}
+		bound = append(bound, boundFunc{Func: f, impl: impl})
+	}
+	for name := range impls {
+		if !inTable[name] {
+			extra = append(extra, name)
+		}
+	}
+	if len(missing) > 0 || len(extra) > 0 {
+		slices.Sort(extra)
+		return nil, fmt.Errorf("host functions out of step with abi.HostFuncs: no implementation of %v; implemented but not in the table: %v", missing, extra)
+	}
+	return bound, nil
 }
 
 // Result encoders: each writes the i32 result to stack[0].

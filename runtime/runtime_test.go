@@ -171,15 +171,28 @@ func TestHost_BadPointerGetsErrno(t *testing.T) {
 	}
 }
 
-func TestRuntime_HostFuncsAllImplemented(t *testing.T) {
-	impls := hostFuncs{}.impls()
-	for _, f := range abi.HostFuncs() {
-		if impls[f.Name] == nil {
-			t.Errorf("%s has no implementation", f.Name)
-		}
+// TestHostFuncs_EveryTableRowImplemented: the runtime implements exactly
+// the functions of abi.HostFuncs (abi/sdk_test.go checks ABI.md and the
+// guest SDKs against the same table).
+func TestHostFuncs_EveryTableRowImplemented(t *testing.T) {
+	if _, err := bindHostFuncs(abi.HostFuncs(), hostFuncs{}.impls()); err != nil {
+		t.Fatal(err)
 	}
-	if len(impls) != len(abi.HostFuncs()) {
-		t.Errorf("%d implementations for %d ABI functions", len(impls), len(abi.HostFuncs()))
+}
+
+// TestHostFuncs_BindRefusesMissingOrExtra: a table row without an
+// implementation, or an implementation the table does not list, stops the
+// runtime at start with both names.
+func TestHostFuncs_BindRefusesMissingOrExtra(t *testing.T) {
+	impls := hostFuncs{}.impls()
+	delete(impls, abi.FuncKVGet)
+	impls["kv_scan"] = impls[abi.FuncKVSet]
+	_, err := bindHostFuncs(abi.HostFuncs(), impls)
+	if err == nil || !strings.Contains(err.Error(), "no implementation of [kv_get]") || !strings.Contains(err.Error(), "not in the table: [kv_scan]") {
+		t.Fatalf("err = %v, want kv_get missing and kv_scan extra", err)
+	}
+	if _, err := bindHostFuncs(append(abi.HostFuncs(), abi.Func{Name: "kv_scan"}), hostFuncs{}.impls()); err == nil || !strings.Contains(err.Error(), "[kv_scan]") {
+		t.Fatalf("a table row without an implementation: err = %v", err)
 	}
 }
 

@@ -2,7 +2,9 @@
 //
 //	wasmgate start [-c config.toml]   serve in the foreground
 //	wasmgate check [-c config.toml]   validate the config and load every module
-//	wasmgate version                  print the version
+//	wasmgate reload [-c config.toml]  make the running gateway reload its modules
+//	wasmgate version                  print the version, commit, Go and wazero versions
+//	wasmgate help                     print the usage (also -h, --help)
 package main
 
 import "os"

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -10,14 +11,22 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	goruntime "runtime"
+	"runtime/debug"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/wasmgate/wasmgate/server"
 )
 
-// version is set at build time with -ldflags "-X main.version=…".
-var version = "dev"
+// version and commit are set at build time with -ldflags "-X main.version=…
+// -X main.commit=…" (the Makefile does); without them, version falls back
+// to the module version and commit to the VCS stamp of the build.
+var (
+	version = "dev"
+	commit  = ""
+)
 
 const usage = `usage: wasmgate <command> [flags]
 
@@ -25,7 +34,8 @@ commands:
   start [-c config.toml]   start the gateway in the foreground
   check [-c config.toml]   validate the config and load every handler module
   reload [-c config.toml]  make the running gateway reload changed handler modules
-  version                  print the version
+  version                  print the version, commit, Go and wazero versions
+  help                     print this text (also -h, --help)
 `
 
 // run is main without os.Exit, so tests can call it. ready, if not nil,
@@ -36,8 +46,11 @@ func run(args []string, stdout, stderr io.Writer, ready chan<- *server.Server) i
 		return 2
 	}
 	switch args[0] {
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
 	case "version":
-		fmt.Fprintln(stdout, "wasmgate", version)
+		printVersion(stdout)
 		return 0
 	case "start", "check", "reload":
 	default:
@@ -47,7 +60,9 @@ func run(args []string, stdout, stderr io.Writer, ready chan<- *server.Server) i
 	fs := flag.NewFlagSet(args[0], flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	configPath := fs.String("c", "config.toml", "path to the config file")
-	if err := fs.Parse(args[1:]); err != nil {
+	if err := fs.Parse(args[1:]); errors.Is(err, flag.ErrHelp) {
+		return 0
+	} else if err != nil {
 		return 2
 	}
 	cfg, err := server.LoadConfig(*configPath)
@@ -64,13 +79,70 @@ func run(args []string, stdout, stderr io.Writer, ready chan<- *server.Server) i
 	return start(cfg, stderr, ready)
 }
 
+// check loads every module as start would, without listening, and lists
+// the routes it would serve before the problems it found.
 func check(cfg server.Config, stdout, stderr io.Writer) int {
-	if err := server.CheckModules(context.Background(), cfg); err != nil {
+	ctx := context.Background()
+	if _, err := os.Stat(cfg.Server.HandlersDir); err != nil {
+		fmt.Fprintln(stderr, "wasmgate: check failed: handlers folder:", err)
+		return 1
+	}
+	srv, err := server.New(ctx, cfg, nil)
+	if err != nil {
 		fmt.Fprintln(stderr, "wasmgate: check failed:\n"+err.Error())
+		return 1
+	}
+	defer srv.Shutdown(ctx)
+	routes := srv.Routes() // "path -> module", sorted
+	modules := map[string]bool{}
+	for _, r := range routes {
+		_, m, _ := strings.Cut(r, " -> ")
+		modules[m] = true
+	}
+	fmt.Fprintf(stdout, "%s: %d module(s) loaded, served at %d route(s):\n", cfg.Server.HandlersDir, len(modules), len(routes))
+	for _, r := range routes {
+		fmt.Fprintln(stdout, "  "+r)
+	}
+	if errs := srv.LoadErrors(); len(errs) > 0 {
+		fmt.Fprintln(stderr, "wasmgate: check failed:\n"+errors.Join(errs...).Error())
 		return 1
 	}
 	fmt.Fprintln(stdout, "config and modules OK")
 	return 0
+}
+
+// printVersion prints what a bug report needs: wasmgate's version and
+// commit, and the Go and wazero versions it was built with.
+func printVersion(w io.Writer) {
+	v, c, goVersion, wazero := version, commit, "unknown", "unknown"
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		goVersion = bi.GoVersion
+		if v == "dev" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+			v = bi.Main.Version
+		}
+		settings := map[string]string{}
+		for _, s := range bi.Settings {
+			settings[s.Key] = s.Value
+		}
+		if c == "" && settings["vcs.revision"] != "" {
+			c = settings["vcs.revision"]
+			if settings["vcs.modified"] == "true" {
+				c += " (modified)"
+			}
+		}
+		for _, d := range bi.Deps {
+			if d.Path == "github.com/tetratelabs/wazero" {
+				if d.Replace != nil {
+					d = d.Replace
+				}
+				wazero = d.Version
+			}
+		}
+	}
+	if c == "" {
+		c = "unknown"
+	}
+	fmt.Fprintf(w, "wasmgate %s\ncommit   %s\ngo       %s %s/%s\nwazero   %s\n", v, c, goVersion, goruntime.GOOS, goruntime.GOARCH, wazero)
 }
 
 func start(cfg server.Config, stderr io.Writer, ready chan<- *server.Server) int {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	goruntime "runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -52,8 +53,15 @@ func runCmd(args ...string) (int, string, string) {
 }
 
 func TestRun_Version(t *testing.T) {
-	if code, out, _ := runCmd("version"); code != 0 || !strings.HasPrefix(out, "wasmgate ") {
+	code, out, _ := runCmd("version")
+	if code != 0 || !strings.HasPrefix(out, "wasmgate ") {
 		t.Fatalf("version: %d %q", code, out)
+	}
+	// The test binary is built with the same go and wazero as wasmgate.
+	for _, want := range []string{"\ncommit ", "\ngo       " + goruntime.Version(), "\nwazero   v"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("version output lacks %q:\n%s", want, out)
+		}
 	}
 }
 
@@ -63,10 +71,47 @@ func TestRun_Usage(t *testing.T) {
 	}
 }
 
+// TestRun_Help: every usual way of asking for help prints the usage on
+// stdout and succeeds (they were "unknown command").
+func TestRun_Help(t *testing.T) {
+	for _, arg := range []string{"help", "-h", "-help", "--help"} {
+		code, out, errOut := runCmd(arg)
+		if code != 0 || !strings.HasPrefix(out, "usage: wasmgate") || errOut != "" {
+			t.Errorf("%s: exit %d, stdout %q, stderr %q", arg, code, out, errOut)
+		}
+	}
+	if code, _, errOut := runCmd("check", "-h"); code != 0 || !strings.Contains(errOut, "path to the config file") {
+		t.Errorf("check -h: exit %d, stderr %q", code, errOut)
+	}
+}
+
+// TestRun_CheckGoodConfig: check lists the routes and modules it loaded.
 func TestRun_CheckGoodConfig(t *testing.T) {
-	path := writeConfig(t, "", "echo")
-	if code, out, errOut := runCmd("check", "-c", path); code != 0 || !strings.Contains(out, "OK") {
+	path := writeConfig(t, "", "echo", "echoA")
+	code, out, errOut := runCmd("check", "-c", path)
+	if code != 0 || !strings.Contains(out, "OK") {
 		t.Fatalf("check: %d %q %q", code, out, errOut)
+	}
+	for _, want := range []string{"2 module(s) loaded", "  /echo -> echo\n", "  /echoA -> echoA\n"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("check output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+// TestRun_CheckErrorsNameNoInternalPackage: a file that is not wasm is
+// reported as such, without the name of the package that found it.
+func TestRun_CheckErrorsNameNoInternalPackage(t *testing.T) {
+	path := writeConfig(t, "", "echo", "notwasm")
+	code, out, errOut := runCmd("check", "-c", path)
+	if code != 1 || !strings.Contains(errOut, "notwasm.wasm") || !strings.Contains(errOut, "not a valid wasm module") {
+		t.Fatalf("check: exit %d, stderr %q", code, errOut)
+	}
+	if strings.Contains(errOut, "stopcheck") {
+		t.Errorf("the error names an internal package:\n%s", errOut)
+	}
+	if !strings.Contains(out, "  /echo -> echo\n") {
+		t.Errorf("check did not list the module it loaded:\n%s", out)
 	}
 }
 
