@@ -1,5 +1,3 @@
-//lint:file-ignore U1000 the hostile suites that use the canary land on other branches; drop this once they have
-
 package server_test
 
 import (
