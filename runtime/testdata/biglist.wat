@@ -1,7 +1,7 @@
 ;; biglist.wat: hands the host huge lists (issue 8 item 7). The message is
 ;; a little-endian u32 n: on_message calls send_to_uid with an n-byte list
 ;; at 64 KiB — fresh zeroed pages, so n/4 empty entries — growing memory as
-;; needed, and answers the client with send_to_uid's result (4 bytes, LE).
+;; needed, and answers the client with send_to_uid's result (4 bytes, LE, a binary frame).
 (module
   (import "wasmgate" "send_to_uid" (func $send_uid (param i32 i32 i32 i32 i32) (result i32)))
   (import "wasmgate" "send_to_client" (func $send (param i32 i32 i32 i32 i32) (result i32)))
@@ -18,5 +18,5 @@
     (if (i32.gt_s (local.get $need) (i32.const 0))
       (then (if (i32.eq (memory.grow (local.get $need)) (i32.const -1)) (then unreachable))))
     (i32.store (i32.const 512) (call $send_uid (i32.const 65536) (local.get $n) (i32.const 0) (i32.const 1) (i32.const 0)))
-    (call $send (i32.const 1024) (local.get $id) (i32.const 512) (i32.const 4) (i32.const 0)))
+    (call $send (i32.const 1024) (local.get $id) (i32.const 512) (i32.const 4) (i32.const 1)))
 )
