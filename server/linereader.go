@@ -25,6 +25,11 @@ type lineReader struct {
 	lineTimeout time.Duration
 	lastRead    time.Time // when the latest bytes arrived
 	lineStart   time.Time // when the first buffered, unfinished line began to arrive
+	// idleDeadline, when set, bounds the wait for a line's first byte too:
+	// the text port gives a peer that has not authenticated until then to
+	// send its auth line, so silent connections cannot hold
+	// push.max_backends slots for ever.
+	idleDeadline time.Time
 	// beforeBlock runs before a read that may block: the text port flushes
 	// its answers there, so pipelined answers go out in one write.
 	beforeBlock func() error
@@ -85,7 +90,7 @@ func (r *lineReader) fill() error {
 		return err
 	}
 	started := r.end > r.start
-	var deadline time.Time
+	deadline := r.idleDeadline
 	if started {
 		deadline = r.lineStart.Add(r.lineTimeout)
 	}

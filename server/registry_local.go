@@ -40,7 +40,7 @@ package server
 //
 // No lock is held during I/O: the registry does none. Sessions are immutable
 // once stored (UpdateSession builds a new map, see mergeSessionObjects). A
-// session is stored with its encoding, which is computed outside the lock
+// session is stored only as its encoding, which is computed outside the lock
 // (that is also how its size is measured against max_session_bytes), so
 // Session only copies a slice header under the lock. An UpdateSession that
 // lost a race with another write to the same session (the session changed
@@ -49,7 +49,6 @@ package server
 import (
 	"context"
 	"fmt"
-	"reflect"
 	"slices"
 	"sync"
 
@@ -94,10 +93,15 @@ type regClientShard struct {
 
 // regClient is one connected client's state.
 type regClient struct {
-	uid         string              // "" when unbound
-	groups      map[string]struct{} // nil until the first JoinGroup
-	session     map[string]any      // immutable once stored; nil is {}
-	sessionJSON []byte              // session's encoding, immutable; nil is {}
+	uid    string              // "" when unbound
+	groups map[string]struct{} // nil until the first JoinGroup
+	// The session is kept only as its compact JSON, immutable once stored
+	// (nil is {}): that is what max_session_bytes measures, and a decoded
+	// map of many tiny keys would hold an order of magnitude more memory
+	// than its encoding. sessionGen counts stores, for UpdateSession's
+	// compare-and-store.
+	sessionJSON []byte
+	sessionGen  uint64
 }
 
 // regIndexShard maps keys (uids or groups) hashing to it to sets of client ids.
@@ -434,7 +438,7 @@ func (r *LocalRegistry) SetSession(_ context.Context, id string, session []byte)
 	if err != nil {
 		return err
 	}
-	return r.update(id, func(c *regClient) { c.session, c.sessionJSON = obj, enc })
+	return r.update(id, func(c *regClient) { c.sessionJSON = enc; c.sessionGen++ })
 }
 
 // UpdateSession implements Registry. The merge and its encoding run outside
@@ -446,9 +450,16 @@ func (r *LocalRegistry) UpdateSession(_ context.Context, id string, patch []byte
 		return err
 	}
 	for {
-		var base map[string]any
-		if err := r.view(id, func(c *regClient) { base = c.session }); err != nil {
+		var baseJSON []byte
+		var gen uint64
+		if err := r.view(id, func(c *regClient) { baseJSON, gen = c.sessionJSON, c.sessionGen }); err != nil {
 			return err
+		}
+		var base map[string]any
+		if baseJSON != nil {
+			if base, err = decodeSessionJSON(baseJSON); err != nil {
+				return fmt.Errorf("session: stored session of client %q: %w", id, err)
+			}
 		}
 		merged := mergeSessionObjects(base, obj)
 		enc, err := r.encodeSession(id, merged)
@@ -457,23 +468,15 @@ func (r *LocalRegistry) UpdateSession(_ context.Context, id string, patch []byte
 		}
 		stored := false
 		err = r.update(id, func(c *regClient) {
-			if sameSession(c.session, base) {
-				c.session, c.sessionJSON, stored = merged, enc, true
+			if c.sessionGen == gen {
+				c.sessionJSON, stored = enc, true
+				c.sessionGen++
 			}
 		})
 		if err != nil || stored {
 			return err
 		}
 	}
-}
-
-// sameSession reports whether a and b are the same stored session (maps are
-// compared by identity: a stored session is never modified in place).
-func sameSession(a, b map[string]any) bool {
-	if a == nil || b == nil {
-		return a == nil && b == nil
-	}
-	return reflect.ValueOf(a).UnsafePointer() == reflect.ValueOf(b).UnsafePointer()
 }
 
 // decodeSession is decodeSessionJSON plus the key-length limit.

@@ -1,11 +1,13 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	goruntime "runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -656,4 +658,46 @@ func TestLocalRegistry_ConcurrentUpdateSessionLosesNoKey(t *testing.T) {
 	if err := json.Unmarshal(regMust(r.Session(ctx, "c")), &got); err != nil || len(got) != writers*each {
 		t.Fatalf("%d keys (%v), want %d", len(got), err, writers*each)
 	}
+}
+
+// TestLocalRegistry_SessionMemoryBoundedByItsEncoding: max_session_bytes
+// bounds what a session holds in memory, not only its JSON. A session of
+// many tiny keys ({"0":[],"1":[],…}) used to be kept decoded beside its
+// encoding: ~13× max_session_bytes of maps, interfaces and slices per
+// client.
+func TestLocalRegistry_SessionMemoryBoundedByItsEncoding(t *testing.T) {
+	const clients, limit = 100, 64 << 10
+	ctx := t.Context()
+	r := NewLocalRegistryWithLimits(RegistryLimits{MaxSessionBytes: limit, MaxGroupsPerClient: 8, MaxNameBytes: 64})
+	var b strings.Builder
+	b.WriteByte('{')
+	for i := 0; b.Len() < limit-64; i++ {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, `"%d":[]`, i)
+	}
+	b.WriteByte('}')
+	session := []byte(b.String())
+	var before, after goruntime.MemStats
+	goruntime.GC()
+	goruntime.ReadMemStats(&before)
+	for i := range clients {
+		id := fmt.Sprint("c", i)
+		regMustNoErr(t, r.AddClient(ctx, id))
+		regMustNoErr(t, r.SetSession(ctx, id, session))
+		regMustNoErr(t, r.UpdateSession(ctx, id, []byte(`{"x":1}`)))
+	}
+	goruntime.GC()
+	goruntime.ReadMemStats(&after)
+	perClient := (int64(after.HeapAlloc) - int64(before.HeapAlloc)) / clients
+	if perClient > 2*limit {
+		t.Errorf("a %d-byte session of tiny keys holds %d bytes per client, want at most 2× its encoding", len(session), perClient)
+	}
+	got, err := r.Session(ctx, "c0")
+	regMustNoErr(t, err)
+	if !bytes.HasSuffix(got, []byte(`,"x":1}`)) && !bytes.Contains(got, []byte(`"x":1`)) {
+		t.Errorf("the update was lost: session ends %q", got[max(0, len(got)-20):])
+	}
+	goruntime.KeepAlive(r)
 }

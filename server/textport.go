@@ -163,6 +163,10 @@ func (t *textPort) serve(nc net.Conn) {
 		bufSize = min(bufSize, limit+2)
 	}
 	lr := newLineReader(nc, limit, bufSize, cfg.LineTimeout.Duration, b.flush)
+	if !b.authed {
+		// A stranger has line_timeout from connecting to authenticate.
+		lr.idleDeadline = time.Now().Add(cfg.LineTimeout.Duration)
+	}
 	for {
 		line, err := lr.next()
 		if errors.Is(err, errLineTooLong) {
@@ -186,7 +190,8 @@ func (t *textPort) serve(nc net.Conn) {
 			return
 		}
 		if b.authed {
-			lr.max = cfg.MaxLine // lifts the pre-auth limit
+			lr.max = cfg.MaxLine // lifts the pre-auth limit and deadline
+			lr.idleDeadline = time.Time{}
 		}
 		if len(b.out) >= flushAt && b.flush() != nil {
 			return

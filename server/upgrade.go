@@ -38,6 +38,19 @@ type frameGuard struct {
 	fault bool     // errShortClose has been returned
 }
 
+// UnsafeConn is the socket under the guard (and under fasthttp's hijack
+// wrapper): newConn writes and sets deadlines on it directly, and takes
+// its fd for the raw non-blocking write path. The guard only checks what
+// is read, so writes need not go through it — and wrapping them hid the
+// socket from newConn, which then sent every frame through a writer
+// goroutine.
+func (g *frameGuard) UnsafeConn() net.Conn {
+	if u, ok := g.Conn.(interface{ UnsafeConn() net.Conn }); ok {
+		return u.UnsafeConn()
+	}
+	return g.Conn
+}
+
 // Read reads from the connection and checks the frames read. On a short
 // close frame it returns the bytes before that frame and errShortClose, so
 // the websocket reader handles earlier frames and then fails; later reads
