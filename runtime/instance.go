@@ -38,6 +38,9 @@ type instance struct {
 	// callStart is when the running event began (UnixNano), 0 when idle;
 	// the watchdog and the event race to CAS it away (watchdog.go).
 	callStart atomic.Int64
+	// seq numbers this instance's calls, for callStart (only the call's
+	// own goroutine touches it: an instance runs one call at a time).
+	seq uint64
 	// callDone is the running call's ctx.Done() (a <-chan struct{}, nil
 	// for a context that never ends): the watchdog stops a call whose
 	// caller has gone (Shutdown, a removed module), not only one past its

@@ -229,7 +229,13 @@ func (m *Module) runWithDeadline(ctx context.Context, inst *instance, fn func(*i
 		return fn(inst)
 	}
 	inst.callDone.Store(ctx.Done())
-	start := m.rt.clock.Load() // coarse: see watchdog.go
+	// Coarse (see watchdog.go), and made unique per call on this instance
+	// by a sequence number in its low bits (under a microsecond): two calls
+	// within one clock tick would otherwise share a stamp, and a watchdog
+	// that read call N's stamp and its ended context could then stop call
+	// N+1 with its CAS.
+	inst.seq++
+	start := m.rt.clock.Load() + int64(inst.seq&1023)
 	inst.callStart.Store(start)
 	rc, err := fn(inst)
 	if !inst.callStart.CompareAndSwap(start, 0) { // the watchdog stopped it

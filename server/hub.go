@@ -312,7 +312,13 @@ func (h *hub) closeOrdered(c *conn, final *abi.Message) error {
 	if final != nil {
 		j.msg, j.final = *final, true
 	}
-	l.jobs = append(l.jobs, j) // not bounded: one per client at most matters
+	// Bounded like a send: a caller repeating close_client with a large
+	// final message while the lane is behind must not grow it past the
+	// lane's bound.
+	if l.bytes+j.cost() > fanLaneBytes {
+		return fmt.Errorf("fan-out queue full (%d bytes pending in a lane): %w", fanLaneBytes, abi.ErrnoQueueFull)
+	}
+	l.jobs = append(l.jobs, j)
 	l.bytes += j.cost()
 	return nil
 }
