@@ -13,7 +13,7 @@ all: build guests
 build:
 	CGO_ENABLED=0 $(GO) build -ldflags "$(LDFLAGS)" -o bin/wasmgate ./cmd/wasmgate
 
-# The example handlers (Go and Rust) built from source into handlers/.
+# The example handlers (Go, Rust and C) built from source into handlers/.
 guests:
 	$(MAKE) -C guest-examples OUT=$(HANDLERS)
 
@@ -58,6 +58,7 @@ crossbuild:
 test: guests check
 	$(GO) test -race -count=1 -timeout 15m ./...
 	cd guest-examples && $(GO) test -count=1 ./...
+	$(MAKE) -C guest-examples c-readme
 
 # test plus the slow checks: the deadline rewriter against every module of
 # wazero's spec corpus, cross-checked with wasm-objdump.

@@ -239,3 +239,65 @@ func TestHostFuncs_ABIMdHasNoFunctionOutsideTheTable(t *testing.T) {
 		t.Errorf("ABI.md's host function tables have %d rows %v; abi.HostFuncs has %d functions", len(documented), documented, len(want))
 	}
 }
+
+const cHeader = "../guest-examples/c/wasmgate.h"
+
+var cImport = regexp.MustCompile(`(?m)^WG_IMPORT\((\w+)\) (.+?) wasmgate_(\w+)\((.*?)\);$`)
+
+// cType maps a C parameter or result type of wasmgate.h to its wasm value
+// type (wasm32: pointers, int and unsigned int are i32; long long is i64).
+func cType(t *testing.T, s string) ValueType {
+	t.Helper()
+	s = strings.TrimSpace(s)
+	switch {
+	case strings.HasSuffix(s, "*"), s == "int", s == "unsigned int":
+		return I32
+	case s == "long long":
+		return I64
+	}
+	t.Fatalf("wasmgate.h: type %q has no wasm value type here", s)
+	return 0
+}
+
+// TestHostFuncs_CHeaderDeclaresEveryFunction: the C SDK declares every
+// table function, imported from module wasmgate under its own name, with
+// the table's signature and parameter names, and nothing else.
+func TestHostFuncs_CHeaderDeclaresEveryFunction(t *testing.T) {
+	src, err := os.ReadFile(cHeader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(src), `#define WG_IMPORT(name) __attribute__((import_module("`+HostModule+`"), import_name(#name)))`) {
+		t.Fatalf("%s: WG_IMPORT must import from module %q under the given name", cHeader, HostModule)
+	}
+	want := tableSigs()
+	seen := map[string]bool{}
+	for _, m := range cImport.FindAllStringSubmatch(string(src), -1) {
+		name := m[1]
+		if m[3] != name {
+			t.Errorf("%s: WG_IMPORT(%s) declares wasmgate_%s", cHeader, name, m[3])
+		}
+		var names []string
+		var vts []ValueType
+		if m[4] != "void" {
+			for _, p := range strings.Split(m[4], ",") {
+				p = strings.TrimSpace(p)
+				i := strings.LastIndexAny(p, " *")
+				names = append(names, p[i+1:])
+				vts = append(vts, cType(t, p[:i+1]))
+			}
+		}
+		got := sig(name, names, vts, cType(t, m[2]))
+		if w, ok := want[name]; !ok {
+			t.Errorf("%s imports %s, which is not in abi.HostFuncs", cHeader, name)
+		} else if got != w {
+			t.Errorf("%s: signature %s; abi.HostFuncs has %s", cHeader, got, w)
+		}
+		seen[name] = true
+	}
+	for name := range want {
+		if !seen[name] {
+			t.Errorf("%s has no WG_IMPORT for %s", cHeader, name)
+		}
+	}
+}

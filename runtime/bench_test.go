@@ -63,13 +63,14 @@ func BenchmarkHostCall(b *testing.B) {
 	}
 }
 
-// echoGuests are the echo handlers per guest language; the Go and Rust
+// echoGuests are the echo handlers per guest language; the Go, Rust and C
 // ones are built by make guests.
 func echoGuests() []struct{ name, path string } {
 	return []struct{ name, path string }{
 		{"wat", filepath.Join("testdata", "echo.wasm")},
 		{"go", filepath.Join("..", "handlers", "echo.wasm")},
 		{"rust", filepath.Join("..", "handlers", "rust-echo.wasm")},
+		{"c", filepath.Join("..", "handlers", "c-echo.wasm")},
 	}
 }
 

@@ -179,6 +179,9 @@ func (inst *instance) reserve(n int) error {
 		return fmt.Errorf("%s: %w", abi.ExportBuffer, inst.tooDeep(err))
 	}
 	ptr := api.DecodeU32(inst.stack[0])
+	if ptr == 0 { // ABI.md §2: 0 means the guest cannot allocate; never write at address 0
+		return fmt.Errorf("%s(%d) returned 0: the guest cannot allocate a %d-byte event buffer", abi.ExportBuffer, size, size)
+	}
 	if uint64(ptr)+uint64(size) > uint64(inst.mem.Size()) {
 		return fmt.Errorf("%s(%d) returned %#x, outside the guest's %d bytes of memory", abi.ExportBuffer, size, ptr, inst.mem.Size())
 	}
