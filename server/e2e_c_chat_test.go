@@ -21,28 +21,10 @@ import (
 // with guest-examples/c/wasmgate.h) against the same scenarios as the Go
 // echo and chat: /c-chat speaks exactly the protocol of /chat.
 
-// cHandlers copies the built C examples into a fresh folder. A missing
-// build fails the test with a hint (harness_test.go's exampleGuests does
-// not list them: it would fall back to runtime/testdata).
-func cHandlers(t *testing.T, names ...string) string {
-	t.Helper()
-	dir := t.TempDir()
-	for _, name := range names {
-		data, err := os.ReadFile(filepath.Join(guestDir, name+".wasm"))
-		if err != nil {
-			t.Fatalf("C example %s not built (run `make guests`; it needs clang and lld): %v", name, err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, name+".wasm"), data, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return dir
-}
-
 // startCChat serves c-chat with its rate limit off, like startChat.
 func startCChat(t *testing.T) *testServer {
 	t.Helper()
-	return startServer(t, cHandlers(t, "c-chat"), func(c *server.Config) {
+	return startServer(t, handlersWith(t, "c-chat"), func(c *server.Config) {
 		c.Modules = map[string]server.ModuleConfig{"c-chat": {Config: "rate_limit=0"}}
 	})
 }
@@ -55,7 +37,7 @@ func (s *testServer) cchat(t *testing.T) *chatClient {
 }
 
 func TestCEcho_RoundTrip(t *testing.T) {
-	srv := startServer(t, cHandlers(t, "c-echo"), nil)
+	srv := startServer(t, handlersWith(t, "c-echo"), nil)
 	c := srv.dial(t, "/c-echo")
 	c.sendText("hello, 世界")
 	if typ, data := c.read(); typ != websocket.TextMessage || string(data) != "hello, 世界" {
@@ -238,7 +220,7 @@ func TestCChat_BroadcastOnlineKickLogout(t *testing.T) {
 // /c-chat: the error replies are the same (after "bad json: ", where each
 // names the problem in its own words).
 func TestCChat_ErrorsMatchGoChat(t *testing.T) {
-	dir := cHandlers(t, "c-chat")
+	dir := handlersWith(t, "c-chat")
 	data, err := readGuest(guestDir, "chat")
 	if err != nil {
 		t.Fatal(err)
@@ -303,7 +285,7 @@ func jsonEqual(a, b map[string]any) bool {
 // TestCChat_RateLimit: the default 20 messages per second, then "rate
 // limited"; config rate_limit=2 limits to 2; a bad config refuses the module.
 func TestCChat_RateLimit(t *testing.T) {
-	srv := startServer(t, cHandlers(t, "c-chat"), nil)
+	srv := startServer(t, handlersWith(t, "c-chat"), nil)
 	a := srv.dial(t, "/c-chat")
 	for range 25 {
 		a.sendJSON(map[string]string{"type": "whoami"})
@@ -324,7 +306,7 @@ func TestCChat_RateLimit(t *testing.T) {
 		t.Fatalf("%d answered, %d rate limited; want 20 and 5", answered, limited)
 	}
 
-	srv2 := startServer(t, cHandlers(t, "c-chat"), func(c *server.Config) {
+	srv2 := startServer(t, handlersWith(t, "c-chat"), func(c *server.Config) {
 		c.Modules = map[string]server.ModuleConfig{"c-chat": {Config: "rate_limit=2"}}
 	})
 	b := srv2.dial(t, "/c-chat")
@@ -343,7 +325,7 @@ func TestCChat_RateLimit(t *testing.T) {
 
 	cfg := server.DefaultConfig()
 	cfg.Server.Listen, cfg.Push.Listen, cfg.Admin.Listen = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
-	cfg.Server.HandlersDir = cHandlers(t, "c-chat")
+	cfg.Server.HandlersDir = handlersWith(t, "c-chat")
 	cfg.Modules = map[string]server.ModuleConfig{"c-chat": {Config: "rate_limit=-1"}}
 	logs := &syncBuffer{}
 	s, err := server.New(context.Background(), cfg, slog.New(slog.NewTextHandler(logs, nil)))
