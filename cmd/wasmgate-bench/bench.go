@@ -47,6 +47,7 @@ var echoRoutes = []echoRoute{
 	{"/native-echo", "native Go echo", ""},
 	{"/echo", "WASM echo (Go guest)", ""},
 	{"/rust-echo", "WASM echo (Rust guest)", ""},
+	{"/c-echo", "WASM echo (C guest)", ""},
 	{"/echo", "WASM echo (Go guest), event_timeout off", "0s"},
 	{"/rust-echo", "WASM echo (Rust guest), event_timeout off", "0s"},
 	{"/native-echo", "native Go echo (again)", "0s"},
@@ -170,7 +171,7 @@ func startServe(ctx context.Context, f benchFlags, modules string, extra ...stri
 }
 
 // echoModules are the modules the echo and idle phases load.
-const echoModules = "echo,rust-echo"
+const echoModules = "echo,rust-echo,c-echo"
 
 // loadPhase runs `load` against every echo route of one serve process.
 // The results are in echoRoutes order.
