@@ -49,6 +49,7 @@ class Gateway {
     for (const k of ["minDelay", "maxDelay", "restartWindow", "resetAfter", "connectTimeout", "queueSize"]) {
       if (typeof o[k] !== "number" || !(o[k] >= 0)) throw new RangeError("wasmgate: option " + k + " must be a number >= 0, got " + o[k]);
     }
+    if (!(o.minDelay > 0)) throw new RangeError("wasmgate: option minDelay must be > 0 (0 would retry in a tight loop)");
     if (typeof o.factor !== "number" || !(o.factor >= 1)) throw new RangeError("wasmgate: option factor must be a number >= 1, got " + o.factor);
     if (o.maxDelay < o.minDelay) throw new RangeError("wasmgate: option maxDelay (" + o.maxDelay + ") is below minDelay (" + o.minDelay + ")");
     const WS = o.WebSocket || globalThis.WebSocket;
@@ -72,6 +73,7 @@ class Gateway {
     this._ws = null;
     this._timer = null;
     this._attempt = 0;
+    this._base = o.minDelay;
     this._openedAt = 0;
     this._stopped = false;
     this._open(true);
@@ -225,14 +227,20 @@ class Gateway {
     if (!final) {
       let window;
       if (RESTART.indexOf(code) >= 0) {
+        // Retries after this one grow from restartWindow, not minDelay: the
+        // pages that come too early must not meet again in the next second.
         attempt = this._attempt = 1;
+        this._base = Math.max(o.restartWindow, o.minDelay);
         window = o.restartWindow;
       } else {
         // Only a connection that stayed up a while resets the back-off, so a
         // handler that fails every connect (1011) still backs off.
-        if (openedAt && this._now() - openedAt >= o.resetAfter) this._attempt = 0;
+        if (openedAt && this._now() - openedAt >= o.resetAfter) {
+          this._attempt = 0;
+          this._base = o.minDelay;
+        }
         attempt = ++this._attempt;
-        window = Math.min(o.maxDelay, o.minDelay * Math.pow(o.factor, attempt - 1));
+        window = Math.min(o.maxDelay, this._base * Math.pow(o.factor, attempt - 1));
       }
       // Full jitter: anywhere in [0, window), so pages that lost the server
       // together do not come back together.

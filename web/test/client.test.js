@@ -286,6 +286,7 @@ test("bad input gets errors that name the problem", () => {
   const net = new FakeNet(clock);
   const o = (x) => fakeOpts(clock, net, x);
   assert.throws(() => connect("ws://x", o({ minDelay: -1 })), /option minDelay must be a number >= 0/);
+  assert.throws(() => connect("ws://x", o({ minDelay: 0 })), /option minDelay must be > 0/);
   assert.throws(() => connect("ws://x", o({ queueSize: "10" })), /option queueSize/);
   assert.throws(() => connect("ws://x", o({ factor: 0.5 })), /option factor must be a number >= 1/);
   assert.throws(() => connect("ws://x", o({ minDelay: 10, maxDelay: 5 })), /maxDelay \(5\) is below minDelay \(10\)/);
