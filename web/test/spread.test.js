@@ -39,7 +39,7 @@ function herd(code, downMs, extra) {
 
 function show(t, name, buckets) {
   const share = buckets.map((n) => ((100 * n) / N).toFixed(1) + "%");
-  t.diagnostic(name + ": reconnects per second: " + share.slice(0, 15).join(" ") + (share.length > 15 ? " ..." : ""));
+  t.diagnostic(name + ": reconnects per second: " + share.slice(0, 40).join(" ") + (share.length > 40 ? " ..." : ""));
   return Math.max(...buckets) / N;
 }
 
