@@ -6,7 +6,7 @@ LDFLAGS  := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 HANDLERS := $(CURDIR)/handlers
 FUZZTIME ?= 20s
 
-.PHONY: all build guests run demo test test-long check fmt vet staticcheck tidy crossbuild bench fuzz testdata clean
+.PHONY: all build guests run demo test test-web test-long check fmt vet staticcheck tidy crossbuild bench fuzz testdata clean
 
 all: build guests
 
@@ -55,10 +55,14 @@ crossbuild:
 	GOOS=darwin GOARCH=arm64 CGO_ENABLED=0 $(GO) build -o /dev/null ./cmd/wasmgate
 	GOOS=windows GOARCH=amd64 CGO_ENABLED=0 $(GO) build -o /dev/null ./cmd/wasmgate
 
-test: guests check
+test: guests check test-web
 	$(GO) test -race -count=1 -timeout 15m ./...
 	cd guest-examples && $(GO) test -count=1 ./...
 	$(MAKE) -C guest-examples c-readme
+
+# The browser client's unit tests (web/README.md), with node's own runner.
+test-web:
+	node --test web/test/
 
 # test plus the slow checks: the deadline rewriter against every module of
 # wazero's spec corpus, cross-checked with wasm-objdump.
