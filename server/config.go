@@ -38,7 +38,7 @@ type ServerConfig struct {
 	NodeID         uint32   `toml:"node_id"`
 	WatchHandlers  bool     `toml:"watch_handlers"`
 
-	// Per-client state bounds (RegistryLimits).
+	// Per-client state bounds (registry.Limits).
 	MaxSessionBytes    int `toml:"max_session_bytes"`
 	MaxGroupsPerClient int `toml:"max_groups_per_client"`
 	MaxNameBytes       int `toml:"max_name_bytes"`

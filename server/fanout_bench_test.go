@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/wasmgate/wasmgate/abi"
+	"github.com/wasmgate/wasmgate/internal/registry"
 )
 
 // discardConn is a socket that takes every write at once and counts the
@@ -28,7 +29,7 @@ func benchFanoutGateway(b *testing.B, members int) (*Gateway, *atomic.Int64) {
 	b.Helper()
 	ctx := context.Background()
 	written := new(atomic.Int64)
-	g := &Gateway{reg: NewLocalRegistry(), hub: newHub(), maxMessageSize: 64 << 10}
+	g := &Gateway{reg: registry.NewLocal(), hub: newHub(), maxMessageSize: 64 << 10}
 	for i := range members {
 		id := fmt.Sprintf("%020x", i)
 		dc := discardConn{n: written}

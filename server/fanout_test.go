@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/wasmgate/wasmgate/abi"
+	"github.com/wasmgate/wasmgate/internal/registry"
 )
 
 // recordConn is a socket that keeps what is written to it.
@@ -49,7 +50,7 @@ func (r recordConn) payloads() []string {
 func TestFanout_SendReturnsWhileDeliveryIsHeldUpAndKeepsOrder(t *testing.T) {
 	ctx := context.Background()
 	const members = fanoutInline * 4
-	g := &Gateway{reg: NewLocalRegistry(), hub: newHub(), maxMessageSize: 1 << 10}
+	g := &Gateway{reg: registry.NewLocal(), hub: newHub(), maxMessageSize: 1 << 10}
 	var conns []*conn
 	var recs []recordConn
 	for i := range members {

@@ -18,6 +18,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/wasmgate/wasmgate/abi"
+	"github.com/wasmgate/wasmgate/internal/registry"
 	"github.com/wasmgate/wasmgate/runtime"
 )
 
@@ -31,6 +32,13 @@ type Handler interface {
 	OnMessage(ctx context.Context, clientID string, msg abi.Message) error
 	OnClose(ctx context.Context, clientID string) error
 }
+
+// Registry stores which clients are connected, their uids, groups and
+// sessions (registry.Registry); WithRegistry replaces the in-process one.
+type Registry = registry.Registry
+
+// RegistryLimits bound what one client may store in the registry.
+type RegistryLimits = registry.Limits
 
 type route struct {
 	path    string
@@ -123,7 +131,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (*Se
 		return nil, err
 	}
 	if s.reg == nil {
-		s.reg = NewLocalRegistryWithLimits(RegistryLimits{
+		s.reg = registry.NewLocalWithLimits(registry.Limits{
 			MaxSessionBytes:    cfg.Server.MaxSessionBytes,
 			MaxGroupsPerClient: cfg.Server.MaxGroupsPerClient,
 			MaxNameBytes:       cfg.Server.MaxNameBytes,
