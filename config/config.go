@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"sort"
 	"strings"
@@ -108,7 +109,8 @@ type ModuleConfig struct {
 	Config string `toml:"config"`
 
 	// Per-module limits: a key set here replaces the [runtime] key of the
-	// same name for this module only.
+	// same name for this module only (Limits). Each is a pointer to the
+	// type of the [runtime] field with the same toml key.
 	PoolSize     *int      `toml:"pool_size"`
 	EventQueue   *int      `toml:"event_queue"`
 	EventTimeout *Duration `toml:"event_timeout"`
@@ -121,29 +123,35 @@ type ModuleConfig struct {
 	CrashWindow  *Duration `toml:"crash_window"`
 }
 
-// Limits returns r with m's per-module keys applied.
+// Limits returns r with m's per-module keys applied. A per-module key is
+// a pointer field of ModuleConfig whose toml key names a RuntimeConfig
+// field of the same type: adding one is that field alone (the runtime
+// mapping, validation and defaults of the [runtime] key apply to it).
 func (m ModuleConfig) Limits(r RuntimeConfig) RuntimeConfig {
-	set := func(dst *int, v *int) {
-		if v != nil {
-			*dst = *v
+	mv, rv := reflect.ValueOf(m), reflect.ValueOf(&r).Elem()
+	for i := range mv.NumField() {
+		f := mv.Field(i)
+		if f.Kind() != reflect.Pointer || f.IsNil() {
+			continue
 		}
+		rv.FieldByIndex(runtimeField(mv.Type().Field(i)).Index).Set(f.Elem())
 	}
-	setD := func(dst *Duration, v *Duration) {
-		if v != nil {
-			*dst = *v
-		}
-	}
-	set(&r.PoolSize, m.PoolSize)
-	set(&r.EventQueue, m.EventQueue)
-	setD(&r.EventTimeout, m.EventTimeout)
-	set(&r.TaskWorkers, m.TaskWorkers)
-	set(&r.TaskQueue, m.TaskQueue)
-	setD(&r.TaskTimeout, m.TaskTimeout)
-	set(&r.KVMaxMB, m.KVMaxMB)
-	set(&r.MaxTimers, m.MaxTimers)
-	set(&r.CrashLimit, m.CrashLimit)
-	setD(&r.CrashWindow, m.CrashWindow)
 	return r
+}
+
+// runtimeField returns the RuntimeConfig field that the ModuleConfig
+// field mf overrides: the one with the same toml key. It panics if there is
+// none, or if the types differ: TestModuleKeysOverrideRuntimeKeys checks
+// every field, so that is a programming error caught by the tests.
+func runtimeField(mf reflect.StructField) reflect.StructField {
+	rt := reflect.TypeFor[RuntimeConfig]()
+	for i := range rt.NumField() {
+		f := rt.Field(i)
+		if f.Tag.Get("toml") == mf.Tag.Get("toml") && f.Type == mf.Type.Elem() {
+			return f
+		}
+	}
+	panic("config: ModuleConfig." + mf.Name + " overrides no [runtime] key of its type")
 }
 
 // Duration is a time.Duration written as "10s" in TOML.
