@@ -74,15 +74,15 @@ test-long: test
 # the load benchmarks (native vs WASM echo, memory per idle connection,
 # push), then the machine's own floors under the push targets.
 bench: build guests
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime 1s ./runtime ./server
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 1s ./runtime ./internal/registry ./internal/transport
 	$(GO) run ./cmd/wasmgate-bench
 	$(GO) run ./cmd/wasmgate-bench/floor
 
 fuzz:
 	$(GO) test ./abi -run '^$$' -fuzz FuzzDecodeList -fuzztime $(FUZZTIME)
-	$(GO) test ./server -run '^$$' -fuzz FuzzUpdateSession -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/registry -run '^$$' -fuzz FuzzUpdateSession -fuzztime $(FUZZTIME)
 	$(GO) test ./server -run '^$$' -fuzz FuzzLoadConfig -fuzztime $(FUZZTIME)
-	$(GO) test ./server -run '^$$' -fuzz FuzzFrameGuard -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/transport -run '^$$' -fuzz FuzzFrameGuard -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/wire -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
 	$(GO) test ./runtime/internal/stopcheck -run '^$$' -fuzz FuzzInstrument -fuzztime $(FUZZTIME)
 	$(GO) test ./runtime -run '^$$' -fuzz FuzzGuestModules -fuzztime $(FUZZTIME)

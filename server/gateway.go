@@ -2,11 +2,12 @@ package server
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"unicode/utf8"
 
 	"github.com/wasmgate/wasmgate/abi"
+	"github.com/wasmgate/wasmgate/internal/push"
+	"github.com/wasmgate/wasmgate/internal/transport"
 )
 
 // Gateway implements GatewayWorker's Lib\Gateway commands on top of a
@@ -16,9 +17,8 @@ import (
 // methods.
 type Gateway struct {
 	reg            Registry
-	hub            *hub
+	hub            *transport.Hub
 	maxMessageSize int
-	commands       map[string]command // the push protocol's command set
 	// writeNow is the write strategy of this Gateway's sends: see
 	// withWriteNow.
 	writeNow bool
@@ -37,15 +37,15 @@ func (g *Gateway) checkMessage(msg abi.Message) error {
 }
 
 // withWriteNow returns a copy of g whose sends write to an idle client
-// from the caller's goroutine (conn.sendNow). It is the Gateway of a
+// from the caller's goroutine (Conn.sendNow). It is the Gateway of a
 // caller that has nothing else to do right now: a text-port connection
 // with no further request buffered, a single HTTP API request. g itself
 // (the Gateway guests and busy callers use) leaves every write to the
-// clients' writer goroutines (conn.enqueue), which then run in parallel
+// clients' writer goroutines (Conn.enqueue), which then run in parallel
 // with the caller and, under load, carry several frames per write(2):
 // writing directly from a pipelined text port measured 2.5 times fewer
 // pushes per second on two cores (docs/BENCHMARKS.md). Call it once g is
-// fully built: the copy shares g's registry, hub and command table.
+// fully built: the copy shares g's registry and hub.
 func (g *Gateway) withWriteNow() *Gateway {
 	now := *g
 	now.writeNow = true
@@ -53,8 +53,8 @@ func (g *Gateway) withWriteNow() *Gateway {
 }
 
 // send hands msg to c with g's write strategy.
-func (g *Gateway) send(c *conn, msg abi.Message, borrowed bool) error {
-	return g.hub.sendOrdered(c, msg, g.writeNow, borrowed)
+func (g *Gateway) send(c *transport.Conn, msg abi.Message, borrowed bool) error {
+	return g.hub.SendOrdered(c, msg, g.writeNow, borrowed)
 }
 
 // SendToClient queues msg for one client.
@@ -62,21 +62,21 @@ func (g *Gateway) SendToClient(ctx context.Context, clientID string, msg abi.Mes
 	if err := g.checkMessage(msg); err != nil {
 		return err
 	}
-	c := g.hub.get(clientID)
+	c := g.hub.Get(clientID)
 	if c == nil {
 		return abi.ErrnoNotFound
 	}
 	return g.send(c, msg, false)
 }
 
-// sendBorrowed is SendToClient for the push ports: id and msg.Data may
+// SendBorrowed is SendToClient for the push ports: id and msg.Data may
 // alias the request, valid only during the call. A message written at
 // once is not copied; one that has to be queued is.
-func (g *Gateway) sendBorrowed(ctx context.Context, id []byte, msg abi.Message) error {
+func (g *Gateway) SendBorrowed(ctx context.Context, id []byte, msg abi.Message) error {
 	if err := g.checkMessage(msg); err != nil {
 		return err
 	}
-	c := g.hub.getBytes(id)
+	c := g.hub.GetBytes(id)
 	if c == nil {
 		return abi.ErrnoNotFound
 	}
@@ -84,7 +84,7 @@ func (g *Gateway) sendBorrowed(ctx context.Context, id []byte, msg abi.Message) 
 }
 
 // SendToAll queues msg for every client, or only those listed when
-// onlyGiven, minus exclude (a large fan-out is handed off: see hub.go).
+// onlyGiven, minus exclude (a large fan-out is handed off: see transport/hub.go).
 func (g *Gateway) SendToAll(ctx context.Context, msg abi.Message, only []string, onlyGiven bool, exclude []string) (int, error) {
 	if err := g.checkMessage(msg); err != nil {
 		return 0, err
@@ -93,7 +93,7 @@ func (g *Gateway) SendToAll(ctx context.Context, msg abi.Message, only []string,
 	if onlyGiven {
 		return g.deliver(ctx, only, false, skip, msg)
 	}
-	return g.hub.fanoutAll(msg, skip)
+	return g.hub.FanoutAll(msg, skip)
 }
 
 // directFanout is the largest number of recipients a writeNow caller
@@ -102,15 +102,15 @@ func (g *Gateway) SendToAll(ctx context.Context, msg abi.Message, only []string,
 const directFanout = 8
 
 // deliver sends msg once to each id not in skip and returns how many
-// queued it. More than fanoutInline recipients are handed to the hub's
+// queued it. More than transport.FanoutInline recipients are handed to the hub's
 // fan-out lanes, and the count is then how many were handed the message
-// (hub.go); unique says ids holds no duplicates.
+// (transport/hub.go); unique says ids holds no duplicates.
 func (g *Gateway) deliver(ctx context.Context, ids []string, unique bool, skip map[string]struct{}, msg abi.Message) (int, error) {
-	if len(ids) > fanoutInline {
+	if len(ids) > transport.FanoutInline {
 		if !unique {
 			ids = dedupe(ids)
 		}
-		return g.hub.fanout(ids, skip, msg)
+		return g.hub.Fanout(ids, skip, msg)
 	}
 	direct := g.writeNow && len(ids) <= directFanout
 	n := 0
@@ -123,7 +123,7 @@ func (g *Gateway) deliver(ctx context.Context, ids []string, unique bool, skip m
 		if _, ok := skip[id]; ok {
 			continue
 		}
-		if c := g.hub.get(id); c != nil && g.hub.sendOrdered(c, msg, direct, false) == nil {
+		if c := g.hub.Get(id); c != nil && g.hub.SendOrdered(c, msg, direct, false) == nil {
 			n++
 		}
 	}
@@ -161,11 +161,11 @@ func (g *Gateway) CloseClient(_ context.Context, clientID string, final *abi.Mes
 			return err
 		}
 	}
-	c := g.hub.get(clientID)
+	c := g.hub.Get(clientID)
 	if c == nil {
 		return abi.ErrnoNotFound
 	}
-	return g.hub.closeOrdered(c, final)
+	return g.hub.CloseOrdered(c, final)
 }
 
 // IsOnline reports whether the client is connected.
@@ -310,59 +310,18 @@ func (g *Gateway) GetSession(ctx context.Context, clientID string) ([]byte, erro
 	return g.reg.Session(ctx, clientID)
 }
 
-var _ abi.Host = (*Gateway)(nil)
+var (
+	_ abi.Host     = (*Gateway)(nil)
+	_ push.Gateway = (*Gateway)(nil)
+)
 
 // DestroyClient drops the client's connection at once, discarding queued
 // messages (GatewayWorker's destoryClient).
 func (g *Gateway) DestroyClient(_ context.Context, clientID string) error {
-	c := g.hub.get(clientID)
+	c := g.hub.Get(clientID)
 	if c == nil {
 		return abi.ErrnoNotFound
 	}
-	c.abort()
+	c.Abort()
 	return nil
-}
-
-// sessionsOf returns the sessions of ids, skipping clients gone meanwhile.
-func (g *Gateway) sessionsOf(ctx context.Context, ids []string) (map[string]json.RawMessage, error) {
-	out := make(map[string]json.RawMessage, len(ids))
-	for _, id := range ids {
-		doc, err := g.reg.Session(ctx, id)
-		if abi.ErrnoOf(err) == abi.ErrnoNotFound {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		out[id] = doc
-	}
-	return out, nil
-}
-
-func (g *Gateway) sessionsByGroup(ctx context.Context, group string) (map[string]json.RawMessage, error) {
-	ids, err := g.reg.GroupClients(ctx, group)
-	if err != nil {
-		return nil, err
-	}
-	return g.sessionsOf(ctx, ids)
-}
-
-// perGroup maps every group to list(group), dropping groups emptied
-// meanwhile.
-func (g *Gateway) perGroup(ctx context.Context, list func(context.Context, string) ([]string, error)) (map[string][]string, error) {
-	groups, err := g.reg.GroupIDs(ctx)
-	if err != nil {
-		return nil, err
-	}
-	out := make(map[string][]string, len(groups))
-	for _, group := range groups {
-		items, err := list(ctx, group)
-		if err != nil {
-			return nil, err
-		}
-		if len(items) > 0 {
-			out[group] = items
-		}
-	}
-	return out, nil
 }

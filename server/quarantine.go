@@ -3,6 +3,7 @@ package server
 import (
 	"github.com/fasthttp/websocket"
 
+	"github.com/wasmgate/wasmgate/internal/transport"
 	"github.com/wasmgate/wasmgate/runtime"
 )
 
@@ -21,8 +22,8 @@ func (s *Server) quarantined(m *runtime.Module, reason string) {
 		return
 	}
 	n := 0
-	s.hub.each(func(c *conn) {
-		if c.module == m.Name() && c.close(nil, websocket.CloseInternalServerErr, "handler quarantined") == nil {
+	s.hub.Each(func(c *transport.Conn) {
+		if c.Module() == m.Name() && c.Close(nil, websocket.CloseInternalServerErr, "handler quarantined") == nil {
 			n++
 		}
 	})

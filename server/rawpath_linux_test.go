@@ -10,6 +10,7 @@ import (
 	"github.com/fasthttp/websocket"
 
 	"github.com/wasmgate/wasmgate/abi"
+	"github.com/wasmgate/wasmgate/internal/transport"
 )
 
 // nopHandler accepts every client and ignores its events.
@@ -46,16 +47,16 @@ func TestConn_RawWritePathReachableThroughTheUpgrade(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ws.Close()
-	var conns []*conn
+	var conns []*transport.Conn
 	deadline := time.Now().Add(5 * time.Second)
 	for len(conns) == 0 && time.Now().Before(deadline) {
-		srv.hub.each(func(c *conn) { conns = append(conns, c) })
+		srv.hub.Each(func(c *transport.Conn) { conns = append(conns, c) })
 		time.Sleep(5 * time.Millisecond)
 	}
 	if len(conns) != 1 {
 		t.Fatalf("%d clients registered, want 1", len(conns))
 	}
-	if c := conns[0]; c.raw == nil {
-		t.Fatalf("no raw writer: the socket under %T is hidden (tc is %T), so every send goes to a writer goroutine", c.nc, c.tc)
+	if !conns[0].DirectWrites() {
+		t.Fatal("no raw writer: the socket is hidden under a wrapper, so every send goes to a writer goroutine")
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/wasmgate/wasmgate/abi"
+	"github.com/wasmgate/wasmgate/config"
 	"github.com/wasmgate/wasmgate/runtime"
 )
 
@@ -249,7 +250,7 @@ func (s *Server) publishRoutes(rep *ReloadReport) {
 	for name, slot := range s.slots {
 		routes["/"+name] = &route{path: "/" + name, module: name, handler: slot}
 	}
-	for _, path := range sortedKeys(s.cfg.Routes) {
+	for _, path := range config.SortedKeys(s.cfg.Routes) {
 		name := s.cfg.Routes[path]
 		slot, ok := s.slots[name]
 		if !ok {

@@ -1,14 +1,11 @@
 package server
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -18,6 +15,10 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/wasmgate/wasmgate/abi"
+	"github.com/wasmgate/wasmgate/internal/accept"
+	"github.com/wasmgate/wasmgate/internal/push"
+	"github.com/wasmgate/wasmgate/internal/registry"
+	"github.com/wasmgate/wasmgate/internal/transport"
 	"github.com/wasmgate/wasmgate/runtime"
 )
 
@@ -31,6 +32,13 @@ type Handler interface {
 	OnMessage(ctx context.Context, clientID string, msg abi.Message) error
 	OnClose(ctx context.Context, clientID string) error
 }
+
+// Registry stores which clients are connected, their uids, groups and
+// sessions (registry.Registry); WithRegistry replaces the in-process one.
+type Registry = registry.Registry
+
+// RegistryLimits bound what one client may store in the registry.
+type RegistryLimits = registry.Limits
 
 type route struct {
 	path    string
@@ -70,7 +78,7 @@ type Server struct {
 	ctx      context.Context // lives until Shutdown; events run under it
 	cancel   context.CancelFunc
 	reg      Registry
-	hub      *hub
+	hub      *transport.Hub
 	gw       *Gateway
 	gwNow    *Gateway // gw for callers with nothing else to do (see withWriteNow)
 	ids      *idGenerator
@@ -87,16 +95,14 @@ type Server struct {
 	upgrader websocket.Upgrader
 	http     *fasthttp.Server
 	ln       net.Listener
-	buffers  sync.Pool    // *bytes.Buffer for reading messages
-	active   atomic.Int64 // upgraded connections not yet fully closed
+	active   atomic.Int64       // upgraded connections not yet fully closed
+	connOpt  *transport.Options // shared by every client's connection
 	// handshaking counts upgrade requests in handleHTTP.
 	handshaking atomic.Int64
 	closing     atomic.Bool // Shutdown has begun
 	stopPings   chan struct{}
 	served      chan struct{}
-	text        *textPort        // nil when push.listen is ""
-	admin       *fasthttp.Server // nil when admin.listen is ""
-	adminLn     net.Listener
+	push        *push.Ports // the text port and the HTTP API
 
 	// maxConns is server.max_connections lowered to fit RLIMIT_NOFILE
 	// (connectionLimit).
@@ -118,12 +124,12 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (*Se
 	for _, opt := range opts {
 		opt(&o)
 	}
-	s := &Server{cfg: cfg, log: log, hub: newHub(), ids: newIDGenerator(cfg.Server.NodeID), reg: o.registry}
+	s := &Server{cfg: cfg, log: log, hub: transport.NewHub(), ids: newIDGenerator(cfg.Server.NodeID), reg: o.registry}
 	if err := s.limitConnections(openFileLimit()); err != nil {
 		return nil, err
 	}
 	if s.reg == nil {
-		s.reg = NewLocalRegistryWithLimits(RegistryLimits{
+		s.reg = registry.NewLocalWithLimits(registry.Limits{
 			MaxSessionBytes:    cfg.Server.MaxSessionBytes,
 			MaxGroupsPerClient: cfg.Server.MaxGroupsPerClient,
 			MaxNameBytes:       cfg.Server.MaxNameBytes,
@@ -131,9 +137,14 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (*Se
 	}
 	s.mem = newMemReturn(s.active.Load)
 	s.ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
-	s.gw = &Gateway{reg: s.reg, hub: s.hub, maxMessageSize: cfg.Server.MaxMessageSize, commands: commandTable()}
+	s.gw = &Gateway{reg: s.reg, hub: s.hub, maxMessageSize: cfg.Server.MaxMessageSize}
 	s.gwNow = s.gw.withWriteNow()
-	s.buffers.New = func() any { return new(bytes.Buffer) }
+	s.push = push.New(s.ctx, cfg, log, s.gw, s.gwNow, pushNode{s})
+	s.connOpt = &transport.Options{
+		Messages: cfg.Server.SendQueueSize, Bytes: cfg.Server.SendQueueBytes,
+		WriteTimeout: cfg.Server.WriteTimeout.Duration, IdleTimeout: cfg.Server.IdleTimeout.Duration,
+		MaxMessageSize: cfg.Server.MaxMessageSize, Log: log,
+	}
 	s.upgrader = websocket.Upgrader{
 		CheckOrigin:     func(*http.Request) bool { return true }, // origin policy is the handler's (on_handshake)
 		ReadBufferSize:  1024,
@@ -224,7 +235,7 @@ func (s *Server) Start() error {
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", s.cfg.Server.Listen, err)
 	}
-	s.ln = newRetryListener(ln, "websocket", s.log)
+	s.ln = accept.Retry(ln, "websocket", s.log)
 	s.http = &fasthttp.Server{
 		Handler:               s.handleHTTP,
 		Name:                  "wasmgate",
@@ -250,41 +261,14 @@ func (s *Server) Start() error {
 	if err := s.startWatcher(); err != nil {
 		return fmt.Errorf("watch %s: %w", s.cfg.Server.HandlersDir, err)
 	}
-	return s.startBackendPorts()
-}
-
-// startBackendPorts starts the text port and the HTTP API, if configured.
-func (s *Server) startBackendPorts() error {
-	if s.cfg.Push.Listen != "" {
-		if err := s.startTextPort(); err != nil {
-			return fmt.Errorf("push.listen %s: %w", s.cfg.Push.Listen, err)
-		}
-		s.log.Info("text port listening", "addr", s.text.ln.Addr().String(), "auth", s.cfg.Push.Secret != "")
-	}
-	if s.cfg.Admin.Listen != "" {
-		if err := s.startAdmin(); err != nil {
-			return fmt.Errorf("admin.listen %s: %w", s.cfg.Admin.Listen, err)
-		}
-		s.log.Info("HTTP API listening", "addr", s.adminLn.Addr().String())
-	}
-	return nil
+	return s.push.Start()
 }
 
 // TextAddr returns the text port's address (nil if disabled).
-func (s *Server) TextAddr() net.Addr {
-	if s.text == nil {
-		return nil
-	}
-	return s.text.ln.Addr()
-}
+func (s *Server) TextAddr() net.Addr { return s.push.TextAddr() }
 
 // AdminAddr returns the HTTP API's address (nil if disabled).
-func (s *Server) AdminAddr() net.Addr {
-	if s.adminLn == nil {
-		return nil
-	}
-	return s.adminLn.Addr()
-}
+func (s *Server) AdminAddr() net.Addr { return s.push.AdminAddr() }
 
 // Addr returns the address the server listens on (after Start).
 func (s *Server) Addr() net.Addr { return s.ln.Addr() }
@@ -309,19 +293,14 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if s.stopPings != nil {
 		close(s.stopPings)
 	}
-	if s.text != nil {
-		s.text.close()
-	}
-	if s.admin != nil {
-		_ = s.admin.ShutdownWithContext(ctx)
-	}
+	s.push.Close(ctx)
 	if s.http != nil {
 		// Waits for requests under way (handshakes); upgraded connections
 		// are ours to close, below.
 		_ = s.http.ShutdownWithContext(ctx)
 		<-s.served
 	}
-	s.hub.each(func(c *conn) { _ = c.close(nil, closeGoingAway, "server shutting down") })
+	s.hub.Each(func(c *transport.Conn) { _ = c.Close(nil, websocket.CloseGoingAway, "server shutting down") })
 	err := s.waitIdle(ctx)
 	s.cancel()
 	if s.rt != nil {
@@ -344,7 +323,7 @@ func (s *Server) waitIdle(ctx context.Context) error {
 	for s.active.Load() > 0 {
 		select {
 		case <-ctx.Done():
-			s.hub.each(func(c *conn) { _ = c.ws.NetConn().Close() })
+			s.hub.Each((*transport.Conn).Drop)
 			s.awaitReaders(2 * time.Second) // let them deliver on_close
 			return fmt.Errorf("shutdown: %d clients had to be dropped: %w", s.active.Load(), ctx.Err())
 		case <-tick.C:
@@ -366,18 +345,4 @@ type fasthttpLogger struct{ log *slog.Logger }
 
 func (l fasthttpLogger) Printf(format string, args ...any) {
 	l.log.Debug(fmt.Sprintf(format, args...), "component", "fasthttp")
-}
-
-// CheckModules loads every module of cfg as `wasmgate check` does and
-// returns one error per refused module.
-func CheckModules(ctx context.Context, cfg Config) error {
-	if _, err := os.Stat(cfg.Server.HandlersDir); err != nil {
-		return fmt.Errorf("handlers folder: %w", err)
-	}
-	s, err := New(ctx, cfg, nil)
-	if err != nil {
-		return err
-	}
-	defer s.Shutdown(ctx)
-	return errors.Join(s.loadErrs...)
 }

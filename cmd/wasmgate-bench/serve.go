@@ -21,7 +21,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/wasmgate/wasmgate/internal/nativeecho"
+	"github.com/wasmgate/wasmgate/cmd/wasmgate-bench/nativeecho"
 	"github.com/wasmgate/wasmgate/server"
 )
 

@@ -8,7 +8,7 @@ import (
 
 	"github.com/fasthttp/websocket"
 
-	"github.com/wasmgate/wasmgate/internal/nativeecho"
+	"github.com/wasmgate/wasmgate/cmd/wasmgate-bench/nativeecho"
 	"github.com/wasmgate/wasmgate/server"
 )
 

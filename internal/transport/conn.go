@@ -1,8 +1,14 @@
-package server
+// Package transport is one WebSocket client's socket: the upgrade, the
+// frames the server reads (frameGuard) and writes (frame.go), the send
+// queue and its writer, liveness, and the hub that maps a client id to its
+// connection and fans messages out to many. It knows nothing of handlers,
+// the registry or the push ports: the server composes them.
+package transport
 
 import (
 	"bytes"
 	"errors"
+	"log/slog"
 	"net"
 	"os"
 	"sync"
@@ -13,7 +19,7 @@ import (
 	"github.com/wasmgate/wasmgate/abi"
 )
 
-// conn is one WebSocket client: the transport of one socket.
+// Conn is one WebSocket client: the transport of one socket.
 //
 // Reading goes through the websocket package; writing does not. Every frame
 // the server sends (data, ping, pong, close) is framed here
@@ -48,15 +54,15 @@ import (
 // bytes (server.send_queue_bytes, counting the batch being written): over
 // either bound the client is closed as a slow consumer (1008), its queue
 // dropped, and the send reports abi.ErrnoQueueFull.
-type conn struct {
+type Conn struct {
 	id     string
 	module string // the module behind the client's route
+	opt    *Options
 
 	ws  *websocket.Conn
 	nc  net.Conn   // the socket, as the websocket package has it (Close)
 	tc  net.Conn   // the socket underneath fasthttp's wrapper (writes, deadlines)
 	raw *rawWriter // non-blocking writes on tc; nil: always use a writer goroutine
-	lim sendLimits
 	// deadlineSetAt is when the reader last moved the idle read deadline;
 	// only the reader touches it.
 	deadlineSetAt time.Time
@@ -87,20 +93,34 @@ type conn struct {
 	deadlineAt time.Time // when the write deadline was last armed (zero: none armed)
 }
 
-// sendLimits bound what one client may hold up: over messages queued or
-// bytes queued (payloads, including the batch being written) it is closed
-// as a slow consumer; a write that blocks for writeTimeout drops it.
-type sendLimits struct {
-	messages     int // server.send_queue_size
-	bytes        int // server.send_queue_bytes
-	writeTimeout time.Duration
+// Options are what every connection of a server shares: its bounds, its
+// log and its read buffers. A client over messages queued or bytes queued
+// (payloads, including the batch being written) is closed as a slow
+// consumer; a write that blocks for WriteTimeout drops it. Build one per
+// server and do not copy it.
+type Options struct {
+	Messages     int // server.send_queue_size
+	Bytes        int // server.send_queue_bytes
+	WriteTimeout time.Duration
+	// IdleTimeout ends a client that sent nothing, not even a pong, for
+	// this long (server.idle_timeout); 0 is no limit.
+	IdleTimeout time.Duration
+	// MaxMessageSize is the largest message read (server.max_message_size),
+	// used in the log line of a client that sent a larger one.
+	MaxMessageSize int
+	Log            *slog.Logger
+
+	buffers sync.Pool // *bytes.Buffer for reading messages
 }
 
 // slowConsumer is the close reason of a client over its queue bounds.
 const slowConsumer = "slow consumer: send queue full"
 
-func newConn(id string, ws *websocket.Conn, lim sendLimits) *conn {
-	c := &conn{id: id, ws: ws, nc: ws.NetConn(), lim: lim}
+// NewConn takes over ws, the upgraded connection of client id, served by
+// module. The caller then runs ReadLoop (after WatchLiveness) on one
+// goroutine, and Finish when it returns.
+func NewConn(id, module string, ws *websocket.Conn, opt *Options) *Conn {
+	c := &Conn{id: id, module: module, ws: ws, nc: ws.NetConn(), opt: opt}
 	c.tc = c.nc
 	if u, ok := c.nc.(interface{ UnsafeConn() net.Conn }); ok { // fasthttp's hijacked conn
 		c.tc = u.UnsafeConn()
@@ -127,7 +147,7 @@ func newConn(id string, ws *websocket.Conn, lim sendLimits) *conn {
 // over a queue bound it closes the client as a slow consumer and reports
 // abi.ErrnoQueueFull; a closing client reports abi.ErrnoNotFound. borrowed
 // means msg.Data belongs to the caller: it is copied.
-func (c *conn) enqueue(msg abi.Message, borrowed bool) error {
+func (c *Conn) enqueue(msg abi.Message, borrowed bool) error {
 	c.mu.Lock()
 	if c.closing {
 		c.mu.Unlock()
@@ -140,7 +160,7 @@ func (c *conn) enqueue(msg abi.Message, borrowed bool) error {
 // is idle the caller writes msg itself, at once and without blocking, and
 // borrowed data is not copied (the write is done when sendNow returns; a
 // frame the socket takes only in part is kept in a buffer of the conn).
-func (c *conn) sendNow(msg abi.Message, borrowed bool) error {
+func (c *Conn) sendNow(msg abi.Message, borrowed bool) error {
 	c.mu.Lock()
 	if c.closing {
 		c.mu.Unlock()
@@ -157,8 +177,8 @@ func (c *conn) sendNow(msg abi.Message, borrowed bool) error {
 }
 
 // enqueueLocked is enqueue with c.mu held; it unlocks it.
-func (c *conn) enqueueLocked(msg abi.Message, borrowed bool) error {
-	if len(c.queue) >= c.lim.messages || c.overBytesLocked(len(msg.Data)) {
+func (c *Conn) enqueueLocked(msg abi.Message, borrowed bool) error {
+	if len(c.queue) >= c.opt.Messages || c.overBytesLocked(len(msg.Data)) {
 		c.overflowLocked()
 		c.mu.Unlock()
 		return abi.ErrnoQueueFull
@@ -176,9 +196,9 @@ func (c *conn) enqueueLocked(msg abi.Message, borrowed bool) error {
 // overBytesLocked reports whether n more payload bytes would take the
 // client over send_queue_bytes. A client holding nothing takes any
 // message (up to max_message_size, which may be larger).
-func (c *conn) overBytesLocked(n int) bool {
+func (c *Conn) overBytesLocked(n int) bool {
 	held := c.queuedBytes + c.flightBytes
-	return held > 0 && held+n > c.lim.bytes
+	return held > 0 && held+n > c.opt.Bytes
 }
 
 // overflowLocked closes a slow consumer. Its queued messages are dropped:
@@ -187,14 +207,14 @@ func (c *conn) overBytesLocked(n int) bool {
 // that reads again gets it at once, not after the whole backlog. (A peer
 // that never reads again cannot get it: its writer is dropped at
 // write_timeout with the socket full.)
-func (c *conn) overflowLocked() {
+func (c *Conn) overflowLocked() {
 	clear(c.queue)
 	c.queue, c.queuedBytes = nil, 0
 	c.closeLocked(websocket.ClosePolicyViolation, slowConsumer)
 }
 
 // control sends a ping or pong.
-func (c *conn) control(op int, payload []byte) {
+func (c *Conn) control(op int, payload []byte) {
 	c.mu.Lock()
 	if c.closing {
 		c.mu.Unlock()
@@ -216,19 +236,31 @@ func (c *conn) control(op int, payload []byte) {
 	c.writeNow(op, payload)
 }
 
-// ping is the liveness sweep's ping.
-func (c *conn) ping() { c.control(websocket.PingMessage, nil) }
+// ID returns the client id.
+func (c *Conn) ID() string { return c.id }
+
+// DirectWrites reports whether a send may write to the socket from the
+// caller's goroutine (the raw non-blocking path). False means every frame
+// goes through a writer goroutine: always so off Linux, and a regression
+// on Linux (a wrapper hiding the socket).
+func (c *Conn) DirectWrites() bool { return c.raw != nil }
+
+// Module returns the name of the module behind the client's route.
+func (c *Conn) Module() string { return c.module }
+
+// Ping is the liveness sweep's ping.
+func (c *Conn) Ping() { c.control(websocket.PingMessage, nil) }
 
 // isClosing reports whether the client accepts no more sends.
-func (c *conn) isClosing() bool {
+func (c *Conn) isClosing() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.closing
 }
 
-// close sends final (if any), then a close frame with code and reason, after
+// Close sends final (if any), then a close frame with code and reason, after
 // everything already queued.
-func (c *conn) close(final *abi.Message, code int, reason string) error {
+func (c *Conn) Close(final *abi.Message, code int, reason string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closing {
@@ -244,7 +276,7 @@ func (c *conn) close(final *abi.Message, code int, reason string) error {
 
 // closeLocked stops sends and has the writer send a close frame after the
 // queue.
-func (c *conn) closeLocked(code int, reason string) {
+func (c *Conn) closeLocked(code int, reason string) {
 	c.closing = true
 	c.closeMsg = closePayload(code, reason)
 	c.startWriterLocked()
@@ -252,7 +284,7 @@ func (c *conn) closeLocked(code int, reason string) {
 
 // dropLocked stops sends and forgets everything not yet handed to the
 // socket.
-func (c *conn) dropLocked() {
+func (c *Conn) dropLocked() {
 	c.closing = true
 	c.queue, c.queuedBytes, c.closeMsg, c.pingDue, c.pongDue = nil, 0, nil, false, false
 }
@@ -261,7 +293,7 @@ func (c *conn) dropLocked() {
 // dropped (the peer has stopped reading), as the websocket package does.
 // It runs on the reader, which closes the socket right after; a writer
 // stuck on a full socket gets a second to let go, as WriteControl allowed.
-func (c *conn) closeReply(msg []byte) {
+func (c *Conn) closeReply(msg []byte) {
 	c.mu.Lock()
 	c.dropLocked()
 	c.mu.Unlock()
@@ -277,7 +309,7 @@ func (c *conn) closeReply(msg []byte) {
 
 // sendCloseNow writes a close frame from the reader (invalid input): after
 // the frame under way, ahead of the queue, which is dropped.
-func (c *conn) sendCloseNow(code int, reason string) {
+func (c *Conn) sendCloseNow(code int, reason string) {
 	c.closeReply(closePayload(code, reason))
 }
 
@@ -286,7 +318,7 @@ func (c *conn) sendCloseNow(code int, reason string) {
 // limit): nothing more may be written. Its frame went around wmu; the
 // reader drops the connection right after, so that only matters if a
 // direct write had left half a frame, on a peer that broke the protocol.
-func (c *conn) closedByLibrary() {
+func (c *Conn) closedByLibrary() {
 	c.mu.Lock()
 	c.dropLocked()
 	c.mu.Unlock()
@@ -295,16 +327,16 @@ func (c *conn) closedByLibrary() {
 	c.wmu.Unlock()
 }
 
-// abort drops the connection at once (a failed write, destroyClient); the
+// Abort drops the connection at once (a failed write, destroyClient); the
 // reader then ends.
-func (c *conn) abort() {
+func (c *Conn) Abort() {
 	c.mu.Lock()
 	c.dropLocked()
 	c.mu.Unlock()
 	_ = c.nc.Close()
 }
 
-func (c *conn) startWriterLocked() {
+func (c *Conn) startWriterLocked() {
 	if !c.writing {
 		c.writing = true
 		c.writer.Add(1)
@@ -316,7 +348,7 @@ func (c *conn) startWriterLocked() {
 // one non-blocking write(2). What it leaves (the end of a frame the socket
 // did not take, messages queued meanwhile, a close) goes to a writer
 // goroutine, which inherits the writer role.
-func (c *conn) writeNow(op int, payload []byte) {
+func (c *Conn) writeNow(op int, payload []byte) {
 	c.wmu.Lock()
 	if c.closeSent {
 		c.wmu.Unlock()
@@ -356,7 +388,7 @@ func (c *conn) writeNow(op int, payload []byte) {
 
 // release gives up the writer role after a failure (the connection is
 // closing: nothing more will be written).
-func (c *conn) release() {
+func (c *Conn) release() {
 	c.mu.Lock()
 	c.writing = false
 	c.flightBytes = 0
@@ -366,15 +398,15 @@ func (c *conn) release() {
 
 // fail drops the connection after a failed write and gives up the writer
 // role.
-func (c *conn) fail() {
-	c.abort()
+func (c *Conn) fail() {
+	c.Abort()
 	c.release()
 }
 
 // writeLoop is the writer goroutine. It holds the writer role: it writes
 // what a direct write left, then drains the queue, and when nothing is left
 // sends the close frame if one is due.
-func (c *conn) writeLoop() {
+func (c *Conn) writeLoop() {
 	for {
 		c.mu.Lock()
 		batch, ping := c.queue, c.pingDue
@@ -422,7 +454,7 @@ func (c *conn) writeLoop() {
 		c.mu.Unlock()
 		if closeMsg != nil {
 			c.wmu.Lock()
-			_ = c.writeCloseLocked(closeMsg, time.Now().Add(c.lim.writeTimeout))
+			_ = c.writeCloseLocked(closeMsg, time.Now().Add(c.opt.WriteTimeout))
 			c.wmu.Unlock()
 			// Give the peer a moment to answer before the reader gives up.
 			_ = c.ws.SetReadDeadline(time.Now().Add(closeGrace))
@@ -434,11 +466,11 @@ func (c *conn) writeLoop() {
 
 // recycle keeps a written batch's array as the next queue and releases
 // its bytes from the byte bound.
-func (c *conn) recycle(batch []abi.Message) {
+func (c *Conn) recycle(batch []abi.Message) {
 	clear(batch)
 	c.mu.Lock()
 	c.flightBytes = 0
-	if c.spare == nil && cap(batch) <= 2*c.lim.messages {
+	if c.spare == nil && cap(batch) <= 2*c.opt.Messages {
 		c.spare = batch[:0]
 	}
 	c.mu.Unlock()
@@ -446,8 +478,8 @@ func (c *conn) recycle(batch []abi.Message) {
 
 // tryWrite is one non-blocking write(2) of b; n < len(b) with a nil error
 // means the socket buffer is full.
-func (c *conn) tryWrite(b []byte) (int, error) {
-	if !c.deadlineAt.IsZero() && time.Since(c.deadlineAt) > c.lim.writeTimeout*9/10 {
+func (c *Conn) tryWrite(b []byte) (int, error) {
+	if !c.deadlineAt.IsZero() && time.Since(c.deadlineAt) > c.opt.WriteTimeout*9/10 {
 		c.disarmLocked() // a non-blocking write needs none, and it may be about to fire
 	}
 	for range 2 {
@@ -461,23 +493,23 @@ func (c *conn) tryWrite(b []byte) (int, error) {
 	return 0, os.ErrDeadlineExceeded
 }
 
-func (c *conn) disarmLocked() {
+func (c *Conn) disarmLocked() {
 	_ = c.tc.SetWriteDeadline(time.Time{})
 	c.deadlineAt = time.Time{}
 }
 
 // armLocked sets the write deadline for a write that may block. Rearming
 // costs a timer update; do it only when a tenth of the timeout has passed.
-func (c *conn) armLocked() {
-	if now := time.Now(); c.deadlineAt.IsZero() || now.Sub(c.deadlineAt) > c.lim.writeTimeout/10 {
+func (c *Conn) armLocked() {
+	if now := time.Now(); c.deadlineAt.IsZero() || now.Sub(c.deadlineAt) > c.opt.WriteTimeout/10 {
 		c.deadlineAt = now
-		_ = c.tc.SetWriteDeadline(now.Add(c.lim.writeTimeout))
+		_ = c.tc.SetWriteDeadline(now.Add(c.opt.WriteTimeout))
 	}
 }
 
 // writeBatchLocked writes pending control frames and a batch of messages in
 // as few write(2)s as it can.
-func (c *conn) writeBatchLocked(batch []abi.Message, ping bool, pong []byte) error {
+func (c *Conn) writeBatchLocked(batch []abi.Message, ping bool, pong []byte) error {
 	if c.closeSent {
 		return nil
 	}
@@ -513,7 +545,7 @@ func (c *conn) writeBatchLocked(batch []abi.Message, ping bool, pong []byte) err
 
 // writeLocked writes what a direct write left, then b and more, blocking
 // (under the write deadline) until done.
-func (c *conn) writeLocked(b, more []byte) error {
+func (c *Conn) writeLocked(b, more []byte) error {
 	if c.partial == nil && len(b) == 0 && len(more) == 0 {
 		return nil
 	}
@@ -534,7 +566,7 @@ func (c *conn) writeLocked(b, more []byte) error {
 
 // flushPartialLocked writes, blocking, the end of a frame a direct write
 // left unwritten, so that the next frame follows it whole.
-func (c *conn) flushPartialLocked() error {
+func (c *Conn) flushPartialLocked() error {
 	if c.partial == nil {
 		return nil
 	}
@@ -546,7 +578,7 @@ func (c *conn) flushPartialLocked() error {
 
 // writeCloseLocked writes a close frame, after what a direct write left;
 // nothing is written after it.
-func (c *conn) writeCloseLocked(payload []byte, deadline time.Time) error {
+func (c *Conn) writeCloseLocked(payload []byte, deadline time.Time) error {
 	if c.closeSent {
 		return nil
 	}

@@ -1,4 +1,4 @@
-package server
+package push
 
 import (
 	"bytes"
@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/wasmgate/wasmgate/abi"
+	"github.com/wasmgate/wasmgate/config"
+	"github.com/wasmgate/wasmgate/internal/accept"
 	"github.com/wasmgate/wasmgate/internal/wire"
 )
 
@@ -35,8 +37,8 @@ const flushAt = 64 << 10
 const preAuthSlack = 1 << 10
 
 type textPort struct {
-	srv *Server
-	ln  net.Listener
+	p  *Ports
+	ln net.Listener
 
 	mu      sync.Mutex // guards conns
 	conns   map[net.Conn]struct{}
@@ -47,18 +49,18 @@ type textPort struct {
 // preAuthLine is the longest line accepted before authentication: an auth
 // command whose secret is escaped as \uXXXX throughout, plus slack. An
 // unauthenticated peer can make the server hold no more than this.
-func preAuthLine(p PushConfig) int {
-	return min(preAuthSlack+6*len(p.Secret), p.MaxLine)
+func preAuthLine(cfg config.PushConfig) int {
+	return min(preAuthSlack+6*len(cfg.Secret), cfg.MaxLine)
 }
 
-func (s *Server) startTextPort() error {
-	ln, err := net.Listen("tcp", s.cfg.Push.Listen)
+func (p *Ports) startTextPort() error {
+	ln, err := net.Listen("tcp", p.cfg.Listen)
 	if err != nil {
 		return err
 	}
-	s.text = &textPort{srv: s, ln: newRetryListener(ln, "text", s.log), conns: map[net.Conn]struct{}{}}
-	s.text.wg.Add(1)
-	go s.text.acceptLoop()
+	p.text = &textPort{p: p, ln: accept.Retry(ln, "text", p.log), conns: map[net.Conn]struct{}{}}
+	p.text.wg.Add(1)
+	go p.text.acceptLoop()
 	return nil
 }
 
@@ -68,7 +70,7 @@ func (t *textPort) acceptLoop() {
 		nc, err := t.ln.Accept()
 		if err != nil {
 			if !errors.Is(err, net.ErrClosed) {
-				t.srv.log.Error("text port accept", "err", err)
+				t.p.log.Error("text port accept", "err", err)
 			}
 			return
 		}
@@ -94,7 +96,7 @@ func (t *textPort) track(nc net.Conn) (ok, full bool) {
 	if t.conns == nil { // closed
 		return false, false
 	}
-	if len(t.conns) >= t.srv.cfg.Push.MaxBackends {
+	if len(t.conns) >= t.p.cfg.MaxBackends {
 		return false, true
 	}
 	t.conns[nc] = struct{}{}
@@ -106,9 +108,9 @@ func (t *textPort) track(nc net.Conn) (ok, full bool) {
 // the peer; the deadline is a guard, not a wait.
 func (t *textPort) refuse(nc net.Conn) {
 	n := t.refused.Add(1)
-	limit := t.srv.cfg.Push.MaxBackends
+	limit := t.p.cfg.MaxBackends
 	if n == 1 || n%1000 == 0 { // a flood must not flood the log too
-		t.srv.log.Warn("text port: refusing backends over push.max_backends", "max_backends", limit, "refused_total", n)
+		t.p.log.Warn("text port: refusing backends over push.max_backends", "max_backends", limit, "refused_total", n)
 	}
 	msg := fmt.Sprintf("the text port already serves %d backend connections (push.max_backends); closing", limit)
 	_ = nc.SetWriteDeadline(time.Now().Add(time.Second))
@@ -139,7 +141,7 @@ func (t *textPort) close() {
 
 // backendConn is one text-port connection's state.
 type backendConn struct {
-	srv    *Server
+	p      *Ports
 	nc     net.Conn
 	out    []byte // answers not yet written
 	authed bool
@@ -154,8 +156,8 @@ func (t *textPort) serve(nc net.Conn) {
 		t.mu.Unlock()
 		_ = nc.Close()
 	}()
-	cfg := t.srv.cfg.Push
-	b := &backendConn{srv: t.srv, nc: nc, authed: cfg.Secret == ""}
+	cfg := t.p.cfg
+	b := &backendConn{p: t.p, nc: nc, authed: cfg.Secret == ""}
 	limit, bufSize := cfg.MaxLine, 16<<10
 	if !b.authed {
 		// A stranger gets a buffer the size of the auth line, not 16 KiB.
@@ -181,9 +183,9 @@ func (t *textPort) serve(nc net.Conn) {
 		if err != nil {
 			return
 		}
-		gw := t.srv.gwNow // the last request buffered: sends may write at once
+		gw := t.p.gwNow // the last request buffered: sends may write at once
 		if lr.buffered() {
-			gw = t.srv.gw // more to do: leave the writes to the writer goroutines
+			gw = t.p.gw // more to do: leave the writes to the writer goroutines
 		}
 		if !b.handle(gw, bytes.TrimSuffix(line, []byte{'\r'})) {
 			_ = b.flush()
@@ -205,7 +207,7 @@ func (b *backendConn) flush() error {
 	if len(b.out) == 0 {
 		return nil
 	}
-	if err := b.nc.SetWriteDeadline(time.Now().Add(b.srv.cfg.Push.WriteTimeout.Duration)); err != nil {
+	if err := b.nc.SetWriteDeadline(time.Now().Add(b.p.cfg.WriteTimeout.Duration)); err != nil {
 		return err
 	}
 	_, err := b.nc.Write(b.out)
@@ -215,7 +217,7 @@ func (b *backendConn) flush() error {
 
 // handle executes one line and appends its answer. It returns false when the
 // connection must be closed (failed authentication).
-func (b *backendConn) handle(gw *Gateway, line []byte) bool {
+func (b *backendConn) handle(gw Gateway, line []byte) bool {
 	if len(bytes.TrimSpace(line)) == 0 {
 		return true
 	}
@@ -235,7 +237,7 @@ func (b *backendConn) handle(gw *Gateway, line []byte) bool {
 		b.out = wire.AppendError(b.out, r.ID, wire.CodeBadRequest, "missing cmd")
 		return true
 	}
-	result, err := gw.execute(b.srv.ctx, r)
+	result, err := b.p.execute(b.p.ctx, gw, r)
 	b.out = appendResult(b.out, r.ID, result, err)
 	return true
 }
@@ -263,7 +265,7 @@ func isCmd(r *wire.Request, name string) bool {
 // auth checks {"cmd":"auth","secret":…}. Before a successful auth, any other
 // line, or a wrong secret, ends the connection.
 func (b *backendConn) auth(r *wire.Request) bool {
-	secret := b.srv.cfg.Push.Secret
+	secret := b.p.cfg.Secret
 	given, _ := wire.String(r.Secret)
 	if isCmd(r, "auth") && secretsEqual(given, secret) {
 		b.authed = true
@@ -286,12 +288,12 @@ func secretsEqual(given, want string) bool {
 // seedPush serves workerman's own protocol from the seeds: a line with a uid
 // and no cmd is pushed whole to that uid's clients; the answer is the bare
 // line ok (delivered to at least one client) or fail.
-func (b *backendConn) seedPush(gw *Gateway, r *wire.Request, line []byte) {
+func (b *backendConn) seedPush(gw Gateway, r *wire.Request, line []byte) {
 	uid, ok := wire.Key(r.Uid)
 	n := 0
 	if ok && uid != "" {
 		msg := abi.Message{Data: bytes.Clone(line)}
-		n, _ = gw.SendToUid(b.srv.ctx, []string{uid}, msg)
+		n, _ = gw.SendToUid(b.p.ctx, []string{uid}, msg)
 	}
 	if n > 0 {
 		b.out = append(b.out, "ok\n"...)

@@ -1,4 +1,4 @@
-package server
+package transport
 
 import (
 	"bufio"
@@ -29,7 +29,7 @@ import (
 
 // pair is a conn and the raw peer connected to it.
 type pair struct {
-	c    *conn
+	c    *Conn
 	p    *peer
 	done chan struct{} // closed when the conn's reader has ended and its writer let go
 }
@@ -38,7 +38,7 @@ type pair struct {
 // portable path (no direct writes) on Linux too. The server socket gets a
 // small send buffer and the peer a small receive buffer, so that direct
 // writes are taken in part and the writer goroutine blocks.
-func newPair(t *testing.T, lim sendLimits, raw bool) *pair {
+func newPair(t *testing.T, lim *Options, raw bool) *pair {
 	t.Helper()
 	upgraded := make(chan *websocket.Conn, 1)
 	up := websocket.Upgrader{}
@@ -74,13 +74,13 @@ func newPair(t *testing.T, lim sendLimits, raw bool) *pair {
 		t.Fatal("no upgrade within 10s")
 	}
 	_ = ws.NetConn().(*net.TCPConn).SetWriteBuffer(32 << 10)
-	c := newConn("c1", ws, lim)
+	c := NewConn("c1", "", ws, lim)
 	if !raw {
 		c.raw = nil
 	}
 	pr := &pair{c: c, p: p, done: make(chan struct{})}
 	// The reader, as Server.readConn runs it: control frames reach the
-	// conn through the handlers newConn installed.
+	// conn through the handlers NewConn installed.
 	go func() {
 		defer close(pr.done)
 		for {
@@ -205,7 +205,7 @@ func TestConn_ByteBoundClosesSlowConsumerWithCloseFrame(t *testing.T) {
 	for _, st := range strategies {
 		t.Run(st.name, func(t *testing.T) {
 			const limit, size = 64 << 10, 10_000
-			pr := newPair(t, sendLimits{messages: 100_000, bytes: limit, writeTimeout: 30 * time.Second}, st.raw)
+			pr := newPair(t, &Options{Messages: 100_000, Bytes: limit, WriteTimeout: 30 * time.Second}, st.raw)
 			accepted := 0
 			for {
 				msg := abi.Message{Data: bytes.Repeat([]byte{byte('a' + accepted%26)}, size)}
@@ -256,7 +256,7 @@ func TestConn_ByteBoundClosesSlowConsumerWithCloseFrame(t *testing.T) {
 // TestConn_IdleClientTakesOneMessageOverTheByteBound: the byte bound
 // limits a backlog, not the message size (max_message_size does that).
 func TestConn_IdleClientTakesOneMessageOverTheByteBound(t *testing.T) {
-	pr := newPair(t, sendLimits{messages: 10, bytes: 1 << 10, writeTimeout: 30 * time.Second}, true)
+	pr := newPair(t, &Options{Messages: 10, Bytes: 1 << 10, WriteTimeout: 30 * time.Second}, true)
 	big := bytes.Repeat([]byte("b"), 4<<10)
 	if err := pr.c.enqueue(abi.Message{Data: big, Binary: true}, false); err != nil {
 		t.Fatalf("4 KiB to an idle client under a 1 KiB bound: %v", err)
@@ -274,19 +274,19 @@ func TestConn_IdleClientTakesOneMessageOverTheByteBound(t *testing.T) {
 func TestConn_CloseFollowsQueueThenNothing(t *testing.T) {
 	for _, st := range strategies {
 		t.Run(st.name, func(t *testing.T) {
-			pr := newPair(t, sendLimits{messages: 100, bytes: 1 << 20, writeTimeout: 30 * time.Second}, st.raw)
+			pr := newPair(t, &Options{Messages: 100, Bytes: 1 << 20, WriteTimeout: 30 * time.Second}, st.raw)
 			for i := range 5 {
 				if err := pr.c.sendNow(abi.Message{Data: []byte("m" + strconv.Itoa(i))}, false); err != nil {
 					t.Fatal(err)
 				}
 			}
-			if err := pr.c.close(&abi.Message{Data: []byte("final")}, closeNormal, "bye"); err != nil {
+			if err := pr.c.Close(&abi.Message{Data: []byte("final")}, closeNormal, "bye"); err != nil {
 				t.Fatal(err)
 			}
 			if err := pr.c.sendNow(abi.Message{Data: []byte("late")}, false); !errors.Is(err, abi.ErrnoNotFound) {
 				t.Errorf("send after close: %v, want ErrnoNotFound", err)
 			}
-			if err := pr.c.close(nil, closeNormal, ""); !errors.Is(err, abi.ErrnoNotFound) {
+			if err := pr.c.Close(nil, closeNormal, ""); !errors.Is(err, abi.ErrnoNotFound) {
 				t.Errorf("second close: %v, want ErrnoNotFound", err)
 			}
 			_ = pr.p.nc.SetReadDeadline(time.Now().Add(20 * time.Second))
@@ -311,7 +311,7 @@ func TestConn_CloseFollowsQueueThenNothing(t *testing.T) {
 func TestConn_PeerCloseAndPingAnswered(t *testing.T) {
 	for _, st := range strategies {
 		t.Run(st.name, func(t *testing.T) {
-			pr := newPair(t, sendLimits{messages: 100, bytes: 1 << 20, writeTimeout: 30 * time.Second}, st.raw)
+			pr := newPair(t, &Options{Messages: 100, Bytes: 1 << 20, WriteTimeout: 30 * time.Second}, st.raw)
 			_ = pr.p.nc.SetReadDeadline(time.Now().Add(20 * time.Second))
 			if err := pr.p.writeFrame(websocket.PingMessage, []byte("p1")); err != nil {
 				t.Fatal(err)
@@ -353,7 +353,7 @@ func TestConn_Hammer(t *testing.T) {
 	for _, st := range strategies {
 		t.Run(st.name, func(t *testing.T) {
 			const senders, perSender = 8, 200
-			pr := newPair(t, sendLimits{messages: 1 << 20, bytes: 1 << 30, writeTimeout: 30 * time.Second}, st.raw)
+			pr := newPair(t, &Options{Messages: 1 << 20, Bytes: 1 << 30, WriteTimeout: 30 * time.Second}, st.raw)
 			c, p := pr.c, pr.p
 
 			var pings sync.WaitGroup
@@ -364,7 +364,7 @@ func TestConn_Hammer(t *testing.T) {
 					case <-stopPings:
 						return
 					case <-time.After(time.Millisecond):
-						c.ping()
+						c.Ping()
 					}
 				}
 			})
@@ -423,7 +423,7 @@ func TestConn_Hammer(t *testing.T) {
 			closed := make(chan struct{})
 			go func() {
 				sendersWG.Wait()
-				if err := c.close(nil, closeNormal, "done"); err != nil {
+				if err := c.Close(nil, closeNormal, "done"); err != nil {
 					t.Errorf("close: %v", err)
 				}
 				close(closed)

@@ -1,4 +1,4 @@
-package server
+package push
 
 import (
 	"context"
@@ -51,9 +51,9 @@ func commandTable() map[string]command {
 	}
 }
 
-func cmdPing(context.Context, *Gateway, *wire.Request) (any, error) { return "pong", nil }
+func cmdPing(context.Context, Gateway, *wire.Request) (any, error) { return "pong", nil }
 
-func cmdSendToAll(ctx context.Context, g *Gateway, r *wire.Request) (any, error) {
+func cmdSendToAll(ctx context.Context, g Gateway, r *wire.Request) (any, error) {
 	msg, _, err := argMessage(r, true, false)
 	if err != nil {
 		return nil, err
@@ -72,13 +72,13 @@ func cmdSendToAll(ctx context.Context, g *Gateway, r *wire.Request) (any, error)
 // cmdSendToClient is the hot path of pushing: with a plain client_id (no
 // escapes, as client ids are) it allocates nothing; the message is copied
 // only if it has to be queued.
-func cmdSendToClient(ctx context.Context, g *Gateway, r *wire.Request) (any, error) {
+func cmdSendToClient(ctx context.Context, g Gateway, r *wire.Request) (any, error) {
 	if id, ok := wire.Plain(r.ClientID); ok && len(id) > 0 {
 		msg, _, err := argMessage(r, true, true)
 		if err != nil {
 			return nil, err
 		}
-		return true, g.sendBorrowed(ctx, id, msg)
+		return true, g.SendBorrowed(ctx, id, msg)
 	}
 	id, err := argString("client_id", r.ClientID)
 	if err != nil {
@@ -91,7 +91,7 @@ func cmdSendToClient(ctx context.Context, g *Gateway, r *wire.Request) (any, err
 	return true, g.SendToClient(ctx, id, msg)
 }
 
-func cmdCloseClient(ctx context.Context, g *Gateway, r *wire.Request) (any, error) {
+func cmdCloseClient(ctx context.Context, g Gateway, r *wire.Request) (any, error) {
 	id, err := argString("client_id", r.ClientID)
 	if err != nil {
 		return nil, err
@@ -107,7 +107,7 @@ func cmdCloseClient(ctx context.Context, g *Gateway, r *wire.Request) (any, erro
 	return true, g.CloseClient(ctx, id, final)
 }
 
-func cmdDestroyClient(ctx context.Context, g *Gateway, r *wire.Request) (any, error) {
+func cmdDestroyClient(ctx context.Context, g Gateway, r *wire.Request) (any, error) {
 	id, err := argString("client_id", r.ClientID)
 	if err != nil {
 		return nil, err
@@ -123,7 +123,7 @@ func flag(b bool, err error) (any, error) {
 	return 0, err
 }
 
-func cmdIsOnline(ctx context.Context, g *Gateway, r *wire.Request) (any, error) {
+func cmdIsOnline(ctx context.Context, g Gateway, r *wire.Request) (any, error) {
 	id, err := argString("client_id", r.ClientID)
 	if err != nil {
 		return nil, err
@@ -142,7 +142,7 @@ func clientAndKey(r *wire.Request, name string, raw []byte) (string, string, err
 	return id, key, err
 }
 
-func cmdBindUid(ctx context.Context, g *Gateway, r *wire.Request) (any, error) {
+func cmdBindUid(ctx context.Context, g Gateway, r *wire.Request) (any, error) {
 	id, uid, err := clientAndKey(r, "uid", r.Uid)
 	if err != nil {
 		return nil, err
@@ -150,7 +150,7 @@ func cmdBindUid(ctx context.Context, g *Gateway, r *wire.Request) (any, error) {
 	return true, g.BindUid(ctx, id, uid)
 }
 
-func cmdUnbindUid(ctx context.Context, g *Gateway, r *wire.Request) (any, error) {
+func cmdUnbindUid(ctx context.Context, g Gateway, r *wire.Request) (any, error) {
 	id, uid, err := clientAndKey(r, "uid", r.Uid)
 	if err != nil {
 		return nil, err
@@ -158,7 +158,7 @@ func cmdUnbindUid(ctx context.Context, g *Gateway, r *wire.Request) (any, error)
 	return true, g.UnbindUid(ctx, id, uid)
 }
 
-func cmdIsUidOnline(ctx context.Context, g *Gateway, r *wire.Request) (any, error) {
+func cmdIsUidOnline(ctx context.Context, g Gateway, r *wire.Request) (any, error) {
 	uid, err := argKey("uid", r.Uid)
 	if err != nil {
 		return nil, err
@@ -166,7 +166,7 @@ func cmdIsUidOnline(ctx context.Context, g *Gateway, r *wire.Request) (any, erro
 	return flag(g.IsUidOnline(ctx, uid))
 }
 
-func cmdIsUidsOnline(ctx context.Context, g *Gateway, r *wire.Request) (any, error) {
+func cmdIsUidsOnline(ctx context.Context, g Gateway, r *wire.Request) (any, error) {
 	byUid, err := batchClientIdByUid(ctx, g, r)
 	if err != nil {
 		return nil, err
@@ -178,7 +178,7 @@ func cmdIsUidsOnline(ctx context.Context, g *Gateway, r *wire.Request) (any, err
 	return out, nil
 }
 
-func cmdGetClientIdByUid(ctx context.Context, g *Gateway, r *wire.Request) (any, error) {
+func cmdGetClientIdByUid(ctx context.Context, g Gateway, r *wire.Request) (any, error) {
 	uid, err := argKey("uid", r.Uid)
 	if err != nil {
 		return nil, err
@@ -186,11 +186,11 @@ func cmdGetClientIdByUid(ctx context.Context, g *Gateway, r *wire.Request) (any,
 	return nonNil(g.GetClientIdByUid(ctx, uid))
 }
 
-func cmdBatchGetClientIdByUid(ctx context.Context, g *Gateway, r *wire.Request) (any, error) {
+func cmdBatchGetClientIdByUid(ctx context.Context, g Gateway, r *wire.Request) (any, error) {
 	return batchClientIdByUid(ctx, g, r)
 }
 
-func batchClientIdByUid(ctx context.Context, g *Gateway, r *wire.Request) (map[string][]string, error) {
+func batchClientIdByUid(ctx context.Context, g Gateway, r *wire.Request) (map[string][]string, error) {
 	uids, err := argKeys("uids", r.Uids)
 	if err != nil {
 		return nil, err
@@ -206,7 +206,7 @@ func batchClientIdByUid(ctx context.Context, g *Gateway, r *wire.Request) (map[s
 	return out, nil
 }
 
-func cmdGetUidByClientId(ctx context.Context, g *Gateway, r *wire.Request) (any, error) {
+func cmdGetUidByClientId(ctx context.Context, g Gateway, r *wire.Request) (any, error) {
 	id, err := argString("client_id", r.ClientID)
 	if err != nil {
 		return nil, err
@@ -218,7 +218,7 @@ func cmdGetUidByClientId(ctx context.Context, g *Gateway, r *wire.Request) (any,
 	return uid, err
 }
 
-func cmdSendToUid(ctx context.Context, g *Gateway, r *wire.Request) (any, error) {
+func cmdSendToUid(ctx context.Context, g Gateway, r *wire.Request) (any, error) {
 	uids, err := argOneOrMany("uid", r.Uid)
 	if err != nil {
 		return nil, err
@@ -230,7 +230,7 @@ func cmdSendToUid(ctx context.Context, g *Gateway, r *wire.Request) (any, error)
 	return g.SendToUid(ctx, uids, msg)
 }
 
-func cmdJoinGroup(ctx context.Context, g *Gateway, r *wire.Request) (any, error) {
+func cmdJoinGroup(ctx context.Context, g Gateway, r *wire.Request) (any, error) {
 	id, group, err := clientAndKey(r, "group", r.Group)
 	if err != nil {
 		return nil, err
@@ -238,7 +238,7 @@ func cmdJoinGroup(ctx context.Context, g *Gateway, r *wire.Request) (any, error)
 	return true, g.JoinGroup(ctx, id, group)
 }
 
-func cmdLeaveGroup(ctx context.Context, g *Gateway, r *wire.Request) (any, error) {
+func cmdLeaveGroup(ctx context.Context, g Gateway, r *wire.Request) (any, error) {
 	id, group, err := clientAndKey(r, "group", r.Group)
 	if err != nil {
 		return nil, err
@@ -246,7 +246,7 @@ func cmdLeaveGroup(ctx context.Context, g *Gateway, r *wire.Request) (any, error
 	return true, g.LeaveGroup(ctx, id, group)
 }
 
-func cmdUngroup(ctx context.Context, g *Gateway, r *wire.Request) (any, error) {
+func cmdUngroup(ctx context.Context, g Gateway, r *wire.Request) (any, error) {
 	group, err := argKey("group", r.Group)
 	if err != nil {
 		return nil, err
@@ -254,7 +254,7 @@ func cmdUngroup(ctx context.Context, g *Gateway, r *wire.Request) (any, error) {
 	return true, g.Ungroup(ctx, group)
 }
 
-func cmdSendToGroup(ctx context.Context, g *Gateway, r *wire.Request) (any, error) {
+func cmdSendToGroup(ctx context.Context, g Gateway, r *wire.Request) (any, error) {
 	groups, err := argOneOrMany("group", r.Group)
 	if err != nil {
 		return nil, err
@@ -270,7 +270,7 @@ func cmdSendToGroup(ctx context.Context, g *Gateway, r *wire.Request) (any, erro
 	return g.SendToGroup(ctx, groups, msg, exclude)
 }
 
-func cmdGetClientIdCountByGroup(ctx context.Context, g *Gateway, r *wire.Request) (any, error) {
+func cmdGetClientIdCountByGroup(ctx context.Context, g Gateway, r *wire.Request) (any, error) {
 	if r.Group == nil || string(r.Group) == `""` || wire.IsNull(r.Group) {
 		return g.GetAllClientIdCount(ctx) // GatewayClient: no group counts everyone
 	}
@@ -281,7 +281,7 @@ func cmdGetClientIdCountByGroup(ctx context.Context, g *Gateway, r *wire.Request
 	return g.GetClientIdCountByGroup(ctx, group)
 }
 
-func cmdBatchGetClientIdCountByGroup(ctx context.Context, g *Gateway, r *wire.Request) (any, error) {
+func cmdBatchGetClientIdCountByGroup(ctx context.Context, g Gateway, r *wire.Request) (any, error) {
 	groups, err := argKeys("groups", r.Groups)
 	if err != nil {
 		return nil, err
@@ -295,19 +295,19 @@ func cmdBatchGetClientIdCountByGroup(ctx context.Context, g *Gateway, r *wire.Re
 	return out, nil
 }
 
-func cmdGetClientSessionsByGroup(ctx context.Context, g *Gateway, r *wire.Request) (any, error) {
+func cmdGetClientSessionsByGroup(ctx context.Context, g Gateway, r *wire.Request) (any, error) {
 	group, err := argKey("group", r.Group)
 	if err != nil {
 		return nil, err
 	}
-	return g.sessionsByGroup(ctx, group)
+	return sessionsByGroup(ctx, g, group)
 }
 
-func cmdGetClientIdListByGroup(ctx context.Context, g *Gateway, r *wire.Request) (any, error) {
+func cmdGetClientIdListByGroup(ctx context.Context, g Gateway, r *wire.Request) (any, error) {
 	return unionOverGroups(ctx, r, g.GetClientIdListByGroup)
 }
 
-func cmdGetUidListByGroup(ctx context.Context, g *Gateway, r *wire.Request) (any, error) {
+func cmdGetUidListByGroup(ctx context.Context, g Gateway, r *wire.Request) (any, error) {
 	return unionOverGroups(ctx, r, g.GetUidListByGroup)
 }
 
@@ -334,7 +334,7 @@ func unionOverGroups(ctx context.Context, r *wire.Request, list func(context.Con
 	return out, nil
 }
 
-func cmdGetUidCountByGroup(ctx context.Context, g *Gateway, r *wire.Request) (any, error) {
+func cmdGetUidCountByGroup(ctx context.Context, g Gateway, r *wire.Request) (any, error) {
 	group, err := argKey("group", r.Group)
 	if err != nil {
 		return nil, err
@@ -342,11 +342,11 @@ func cmdGetUidCountByGroup(ctx context.Context, g *Gateway, r *wire.Request) (an
 	return g.GetUidCountByGroup(ctx, group)
 }
 
-func cmdGetAllClientIdCount(ctx context.Context, g *Gateway, _ *wire.Request) (any, error) {
+func cmdGetAllClientIdCount(ctx context.Context, g Gateway, _ *wire.Request) (any, error) {
 	return g.GetAllClientIdCount(ctx)
 }
 
-func cmdGetAllClientSessions(ctx context.Context, g *Gateway, r *wire.Request) (any, error) {
+func cmdGetAllClientSessions(ctx context.Context, g Gateway, r *wire.Request) (any, error) {
 	if r.Group != nil && !wire.IsNull(r.Group) && string(r.Group) != `""` {
 		return cmdGetClientSessionsByGroup(ctx, g, r)
 	}
@@ -354,38 +354,38 @@ func cmdGetAllClientSessions(ctx context.Context, g *Gateway, r *wire.Request) (
 	if err != nil {
 		return nil, err
 	}
-	return g.sessionsOf(ctx, ids)
+	return sessionsOf(ctx, g, ids)
 }
 
-func cmdGetAllClientIdList(ctx context.Context, g *Gateway, _ *wire.Request) (any, error) {
+func cmdGetAllClientIdList(ctx context.Context, g Gateway, _ *wire.Request) (any, error) {
 	return nonNil(g.GetAllClientIdList(ctx))
 }
 
-func cmdGetAllUidList(ctx context.Context, g *Gateway, _ *wire.Request) (any, error) {
+func cmdGetAllUidList(ctx context.Context, g Gateway, _ *wire.Request) (any, error) {
 	return nonNil(g.GetAllUidList(ctx))
 }
 
-func cmdGetAllUidCount(ctx context.Context, g *Gateway, _ *wire.Request) (any, error) {
+func cmdGetAllUidCount(ctx context.Context, g Gateway, _ *wire.Request) (any, error) {
 	return g.GetAllUidCount(ctx)
 }
 
-func cmdGetAllGroupIdList(ctx context.Context, g *Gateway, _ *wire.Request) (any, error) {
+func cmdGetAllGroupIdList(ctx context.Context, g Gateway, _ *wire.Request) (any, error) {
 	return nonNil(g.GetAllGroupIdList(ctx))
 }
 
-func cmdGetAllGroupUidList(ctx context.Context, g *Gateway, _ *wire.Request) (any, error) {
-	return g.perGroup(ctx, g.GetUidListByGroup)
+func cmdGetAllGroupUidList(ctx context.Context, g Gateway, _ *wire.Request) (any, error) {
+	return perGroup(ctx, g, g.GetUidListByGroup)
 }
 
-func cmdGetAllGroupClientIdList(ctx context.Context, g *Gateway, _ *wire.Request) (any, error) {
-	return g.perGroup(ctx, g.GetClientIdListByGroup)
+func cmdGetAllGroupClientIdList(ctx context.Context, g Gateway, _ *wire.Request) (any, error) {
+	return perGroup(ctx, g, g.GetClientIdListByGroup)
 }
 
-func cmdSetSession(ctx context.Context, g *Gateway, r *wire.Request) (any, error) {
+func cmdSetSession(ctx context.Context, g Gateway, r *wire.Request) (any, error) {
 	return writeSession(ctx, r, g.SetSession)
 }
 
-func cmdUpdateSession(ctx context.Context, g *Gateway, r *wire.Request) (any, error) {
+func cmdUpdateSession(ctx context.Context, g Gateway, r *wire.Request) (any, error) {
 	return writeSession(ctx, r, g.UpdateSession)
 }
 
@@ -401,7 +401,7 @@ func writeSession(ctx context.Context, r *wire.Request, write func(context.Conte
 	return true, write(ctx, id, session)
 }
 
-func cmdGetSession(ctx context.Context, g *Gateway, r *wire.Request) (any, error) {
+func cmdGetSession(ctx context.Context, g Gateway, r *wire.Request) (any, error) {
 	id, err := argString("client_id", r.ClientID)
 	if err != nil {
 		return nil, err

@@ -1,4 +1,4 @@
-package server
+package push
 
 import (
 	"bytes"
@@ -9,6 +9,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/wasmgate/wasmgate/internal/accept"
 	"github.com/wasmgate/wasmgate/internal/wire"
 )
 
@@ -16,52 +17,52 @@ import (
 // object as a text-port line, POST /api/batch with an array of them, and
 // GET /healthz. It runs the same commands (Gateway.execute) as the text port.
 
-func (s *Server) startAdmin() error {
-	ln, err := net.Listen("tcp", s.cfg.Admin.Listen)
+func (p *Ports) startAdmin() error {
+	ln, err := net.Listen("tcp", p.admin.Listen)
 	if err != nil {
 		return err
 	}
-	s.admin = &fasthttp.Server{
-		Handler:               s.handleAdmin,
+	p.http = &fasthttp.Server{
+		Handler:               p.handleAdmin,
 		Name:                  "wasmgate-admin",
-		MaxRequestBodySize:    s.cfg.Push.MaxLine,
-		ReadTimeout:           s.cfg.Push.LineTimeout.Duration,
-		WriteTimeout:          s.cfg.Push.WriteTimeout.Duration,
+		MaxRequestBodySize:    p.cfg.MaxLine,
+		ReadTimeout:           p.cfg.LineTimeout.Duration,
+		WriteTimeout:          p.cfg.WriteTimeout.Duration,
 		NoDefaultServerHeader: true,
-		Logger:                fasthttpLogger{s.log},
-		HeaderReceived:        s.adminRequestConfig,
-		ErrorHandler:          s.adminReadError,
+		Logger:                fasthttpLogger{p.log},
+		HeaderReceived:        p.adminRequestConfig,
+		ErrorHandler:          p.adminReadError,
 	}
-	s.adminLn = newRetryListener(ln, "admin", s.log)
+	p.adminLn = accept.Retry(ln, "admin", p.log)
 	go func() {
-		if err := s.admin.Serve(s.adminLn); err != nil {
-			s.log.Error("admin serve", "err", err)
+		if err := p.http.Serve(p.adminLn); err != nil {
+			p.log.Error("admin serve", "err", err)
 		}
 	}()
 	return nil
 }
 
-func (s *Server) handleAdmin(ctx *fasthttp.RequestCtx) {
+func (p *Ports) handleAdmin(ctx *fasthttp.RequestCtx) {
 	ctx.SetContentType("application/json")
 	path := string(ctx.Path())
 	switch {
 	case path == "/healthz":
-		s.healthz(ctx)
+		p.healthz(ctx)
 	case path == "/reload":
-		s.handleReload(ctx)
+		p.handleReload(ctx)
 	case path == "/status":
-		s.handleStatus(ctx)
+		p.handleStatus(ctx)
 	case path == "/metrics":
-		s.handleMetrics(ctx)
+		p.handleMetrics(ctx)
 	case strings.HasPrefix(path, "/api/"):
-		s.handleAPI(ctx, strings.TrimPrefix(path, "/api/"))
+		p.handleAPI(ctx, strings.TrimPrefix(path, "/api/"))
 	default:
 		adminError(ctx, fasthttp.StatusNotFound, wire.CodeUnknownCmd, "no such endpoint; use POST /api/<cmd>, POST /api/batch, GET /healthz, GET /status or GET /metrics")
 	}
 }
 
-func (s *Server) healthz(ctx *fasthttp.RequestCtx) {
-	n, err := s.gw.GetAllClientIdCount(s.ctx)
+func (p *Ports) healthz(ctx *fasthttp.RequestCtx) {
+	n, err := p.gw.GetAllClientIdCount(p.ctx)
 	if err != nil {
 		adminError(ctx, fasthttp.StatusServiceUnavailable, wire.CodeUnavailable, err.Error())
 		return
@@ -70,21 +71,21 @@ func (s *Server) healthz(ctx *fasthttp.RequestCtx) {
 	ctx.SetBody(append(out, "}\n"...))
 }
 
-func (s *Server) handleAPI(ctx *fasthttp.RequestCtx, cmd string) {
+func (p *Ports) handleAPI(ctx *fasthttp.RequestCtx, cmd string) {
 	if !ctx.IsPost() {
 		ctx.Response.Header.Set("Allow", "POST")
 		adminError(ctx, fasthttp.StatusMethodNotAllowed, wire.CodeBadRequest, "use POST")
 		return
 	}
-	if !s.adminAuthorized(ctx) {
+	if !p.adminAuthorized(ctx) {
 		adminError(ctx, fasthttp.StatusUnauthorized, wire.CodeUnauthorized, "missing or wrong Authorization: Bearer <push.secret>")
 		return
 	}
 	if cmd == "batch" {
-		s.apiBatch(ctx)
+		p.apiBatch(ctx)
 		return
 	}
-	if _, ok := s.gw.commands[cmd]; !ok {
+	if _, ok := p.commands[cmd]; !ok {
 		adminError(ctx, fasthttp.StatusNotFound, wire.CodeUnknownCmd, "unknown cmd "+string(wire.AppendString(nil, cmd)))
 		return
 	}
@@ -94,12 +95,12 @@ func (s *Server) handleAPI(ctx *fasthttp.RequestCtx, cmd string) {
 		ctx.SetBody(appendParseError(nil, err))
 		return
 	}
-	ctx.SetBody(s.apiExecute(s.gwNow, cmd, &r, nil))
+	ctx.SetBody(p.apiExecute(p.gwNow, cmd, &r, nil))
 }
 
 // apiExecute runs one request whose command comes from the URL (cmd) or,
 // in a batch, from the object itself (cmd == "").
-func (s *Server) apiExecute(gw *Gateway, cmd string, r *wire.Request, dst []byte) []byte {
+func (p *Ports) apiExecute(gw Gateway, cmd string, r *wire.Request, dst []byte) []byte {
 	if cmd != "" {
 		if r.Cmd != nil && !isCmd(r, cmd) {
 			return wire.AppendError(dst, r.ID, wire.CodeBadRequest, "cmd in the body differs from the URL's")
@@ -112,11 +113,11 @@ func (s *Server) apiExecute(gw *Gateway, cmd string, r *wire.Request, dst []byte
 	if isCmd(r, "auth") { // the HTTP API authenticates by header
 		return wire.AppendOK(dst, r.ID, true)
 	}
-	result, err := gw.execute(s.ctx, r)
+	result, err := p.execute(p.ctx, gw, r)
 	return appendResult(dst, r.ID, result, err)
 }
 
-func (s *Server) apiBatch(ctx *fasthttp.RequestCtx) {
+func (p *Ports) apiBatch(ctx *fasthttp.RequestCtx) {
 	var items []json.RawMessage
 	if err := json.Unmarshal(ctx.PostBody(), &items); err != nil {
 		adminError(ctx, fasthttp.StatusBadRequest, wire.CodeBadJSON, "batch body must be a JSON array of requests: "+err.Error())
@@ -131,23 +132,23 @@ func (s *Server) apiBatch(ctx *fasthttp.RequestCtx) {
 		if err := wire.Parse(item, &r); err != nil {
 			out = appendParseError(out, err)
 		} else {
-			gw := s.gw
+			gw := p.gw
 			if i == len(items)-1 {
-				gw = s.gwNow
+				gw = p.gwNow
 			}
-			out = s.apiExecute(gw, "", &r, out)
+			out = p.apiExecute(gw, "", &r, out)
 		}
 		out = bytes.TrimSuffix(out, []byte{'\n'})
 	}
 	ctx.SetBody(append(out, "]\n"...))
 }
 
-func (s *Server) adminAuthorized(ctx *fasthttp.RequestCtx) bool {
-	return s.headerAuthorized(&ctx.Request.Header)
+func (p *Ports) adminAuthorized(ctx *fasthttp.RequestCtx) bool {
+	return p.headerAuthorized(&ctx.Request.Header)
 }
 
-func (s *Server) headerAuthorized(h *fasthttp.RequestHeader) bool {
-	secret := s.cfg.Push.Secret
+func (p *Ports) headerAuthorized(h *fasthttp.RequestHeader) bool {
+	secret := p.cfg.Secret
 	if secret == "" {
 		return true
 	}
@@ -159,22 +160,22 @@ func (s *Server) headerAuthorized(h *fasthttp.RequestHeader) bool {
 // read: without a valid token (push.secret set) at most preAuthLine bytes of
 // body are read, as on the text port, so a stranger cannot make the server
 // buffer push.max_line per connection. The handler answers 401 anyway.
-func (s *Server) adminRequestConfig(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
-	if s.headerAuthorized(h) {
+func (p *Ports) adminRequestConfig(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
+	if p.headerAuthorized(h) {
 		return fasthttp.RequestConfig{}
 	}
-	return fasthttp.RequestConfig{MaxRequestBodySize: preAuthLine(s.cfg.Push)}
+	return fasthttp.RequestConfig{MaxRequestBodySize: preAuthLine(p.cfg)}
 }
 
 // adminReadError answers a request fasthttp could not read, as JSON like
 // every other answer: a body over its limit is 401 without a valid token
 // (see adminRequestConfig) and 413 with one.
-func (s *Server) adminReadError(ctx *fasthttp.RequestCtx, err error) {
+func (p *Ports) adminReadError(ctx *fasthttp.RequestCtx, err error) {
 	ctx.SetContentType("application/json")
 	var small *fasthttp.ErrSmallBuffer
 	var ne net.Error
 	switch {
-	case errors.Is(err, fasthttp.ErrBodyTooLarge) && !s.adminAuthorized(ctx):
+	case errors.Is(err, fasthttp.ErrBodyTooLarge) && !p.adminAuthorized(ctx):
 		adminError(ctx, fasthttp.StatusUnauthorized, wire.CodeUnauthorized, "missing or wrong Authorization: Bearer <push.secret>")
 	case errors.Is(err, fasthttp.ErrBodyTooLarge):
 		adminError(ctx, fasthttp.StatusRequestEntityTooLarge, wire.CodeLineTooLong, "request body is longer than push.max_line")
@@ -195,16 +196,16 @@ func adminError(ctx *fasthttp.RequestCtx, status int, code, msg string) {
 func itoa(n int) string { return string(wire.AppendValue(nil, n)) }
 
 // handleReload serves POST /reload: `wasmgate reload` talks to it.
-func (s *Server) handleReload(ctx *fasthttp.RequestCtx) {
+func (p *Ports) handleReload(ctx *fasthttp.RequestCtx) {
 	if !ctx.IsPost() {
 		adminError(ctx, fasthttp.StatusMethodNotAllowed, wire.CodeBadRequest, "use POST")
 		return
 	}
-	if !s.adminAuthorized(ctx) {
+	if !p.adminAuthorized(ctx) {
 		adminError(ctx, fasthttp.StatusUnauthorized, wire.CodeUnauthorized, "missing or wrong Authorization: Bearer <push.secret>")
 		return
 	}
-	status, msg := s.reloadSummary(s.ctx)
+	status, msg := p.node.Reload(p.ctx)
 	ctx.SetContentType("text/plain; charset=utf-8")
 	ctx.SetStatusCode(status)
 	ctx.SetBodyString(msg + "\n")

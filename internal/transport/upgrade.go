@@ -1,11 +1,17 @@
-package server
+package transport
 
 import (
 	"bufio"
+	"bytes"
+	"encoding/base64"
 	"encoding/binary"
 	"errors"
 	"net"
 	"net/http"
+	"strconv"
+
+	"github.com/fasthttp/websocket"
+	"github.com/valyala/fasthttp"
 )
 
 // The upgrade goes through the websocket package's net/http Upgrader, fed
@@ -13,7 +19,7 @@ import (
 // that is the only way to put frameGuard between the socket and the
 // websocket reader. fasthttp writes no response (HijackSetNoResponse); the
 // Upgrader writes the 101 itself. handleHTTP has already refused every
-// request the Upgrader would refuse (checkUpgrade), so its error answers
+// request the Upgrader would refuse (CheckUpgrade), so its error answers
 // are never used.
 
 // errShortClose ends reading a client that sent a close frame with a
@@ -155,7 +161,7 @@ func (h *hijacked) Header() http.Header {
 }
 
 // Write and WriteHeader serve only the Upgrader's error answers, which
-// checkUpgrade makes unreachable; the connection is closed after one.
+// CheckUpgrade makes unreachable; the connection is closed after one.
 func (h *hijacked) Write(p []byte) (int, error) { return len(p), nil }
 func (h *hijacked) WriteHeader(int)             {}
 
@@ -165,8 +171,60 @@ func (h *hijacked) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	return h.conn, bufio.NewReadWriter(bufio.NewReaderSize(nil, 16), bufio.NewWriterSize(nil, 16)), nil
 }
 
+// Upgrade completes the handshake of a request CheckUpgrade accepted, on
+// nc (the connection fasthttp's hijack handed over) with key (its
+// Sec-WebSocket-Key): up writes the 101 and returns the WebSocket, whose
+// reads go through a frameGuard. On error up has closed nc.
+func Upgrade(up *websocket.Upgrader, nc net.Conn, key string) (*websocket.Conn, error) {
+	return up.Upgrade(&hijacked{conn: &frameGuard{Conn: nc}}, upgradeRequest(key), nil)
+}
+
+// CheckUpgrade validates what RFC 6455 §4.2.1 requires of an opening
+// handshake beyond the Connection and Upgrade tokens. It returns 0, or the
+// status to refuse with and a message naming the problem: 405 for a method
+// other than GET, 426 for a Sec-WebSocket-Version other than 13 (§4.2.2:
+// the answer carries the version we speak), 400 for a Sec-WebSocket-Key
+// that is not the base64 of a 16-byte nonce.
+func CheckUpgrade(ctx *fasthttp.RequestCtx) (int, string) {
+	if !ctx.IsGet() {
+		return fasthttp.StatusMethodNotAllowed, "a WebSocket handshake must be a GET request"
+	}
+	if v := ctx.Request.Header.Peek("Sec-WebSocket-Version"); !hasToken(v, "13") {
+		return fasthttp.StatusUpgradeRequired, "unsupported Sec-WebSocket-Version " + strconv.Quote(string(v)) + ": this server speaks version 13 (RFC 6455)"
+	}
+	key := ctx.Request.Header.Peek("Sec-WebSocket-Key")
+	if len(key) == 0 {
+		return fasthttp.StatusBadRequest, "missing Sec-WebSocket-Key header"
+	}
+	if !validKey(key) {
+		return fasthttp.StatusBadRequest, "invalid Sec-WebSocket-Key: it must be the base64 encoding of a 16-byte nonce (RFC 6455 §4.1)"
+	}
+	return 0, ""
+}
+
+// validKey reports whether key is the base64 (standard alphabet, padded) of
+// exactly 16 bytes: 24 characters ending in "==".
+func validKey(key []byte) bool {
+	if len(key) != 24 {
+		return false
+	}
+	var nonce [18]byte
+	n, err := base64.StdEncoding.Strict().Decode(nonce[:], key)
+	return err == nil && n == 16
+}
+
+// hasToken reports whether the comma-separated header value v lists tok.
+func hasToken(v []byte, tok string) bool {
+	for part := range bytes.SplitSeq(v, []byte(",")) {
+		if string(bytes.TrimSpace(part)) == tok {
+			return true
+		}
+	}
+	return false
+}
+
 // upgradeRequest is the request the Upgrader checks: only the headers it
-// reads, copied from a handshake checkUpgrade accepted.
+// reads, copied from a handshake CheckUpgrade accepted.
 func upgradeRequest(key string) *http.Request {
 	r := &http.Request{Method: http.MethodGet, Header: make(http.Header, 4)}
 	r.Header.Set("Connection", "Upgrade")

@@ -1,4 +1,4 @@
-package server
+package transport
 
 import (
 	"bytes"
@@ -13,7 +13,7 @@ import (
 // hub holds the clients connected to this node, for delivery. Which clients
 // exist cluster-wide, and their uids and groups, is the Registry's job; the
 // hub only maps a local client id to its connection.
-type hub struct {
+type Hub struct {
 	seed   maphash.Seed
 	shards [hubShards]hubShard
 	lanes  []fanLane // fan-out lanes, each owning the shards i with i%len(lanes) == its index
@@ -23,36 +23,36 @@ const hubShards = 64
 
 type hubShard struct {
 	mu    sync.RWMutex // guards conns
-	conns map[string]*conn
+	conns map[string]*Conn
 }
 
-func newHub() *hub {
-	h := &hub{seed: maphash.MakeSeed(), lanes: newLanes()}
+func NewHub() *Hub {
+	h := &Hub{seed: maphash.MakeSeed(), lanes: newLanes()}
 	for i := range h.shards {
-		h.shards[i].conns = make(map[string]*conn)
+		h.shards[i].conns = make(map[string]*Conn)
 	}
 	return h
 }
 
-func (h *hub) shard(id string) *hubShard {
+func (h *Hub) shard(id string) *hubShard {
 	return &h.shards[h.shardIndex(id)]
 }
 
-func (h *hub) add(c *conn) {
+func (h *Hub) Add(c *Conn) {
 	s := h.shard(c.id)
 	s.mu.Lock()
 	s.conns[c.id] = c
 	s.mu.Unlock()
 }
 
-func (h *hub) remove(id string) {
+func (h *Hub) Remove(id string) {
 	s := h.shard(id)
 	s.mu.Lock()
 	delete(s.conns, id)
 	s.mu.Unlock()
 }
 
-func (h *hub) get(id string) *conn {
+func (h *Hub) Get(id string) *Conn {
 	s := h.shard(id)
 	s.mu.RLock()
 	c := s.conns[id]
@@ -61,7 +61,7 @@ func (h *hub) get(id string) *conn {
 }
 
 // getBytes is get for an id held as bytes (no string allocated).
-func (h *hub) getBytes(id []byte) *conn {
+func (h *Hub) GetBytes(id []byte) *Conn {
 	s := &h.shards[maphash.Bytes(h.seed, id)%hubShards] // hashes as maphash.String does
 	s.mu.RLock()
 	c := s.conns[string(id)]
@@ -71,8 +71,8 @@ func (h *hub) getBytes(id []byte) *conn {
 
 // each calls fn for every connection, outside the shard locks (on a
 // snapshot), so fn may block or send.
-func (h *hub) each(fn func(*conn)) {
-	var batch []*conn
+func (h *Hub) Each(fn func(*Conn)) {
+	var batch []*Conn
 	for i := range h.shards {
 		s := &h.shards[i]
 		s.mu.RLock()
@@ -87,7 +87,7 @@ func (h *hub) each(fn func(*conn)) {
 	}
 }
 
-func (h *hub) count() int {
+func (h *Hub) Count() int {
 	n := 0
 	for i := range h.shards {
 		s := &h.shards[i]
@@ -128,9 +128,9 @@ func (h *hub) count() int {
 // fails with abi.ErrnoQueueFull at once, so a guest sending in a loop gets
 // an error, not a longer deadline or more memory.
 
-// fanoutInline is the largest number of recipients a send delivers itself
+// FanoutInline is the largest number of recipients a send delivers itself
 // (when their lanes are idle); larger fan-outs are handed to the lanes.
-const fanoutInline = 64
+const FanoutInline = 64
 
 // fanLaneBytes bounds the work pending in one lane.
 const fanLaneBytes = 16 << 20
@@ -151,7 +151,7 @@ type fanLane struct {
 type fanJob struct {
 	msg   abi.Message
 	ids   []string // shared by the lanes; read-only
-	conns []*conn
+	conns []*Conn
 	skip  map[string]struct{} // shared between the lanes of one send; read-only
 	close bool
 	final bool // close: msg is the final message
@@ -169,15 +169,15 @@ func newLanes() []fanLane {
 
 // laneOf is the lane of client id: a function of its hub shard, so that
 // each lane owns whole shards (fanoutAll walks them by shard).
-func (h *hub) laneOf(id string) *fanLane {
+func (h *Hub) laneOf(id string) *fanLane {
 	return &h.lanes[h.shardIndex(id)%uint64(len(h.lanes))]
 }
 
-func (h *hub) shardIndex(id string) uint64 { return maphash.String(h.seed, id) % hubShards }
+func (h *Hub) shardIndex(id string) uint64 { return maphash.String(h.seed, id) % hubShards }
 
 // enqueue appends jobs (one per lane, nil entries skipped) to their lanes,
 // all or none: abi.ErrnoQueueFull if one of them lacks room.
-func (h *hub) enqueue(jobs []fanJob) error {
+func (h *Hub) enqueue(jobs []fanJob) error {
 	for i := range jobs {
 		if jobs[i].empty() {
 			continue
@@ -203,7 +203,7 @@ func (h *hub) enqueue(jobs []fanJob) error {
 func (j *fanJob) empty() bool { return len(j.ids) == 0 && len(j.conns) == 0 }
 
 // push appends j and starts the worker if it is not running.
-func (l *fanLane) push(h *hub, j fanJob) {
+func (l *fanLane) push(h *Hub, j fanJob) {
 	l.mu.Lock()
 	l.jobs = append(l.jobs, j)
 	l.bytes += j.cost()
@@ -217,7 +217,7 @@ func (l *fanLane) push(h *hub, j fanJob) {
 
 // runLane is a lane's worker: it delivers jobs in order until none is left,
 // then marks the lane idle and exits.
-func (h *hub) runLane(l *fanLane) {
+func (h *Hub) runLane(l *fanLane) {
 	for {
 		l.mu.Lock()
 		jobs := l.jobs
@@ -240,13 +240,13 @@ func (h *hub) runLane(l *fanLane) {
 	}
 }
 
-func (h *hub) deliverJob(lane int, j *fanJob) {
+func (h *Hub) deliverJob(lane int, j *fanJob) {
 	if j.close {
 		var final *abi.Message
 		if j.final {
 			final = &j.msg
 		}
-		_ = j.conns[0].close(final, closeNormal, "")
+		_ = j.conns[0].Close(final, closeNormal, "")
 		return
 	}
 	for _, c := range j.conns {
@@ -275,7 +275,7 @@ func (h *hub) deliverJob(lane int, j *fanJob) {
 // sendOrdered is conn.send behind whatever is pending in c's lane: straight
 // to c when the lane is idle, else as a job of the lane (msg.Data copied if
 // borrowed).
-func (h *hub) sendOrdered(c *conn, msg abi.Message, direct, borrowed bool) error {
+func (h *Hub) SendOrdered(c *Conn, msg abi.Message, direct, borrowed bool) error {
 	l := h.laneOf(c.id)
 	l.mu.Lock()
 	if !l.busy {
@@ -286,7 +286,7 @@ func (h *hub) sendOrdered(c *conn, msg abi.Message, direct, borrowed bool) error
 		return c.enqueue(msg, borrowed)
 	}
 	defer l.mu.Unlock()
-	j := fanJob{msg: msg, conns: []*conn{c}}
+	j := fanJob{msg: msg, conns: []*Conn{c}}
 	if l.bytes+j.cost() > fanLaneBytes {
 		return fmt.Errorf("fan-out queue full (%d bytes pending in a lane): %w", fanLaneBytes, abi.ErrnoQueueFull)
 	}
@@ -300,15 +300,15 @@ func (h *hub) sendOrdered(c *conn, msg abi.Message, direct, borrowed bool) error
 
 // closeOrdered is conn.close (final, then a normal close) behind whatever
 // is pending in c's lane.
-func (h *hub) closeOrdered(c *conn, final *abi.Message) error {
+func (h *Hub) CloseOrdered(c *Conn, final *abi.Message) error {
 	l := h.laneOf(c.id)
 	l.mu.Lock()
 	if !l.busy {
 		l.mu.Unlock()
-		return c.close(final, closeNormal, "")
+		return c.Close(final, closeNormal, "")
 	}
 	defer l.mu.Unlock()
-	j := fanJob{conns: []*conn{c}, close: true}
+	j := fanJob{conns: []*Conn{c}, close: true}
 	if final != nil {
 		j.msg, j.final = *final, true
 	}
@@ -327,7 +327,7 @@ func (h *hub) closeOrdered(c *conn, final *abi.Message) error {
 // duplicates) and returns how many recipients it was handed to. Its cost to
 // the caller is one append per lane, plus a pass over ids only when skip is
 // not empty (for the count).
-func (h *hub) fanout(ids []string, skip map[string]struct{}, msg abi.Message) (int, error) {
+func (h *Hub) Fanout(ids []string, skip map[string]struct{}, msg abi.Message) (int, error) {
 	n := len(ids)
 	if len(skip) > 0 {
 		for _, id := range ids {
@@ -344,9 +344,9 @@ func (h *hub) fanout(ids []string, skip map[string]struct{}, msg abi.Message) (i
 }
 
 // fanoutAll sends msg to every connected client not in skip: at most
-// fanoutInline of them itself, more through the lanes. It returns how many
+// FanoutInline of them itself, more through the lanes. It returns how many
 // clients accepted the message or were handed it.
-func (h *hub) fanoutAll(msg abi.Message, skip map[string]struct{}) (int, error) {
+func (h *Hub) FanoutAll(msg abi.Message, skip map[string]struct{}) (int, error) {
 	jobs := make([]fanJob, len(h.lanes))
 	total := 0
 	for i := range h.shards {
@@ -361,7 +361,7 @@ func (h *hub) fanoutAll(msg abi.Message, skip map[string]struct{}) (int, error) 
 		}
 		s.mu.RUnlock()
 	}
-	if total > fanoutInline {
+	if total > FanoutInline {
 		for i := range jobs {
 			jobs[i].msg = msg
 		}
@@ -370,7 +370,7 @@ func (h *hub) fanoutAll(msg abi.Message, skip map[string]struct{}) (int, error) 
 	n := 0
 	for i := range jobs {
 		for _, c := range jobs[i].conns {
-			if h.sendOrdered(c, msg, false, false) == nil {
+			if h.SendOrdered(c, msg, false, false) == nil {
 				n++
 			}
 		}

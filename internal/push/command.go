@@ -1,4 +1,4 @@
-package server
+package push
 
 import (
 	"context"
@@ -47,13 +47,13 @@ func commandError(err error) *CommandError {
 }
 
 // command runs one push command against the Gateway.
-type command func(ctx context.Context, g *Gateway, r *wire.Request) (any, error)
+type command func(ctx context.Context, g Gateway, r *wire.Request) (any, error)
 
-// execute runs the request's command. auth is handled by the transport.
-func (g *Gateway) execute(ctx context.Context, r *wire.Request) (any, error) {
+// execute runs the request's command with g. auth is handled by the port.
+func (p *Ports) execute(ctx context.Context, g Gateway, r *wire.Request) (any, error) {
 	if len(r.Cmd) >= 2 && r.Cmd[0] == '"' {
 		// Look up the raw name first: no allocation on the hot path.
-		if cmd, ok := g.commands[string(r.Cmd[1:len(r.Cmd)-1])]; ok {
+		if cmd, ok := p.commands[string(r.Cmd[1:len(r.Cmd)-1])]; ok {
 			return cmd(ctx, g, r)
 		}
 	}
@@ -61,7 +61,7 @@ func (g *Gateway) execute(ctx context.Context, r *wire.Request) (any, error) {
 	if !ok {
 		return nil, badRequest("cmd must be a string")
 	}
-	cmd, ok := g.commands[name]
+	cmd, ok := p.commands[name]
 	if !ok {
 		return nil, &CommandError{Code: wire.CodeUnknownCmd, Message: fmt.Sprintf("unknown cmd %q", name)}
 	}
@@ -138,7 +138,7 @@ func argObject(name string, raw []byte) ([]byte, error) {
 // argMessage decodes data (and binary): a string sent as a text frame, or
 // base64 sent as a binary frame. required false allows data to be absent
 // (given reports whether it was there). With borrow, a text message's Data
-// may alias the request (see Gateway.sendBorrowed).
+// may alias the request (see Gateway.SendBorrowed).
 func argMessage(r *wire.Request, required, borrow bool) (msg abi.Message, given bool, err error) {
 	if r.Data == nil && !required {
 		return msg, false, nil

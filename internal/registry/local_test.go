@@ -1,4 +1,4 @@
-package server
+package registry
 
 import (
 	"bytes"
@@ -18,10 +18,10 @@ import (
 )
 
 // regStep is one registry call in a test scenario.
-type regStep func(ctx context.Context, r *LocalRegistry) error
+type regStep func(ctx context.Context, r *Local) error
 
 func stepAdd(ids ...string) regStep {
-	return func(ctx context.Context, r *LocalRegistry) error {
+	return func(ctx context.Context, r *Local) error {
 		for _, id := range ids {
 			if err := r.AddClient(ctx, id); err != nil {
 				return err
@@ -32,36 +32,36 @@ func stepAdd(ids ...string) regStep {
 }
 
 func stepRemove(id string) regStep {
-	return func(ctx context.Context, r *LocalRegistry) error {
+	return func(ctx context.Context, r *Local) error {
 		_, err := r.RemoveClient(ctx, id)
 		return err
 	}
 }
 
 func stepBind(id, uid string) regStep {
-	return func(ctx context.Context, r *LocalRegistry) error { return r.BindUid(ctx, id, uid) }
+	return func(ctx context.Context, r *Local) error { return r.BindUid(ctx, id, uid) }
 }
 
 func stepUnbind(id, uid string) regStep {
-	return func(ctx context.Context, r *LocalRegistry) error { return r.UnbindUid(ctx, id, uid) }
+	return func(ctx context.Context, r *Local) error { return r.UnbindUid(ctx, id, uid) }
 }
 
 func stepJoin(id, group string) regStep {
-	return func(ctx context.Context, r *LocalRegistry) error { return r.JoinGroup(ctx, id, group) }
+	return func(ctx context.Context, r *Local) error { return r.JoinGroup(ctx, id, group) }
 }
 
 func stepLeave(id, group string) regStep {
-	return func(ctx context.Context, r *LocalRegistry) error { return r.LeaveGroup(ctx, id, group) }
+	return func(ctx context.Context, r *Local) error { return r.LeaveGroup(ctx, id, group) }
 }
 
 func stepUngroup(group string) regStep {
-	return func(ctx context.Context, r *LocalRegistry) error { return r.Ungroup(ctx, group) }
+	return func(ctx context.Context, r *Local) error { return r.Ungroup(ctx, group) }
 }
 
 // runRegSteps builds a registry and applies steps, failing on any error.
-func runRegSteps(t *testing.T, steps []regStep) *LocalRegistry {
+func runRegSteps(t *testing.T, steps []regStep) *Local {
 	t.Helper()
-	r := NewLocalRegistry()
+	r := NewLocal()
 	for i, step := range steps {
 		if err := step(t.Context(), r); err != nil {
 			t.Fatalf("step %d: %v", i, err)
@@ -346,7 +346,7 @@ func TestLocalRegistry_Errors(t *testing.T) {
 	}
 }
 
-func regAssertSession(t *testing.T, r *LocalRegistry, id, want string) {
+func regAssertSession(t *testing.T, r *Local, id, want string) {
 	t.Helper()
 	if got := string(regMust(r.Session(t.Context(), id))); got != want {
 		t.Errorf("Session(%s) = %s, want %s", id, got, want)
@@ -395,7 +395,7 @@ func TestLocalRegistry_Session(t *testing.T) {
 	}
 }
 
-func regSessionOp(ctx context.Context, r *LocalRegistry, id, op string) error {
+func regSessionOp(ctx context.Context, r *Local, id, op string) error {
 	if op[0] == 'S' {
 		return r.SetSession(ctx, id, []byte(op[1:]))
 	}
@@ -431,7 +431,7 @@ func TestLocalRegistry_SessionRejectsNonObject(t *testing.T) {
 
 // checkRegistryInvariants checks, with the registry quiescent, that the uid
 // and group indexes mirror the client entries exactly and hold no empty set.
-func checkRegistryInvariants(t *testing.T, r *LocalRegistry) {
+func checkRegistryInvariants(t *testing.T, r *Local) {
 	t.Helper()
 	wantUids, wantGroups := map[string][]string{}, map[string][]string{}
 	for i := range r.clients {
@@ -469,7 +469,7 @@ func regCheckIndex(t *testing.T, what string, shards *[regShardCount]regIndexSha
 func TestLocalRegistry_Hammer(t *testing.T) {
 	const workers, iters = 8, 20000
 	ctx := t.Context()
-	r := NewLocalRegistry()
+	r := NewLocal()
 	ids := regNames("c", 8)
 	var wg sync.WaitGroup
 	for w := range workers {
@@ -504,7 +504,7 @@ func regNames(prefix string, n int) []string {
 
 // regRandomOp performs one random call; errors (unknown or duplicate client)
 // are expected and ignored.
-func regRandomOp(ctx context.Context, r *LocalRegistry, rng *rand.Rand, ids []string) {
+func regRandomOp(ctx context.Context, r *Local, rng *rand.Rand, ids []string) {
 	id := ids[rng.IntN(len(ids))]
 	uid := "u" + strconv.Itoa(rng.IntN(4))
 	group := "g" + strconv.Itoa(rng.IntN(4))
@@ -536,7 +536,7 @@ func regRandomOp(ctx context.Context, r *LocalRegistry, rng *rand.Rand, ids []st
 
 func BenchmarkLocalRegistry_BindUid(b *testing.B) {
 	ctx := b.Context()
-	r := NewLocalRegistry()
+	r := NewLocal()
 	ids, uids := regNames("client-", 1024), regNames("user-", 10)
 	for _, id := range ids {
 		_ = r.AddClient(ctx, id)
@@ -557,7 +557,7 @@ func BenchmarkLocalRegistry_BindUid(b *testing.B) {
 // other member, as a live group would, so its set is not recreated each time.
 func BenchmarkLocalRegistry_JoinGroup(b *testing.B) {
 	ctx := b.Context()
-	r := NewLocalRegistry()
+	r := NewLocal()
 	ids, groups := regNames("client-", 1024), regNames("group-", 16)
 	for _, id := range ids {
 		_ = r.AddClient(ctx, id)
@@ -580,7 +580,7 @@ func BenchmarkLocalRegistry_JoinGroup(b *testing.B) {
 
 func BenchmarkLocalRegistry_GroupClients(b *testing.B) {
 	ctx := b.Context()
-	r := NewLocalRegistry()
+	r := NewLocal()
 	for _, id := range regNames("client-", 1000) {
 		_ = r.AddClient(ctx, id)
 		_ = r.JoinGroup(ctx, id, "room")
@@ -597,7 +597,7 @@ func BenchmarkLocalRegistry_GroupClients(b *testing.B) {
 // leaves the state as it was; with no limits the same calls succeed.
 func TestLocalRegistry_PerClientLimits(t *testing.T) {
 	ctx := t.Context()
-	r := NewLocalRegistryWithLimits(RegistryLimits{MaxSessionBytes: 64, MaxGroupsPerClient: 2, MaxNameBytes: 8})
+	r := NewLocalWithLimits(Limits{MaxSessionBytes: 64, MaxGroupsPerClient: 2, MaxNameBytes: 8})
 	regMustNoErr(t, r.AddClient(ctx, "c"))
 	for _, tc := range []struct {
 		what string
@@ -626,7 +626,7 @@ func TestLocalRegistry_PerClientLimits(t *testing.T) {
 	regMustNoErr(t, r.LeaveGroup(ctx, "c", "g1"))
 	regMustNoErr(t, r.JoinGroup(ctx, "c", "g3")) // a place freed
 
-	free := NewLocalRegistry()
+	free := NewLocal()
 	regMustNoErr(t, free.AddClient(ctx, "c"))
 	regMustNoErr(t, free.BindUid(ctx, "c", strings.Repeat("u", 65000)))
 	for i := range 300 {
@@ -639,7 +639,7 @@ func TestLocalRegistry_PerClientLimits(t *testing.T) {
 // of one session all land.
 func TestLocalRegistry_ConcurrentUpdateSessionLosesNoKey(t *testing.T) {
 	ctx := t.Context()
-	r := NewLocalRegistry()
+	r := NewLocal()
 	regMustNoErr(t, r.AddClient(ctx, "c"))
 	const writers, each = 8, 50
 	var wg sync.WaitGroup
@@ -668,7 +668,7 @@ func TestLocalRegistry_ConcurrentUpdateSessionLosesNoKey(t *testing.T) {
 func TestLocalRegistry_SessionMemoryBoundedByItsEncoding(t *testing.T) {
 	const clients, limit = 100, 64 << 10
 	ctx := t.Context()
-	r := NewLocalRegistryWithLimits(RegistryLimits{MaxSessionBytes: limit, MaxGroupsPerClient: 8, MaxNameBytes: 64})
+	r := NewLocalWithLimits(Limits{MaxSessionBytes: limit, MaxGroupsPerClient: 8, MaxNameBytes: 64})
 	var b strings.Builder
 	b.WriteByte('{')
 	for i := 0; b.Len() < limit-64; i++ {
@@ -700,4 +700,50 @@ func TestLocalRegistry_SessionMemoryBoundedByItsEncoding(t *testing.T) {
 		t.Errorf("the update was lost: session ends %q", got[max(0, len(got)-20):])
 	}
 	goruntime.KeepAlive(r)
+}
+
+// TestLocal_ShardsAreSeeded: keys chosen to collide under a fixed hash (the
+// FNV-1a the registry used, which anyone can compute) must not all land in
+// one shard, or one client could serialise every registry call on one lock.
+// On the old code all of them went to shard 0.
+func TestLocal_ShardsAreSeeded(t *testing.T) {
+	fnv := func(key string) uint32 {
+		h := uint32(2166136261)
+		for i := 0; i < len(key); i++ {
+			h ^= uint32(key[i])
+			h *= 16777619
+		}
+		return h & (regShardCount - 1)
+	}
+	var keys []string
+	for i := 0; len(keys) < 256; i++ {
+		if k := "uid" + strconv.Itoa(i); fnv(k) == 0 {
+			keys = append(keys, k)
+		}
+	}
+	r := NewLocal()
+	shards := map[int]bool{}
+	for _, k := range keys {
+		shards[r.shardOf(k)] = true
+	}
+	if len(shards) < 2 {
+		t.Fatalf("256 keys that collide under FNV-1a all landed in one shard: the shard hash is not seeded")
+	}
+}
+
+// TestLocal_ErrorsNameNoPackage: errors reach users (push replies, guest
+// logs), so they name the problem, not this package.
+func TestLocal_ErrorsNameNoPackage(t *testing.T) {
+	ctx := t.Context()
+	r := NewLocalWithLimits(Limits{MaxNameBytes: 4})
+	_ = r.AddClient(ctx, "a")
+	for _, err := range []error{
+		r.BindUid(ctx, "missing", "u"),
+		r.BindUid(ctx, "a", ""),
+		r.JoinGroup(ctx, "a", "too-long"),
+	} {
+		if err == nil || strings.Contains(err.Error(), "registry") {
+			t.Errorf("error %v: want one that does not name the package", err)
+		}
+	}
 }

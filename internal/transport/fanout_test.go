@@ -1,7 +1,6 @@
-package server
+package transport
 
 import (
-	"context"
 	"fmt"
 	"net"
 	"sync"
@@ -41,43 +40,39 @@ func (r recordConn) payloads() []string {
 }
 
 // TestFanout_SendReturnsWhileDeliveryIsHeldUpAndKeepsOrder: a send to more
-// than fanoutInline members returns without waiting for delivery: here one
+// than FanoutInline members (Hub.Fanout, as Gateway.SendToGroup calls it)
+// returns without waiting for delivery: here one
 // member's conn is locked (as a busy client would hold it), and the old
 // code, which queued for every member inside the call, blocked on it. A
 // later send_to_client and close_client to that member still arrive after
 // the group message, and everyone gets it.
 func TestFanout_SendReturnsWhileDeliveryIsHeldUpAndKeepsOrder(t *testing.T) {
-	ctx := context.Background()
-	const members = fanoutInline * 4
-	g := &Gateway{reg: NewLocalRegistry(), hub: newHub(), maxMessageSize: 1 << 10}
-	var conns []*conn
+	const members = FanoutInline * 4
+	h := NewHub()
+	opt := &Options{Messages: 16, Bytes: 4 << 20, WriteTimeout: time.Second}
+	var conns []*Conn
 	var recs []recordConn
+	var ids []string
 	for i := range members {
 		id := fmt.Sprintf("%020x", i)
 		rc := recordConn{mu: new(sync.Mutex), buf: new([]byte)}
-		c := &conn{id: id, nc: rc, tc: rc, lim: sendLimits{messages: 16, bytes: 4 << 20, writeTimeout: time.Second}}
-		g.hub.add(c)
-		if err := g.reg.AddClient(ctx, id); err != nil {
-			t.Fatal(err)
-		}
-		if err := g.reg.JoinGroup(ctx, id, "room"); err != nil {
-			t.Fatal(err)
-		}
-		conns, recs = append(conns, c), append(recs, rc)
+		c := &Conn{id: id, nc: rc, tc: rc, opt: opt}
+		h.Add(c)
+		conns, recs, ids = append(conns, c), append(recs, rc), append(ids, id)
 	}
 	held := conns[0]
 	held.mu.Lock()
 	returned := make(chan error, 1)
 	go func() {
-		n, err := g.SendToGroup(ctx, []string{"room"}, abi.Message{Data: []byte("group")}, nil)
+		n, err := h.Fanout(ids, nil, abi.Message{Data: []byte("group")})
 		if err == nil && n != members {
 			err = fmt.Errorf("count %d, want %d", n, members)
 		}
 		if err == nil {
-			err = g.SendToClient(ctx, held.id, abi.Message{Data: []byte("direct")})
+			err = h.SendOrdered(held, abi.Message{Data: []byte("direct")}, false, false)
 		}
 		if err == nil {
-			err = g.CloseClient(ctx, held.id, &abi.Message{Data: []byte("bye")})
+			err = h.CloseOrdered(held, &abi.Message{Data: []byte("bye")})
 		}
 		returned <- err
 	}()
@@ -109,10 +104,10 @@ func TestFanout_SendReturnsWhileDeliveryIsHeldUpAndKeepsOrder(t *testing.T) {
 // TestFanout_LaneBoundRefusesWithQueueFull: a lane holds a bounded amount
 // of pending work; past it a send fails at once with queue full.
 func TestFanout_LaneBoundRefusesWithQueueFull(t *testing.T) {
-	h := newHub()
+	h := NewHub()
 	rc := recordConn{mu: new(sync.Mutex), buf: new([]byte)}
-	c := &conn{id: "a", nc: rc, tc: rc, lim: sendLimits{messages: 16, bytes: 4 << 20, writeTimeout: time.Second}}
-	h.add(c)
+	c := &Conn{id: "a", nc: rc, tc: rc, opt: &Options{Messages: 16, Bytes: 4 << 20, WriteTimeout: time.Second}}
+	h.Add(c)
 	c.mu.Lock() // the lane's worker blocks on the first delivery
 	defer c.mu.Unlock()
 	ids := make([]string, 100_000)
@@ -121,7 +116,7 @@ func TestFanout_LaneBoundRefusesWithQueueFull(t *testing.T) {
 	}
 	var err error
 	for i := 0; i < 100 && err == nil; i++ {
-		_, err = h.fanout(ids, nil, abi.Message{Data: []byte("x")})
+		_, err = h.Fanout(ids, nil, abi.Message{Data: []byte("x")})
 	}
 	if abi.ErrnoOf(err) != abi.ErrnoQueueFull {
 		t.Fatalf("fan-out past the lane bound: %v, want queue full", err)

@@ -1,4 +1,4 @@
-package server
+package registry
 
 import (
 	"bytes"
@@ -102,7 +102,7 @@ func FuzzUpdateSession(f *testing.F) {
 	f.Fuzz(func(t *testing.T, base, patch []byte) {
 		ctx := t.Context()
 		// Small bounds, so that the fuzzer reaches them too.
-		r := NewLocalRegistryWithLimits(RegistryLimits{MaxSessionBytes: 256, MaxNameBytes: 16})
+		r := NewLocalWithLimits(Limits{MaxSessionBytes: 256, MaxNameBytes: 16})
 		regMustNoErr(t, r.AddClient(ctx, "c"))
 		refused := func(err error) bool {
 			return errors.Is(err, abi.ErrnoInvalid) || errors.Is(err, abi.ErrnoLimit) || errors.Is(err, abi.ErrnoTooLarge)

@@ -1,4 +1,9 @@
-package server
+// Package registry holds the cluster-wide state of clients: which are
+// connected, their uid bindings, groups and sessions. Registry is the
+// contract; Local is the in-process implementation. A cluster
+// implementation (Redis) belongs beside Local, in this package or below it,
+// and needs nothing from the server.
+package registry
 
 import "context"
 
@@ -7,7 +12,7 @@ import "context"
 // implementation (Redis) can replace it without touching handlers or the ABI.
 // Errors are, or wrap, an abi.Errno (abi.ErrnoNotFound for an unknown client,
 // abi.ErrnoInvalid for bad arguments such as an empty uid or a session that is
-// not a JSON object). An implementation enforces RegistryLimits: a uid, group
+// not a JSON object). An implementation enforces Limits: a uid, group
 // name or session key over the name limit is abi.ErrnoTooLarge; a session
 // over its size limit or a join past the group limit is abi.ErrnoLimit, and
 // leaves the state unchanged.

@@ -1,9 +1,9 @@
-package server
+package registry
 
-// Concurrency design of LocalRegistry.
+// Concurrency design of Local.
 //
 // State is split into three arrays of regShardCount shards, each picked by the
-// FNV-1a hash of its key and guarded by its own sync.RWMutex:
+// seeded hash of its key (shardOf) and guarded by its own sync.RWMutex:
 //
 //   - clients: client id -> *regClient (the client's uid, groups, session);
 //   - uids:    uid   -> set of client ids (the uid index);
@@ -49,6 +49,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"hash/maphash"
 	"slices"
 	"sync"
 
@@ -58,21 +59,22 @@ import (
 // regShardCount is the number of shards per array; a power of two.
 const regShardCount = 64
 
-// LocalRegistry is the in-process Registry, sharded for concurrency. The zero
-// value is not usable; call NewLocalRegistry. The context arguments of its
+// Local is the in-process Registry, sharded for concurrency. The zero
+// value is not usable; call NewLocal. The context arguments of its
 // methods are unused: every call completes without blocking on I/O.
-type LocalRegistry struct {
-	limits  RegistryLimits
+type Local struct {
+	seed    maphash.Seed // picks shards (shardOf)
+	limits  Limits
 	clients [regShardCount]regClientShard
 	uids    [regShardCount]regIndexShard
 	groups  [regShardCount]regIndexShard
 }
 
-// RegistryLimits bound what one client may store, so that no client can grow
+// Limits bound what one client may store, so that no client can grow
 // the registry (or the cost of reading its session) without bound. A zero
 // field is no limit. Exceeding a count or size is abi.ErrnoLimit; a name
 // longer than MaxNameBytes is abi.ErrnoTooLarge (docs/SANDBOX.md, abi/ABI.md).
-type RegistryLimits struct {
+type Limits struct {
 	// MaxSessionBytes caps a client's session, measured as its compact
 	// JSON encoding after the write (server.max_session_bytes).
 	MaxSessionBytes int
@@ -111,14 +113,14 @@ type regIndexShard struct {
 	sets map[string]map[string]struct{}
 }
 
-// NewLocalRegistry returns an empty registry without per-client limits.
-func NewLocalRegistry() *LocalRegistry {
-	return NewLocalRegistryWithLimits(RegistryLimits{})
+// NewLocal returns an empty registry without per-client limits.
+func NewLocal() *Local {
+	return NewLocalWithLimits(Limits{})
 }
 
-// NewLocalRegistryWithLimits returns an empty registry enforcing l.
-func NewLocalRegistryWithLimits(l RegistryLimits) *LocalRegistry {
-	r := &LocalRegistry{limits: l}
+// NewLocalWithLimits returns an empty registry enforcing l.
+func NewLocalWithLimits(l Limits) *Local {
+	r := &Local{seed: maphash.MakeSeed(), limits: l}
 	for i := range regShardCount {
 		r.clients[i].clients = make(map[string]*regClient)
 		r.uids[i].sets = make(map[string]map[string]struct{})
@@ -127,50 +129,47 @@ func NewLocalRegistryWithLimits(l RegistryLimits) *LocalRegistry {
 	return r
 }
 
-// regShardOf is the FNV-1a hash of key reduced to a shard index. Inlined
-// rather than hash/fnv so that hashing a string does not allocate.
-func regShardOf(key string) int {
-	h := uint32(2166136261)
-	for i := 0; i < len(key); i++ {
-		h ^= uint32(key[i])
-		h *= 16777619
-	}
-	return int(h & (regShardCount - 1))
+// shardOf picks key's shard with a hash seeded per registry: with a fixed
+// hash (the FNV-1a this used before) anyone who can choose uids or group
+// names could pick ones that all land in one shard and serialise every
+// call on its lock. maphash.String does not allocate.
+func (r *Local) shardOf(key string) int {
+	return int(maphash.String(r.seed, key) & (regShardCount - 1))
 }
 
-func (r *LocalRegistry) clientShard(id string) *regClientShard {
-	return &r.clients[regShardOf(id)]
+func (r *Local) clientShard(id string) *regClientShard {
+	return &r.clients[r.shardOf(id)]
 }
 
-func (r *LocalRegistry) uidShard(uid string) *regIndexShard {
-	return &r.uids[regShardOf(uid)]
+func (r *Local) uidShard(uid string) *regIndexShard {
+	return &r.uids[r.shardOf(uid)]
 }
 
-func (r *LocalRegistry) groupShard(group string) *regIndexShard {
-	return &r.groups[regShardOf(group)]
+func (r *Local) groupShard(group string) *regIndexShard {
+	return &r.groups[r.shardOf(group)]
 }
 
 func regInvalid(what string) error {
-	return fmt.Errorf("registry: %s: %w", what, abi.ErrnoInvalid)
+	return fmt.Errorf("%s: %w", what, abi.ErrnoInvalid)
 }
 
 // checkName refuses a uid or group name longer than MaxNameBytes.
-func (r *LocalRegistry) checkName(what, name string) error {
+func (r *Local) checkName(what, name string) error {
 	if name == "" {
 		return regInvalid("empty " + what)
 	}
 	if max := r.limits.MaxNameBytes; max > 0 && len(name) > max {
-		return fmt.Errorf("registry: %s of %d bytes exceeds max_name_bytes %d: %w", what, len(name), max, abi.ErrnoTooLarge)
+		return fmt.Errorf("%s of %d bytes exceeds max_name_bytes %d: %w", what, len(name), max, abi.ErrnoTooLarge)
 	}
 	return nil
 }
 
 func regNotFound(id string) error {
-	return fmt.Errorf("registry: client %q: %w", id, abi.ErrnoNotFound)
+	return fmt.Errorf("client %q: %w", id, abi.ErrnoNotFound)
 }
 
 // update runs fn on the client's entry under its shard's write lock.
-func (r *LocalRegistry) update(id string, fn func(c *regClient)) error {
+func (r *Local) update(id string, fn func(c *regClient)) error {
 	if id == "" {
 		return regInvalid("empty client id")
 	}
@@ -186,7 +185,7 @@ func (r *LocalRegistry) update(id string, fn func(c *regClient)) error {
 }
 
 // view runs fn on the client's entry under its shard's read lock.
-func (r *LocalRegistry) view(id string, fn func(c *regClient)) error {
+func (r *Local) view(id string, fn func(c *regClient)) error {
 	if id == "" {
 		return regInvalid("empty client id")
 	}
@@ -202,7 +201,7 @@ func (r *LocalRegistry) view(id string, fn func(c *regClient)) error {
 }
 
 // AddClient implements Registry.
-func (r *LocalRegistry) AddClient(_ context.Context, id string) error {
+func (r *Local) AddClient(_ context.Context, id string) error {
 	if id == "" {
 		return regInvalid("empty client id")
 	}
@@ -217,7 +216,7 @@ func (r *LocalRegistry) AddClient(_ context.Context, id string) error {
 }
 
 // RemoveClient implements Registry.
-func (r *LocalRegistry) RemoveClient(_ context.Context, id string) (bool, error) {
+func (r *Local) RemoveClient(_ context.Context, id string) (bool, error) {
 	if id == "" {
 		return false, regInvalid("empty client id")
 	}
@@ -239,7 +238,7 @@ func (r *LocalRegistry) RemoveClient(_ context.Context, id string) (bool, error)
 }
 
 // HasClient implements Registry.
-func (r *LocalRegistry) HasClient(_ context.Context, id string) (bool, error) {
+func (r *Local) HasClient(_ context.Context, id string) (bool, error) {
 	err := r.view(id, func(*regClient) {})
 	if abi.ErrnoOf(err) == abi.ErrnoNotFound {
 		return false, nil
@@ -248,7 +247,7 @@ func (r *LocalRegistry) HasClient(_ context.Context, id string) (bool, error) {
 }
 
 // BindUid implements Registry.
-func (r *LocalRegistry) BindUid(_ context.Context, id, uid string) error {
+func (r *Local) BindUid(_ context.Context, id, uid string) error {
 	if err := r.checkName("uid", uid); err != nil {
 		return err
 	}
@@ -265,7 +264,7 @@ func (r *LocalRegistry) BindUid(_ context.Context, id, uid string) error {
 }
 
 // UnbindUid implements Registry.
-func (r *LocalRegistry) UnbindUid(_ context.Context, id, uid string) error {
+func (r *Local) UnbindUid(_ context.Context, id, uid string) error {
 	if uid == "" {
 		return regInvalid("empty uid")
 	}
@@ -279,7 +278,7 @@ func (r *LocalRegistry) UnbindUid(_ context.Context, id, uid string) error {
 }
 
 // ClientsByUid implements Registry.
-func (r *LocalRegistry) ClientsByUid(_ context.Context, uid string) ([]string, error) {
+func (r *Local) ClientsByUid(_ context.Context, uid string) ([]string, error) {
 	if uid == "" {
 		return nil, regInvalid("empty uid")
 	}
@@ -287,14 +286,14 @@ func (r *LocalRegistry) ClientsByUid(_ context.Context, uid string) ([]string, e
 }
 
 // UidOf implements Registry.
-func (r *LocalRegistry) UidOf(_ context.Context, id string) (string, error) {
+func (r *Local) UidOf(_ context.Context, id string) (string, error) {
 	var uid string
 	err := r.view(id, func(c *regClient) { uid = c.uid })
 	return uid, err
 }
 
 // JoinGroup implements Registry.
-func (r *LocalRegistry) JoinGroup(_ context.Context, id, group string) error {
+func (r *Local) JoinGroup(_ context.Context, id, group string) error {
 	if err := r.checkName("group name", group); err != nil {
 		return err
 	}
@@ -304,7 +303,7 @@ func (r *LocalRegistry) JoinGroup(_ context.Context, id, group string) error {
 			return
 		}
 		if max := r.limits.MaxGroupsPerClient; max > 0 && len(c.groups) >= max {
-			full = fmt.Errorf("registry: client %q is already in %d groups (max_groups_per_client): %w", id, len(c.groups), abi.ErrnoLimit)
+			full = fmt.Errorf("client %q is already in %d groups (max_groups_per_client): %w", id, len(c.groups), abi.ErrnoLimit)
 			return
 		}
 		if c.groups == nil {
@@ -320,7 +319,7 @@ func (r *LocalRegistry) JoinGroup(_ context.Context, id, group string) error {
 }
 
 // LeaveGroup implements Registry.
-func (r *LocalRegistry) LeaveGroup(_ context.Context, id, group string) error {
+func (r *Local) LeaveGroup(_ context.Context, id, group string) error {
 	if group == "" {
 		return regInvalid("empty group")
 	}
@@ -329,7 +328,7 @@ func (r *LocalRegistry) LeaveGroup(_ context.Context, id, group string) error {
 
 // leave removes client id (entry c) from group. The caller holds id's client
 // shard write lock.
-func (r *LocalRegistry) leave(c *regClient, id, group string) {
+func (r *Local) leave(c *regClient, id, group string) {
 	if _, ok := c.groups[group]; !ok {
 		return
 	}
@@ -338,7 +337,7 @@ func (r *LocalRegistry) leave(c *regClient, id, group string) {
 }
 
 // Ungroup implements Registry.
-func (r *LocalRegistry) Ungroup(_ context.Context, group string) error {
+func (r *Local) Ungroup(_ context.Context, group string) error {
 	if group == "" {
 		return regInvalid("empty group")
 	}
@@ -350,7 +349,7 @@ func (r *LocalRegistry) Ungroup(_ context.Context, group string) error {
 }
 
 // GroupClients implements Registry.
-func (r *LocalRegistry) GroupClients(_ context.Context, group string) ([]string, error) {
+func (r *Local) GroupClients(_ context.Context, group string) ([]string, error) {
 	if group == "" {
 		return nil, regInvalid("empty group")
 	}
@@ -358,7 +357,7 @@ func (r *LocalRegistry) GroupClients(_ context.Context, group string) ([]string,
 }
 
 // GroupClientCount implements Registry.
-func (r *LocalRegistry) GroupClientCount(_ context.Context, group string) (int, error) {
+func (r *Local) GroupClientCount(_ context.Context, group string) (int, error) {
 	if group == "" {
 		return 0, regInvalid("empty group")
 	}
@@ -366,7 +365,7 @@ func (r *LocalRegistry) GroupClientCount(_ context.Context, group string) (int, 
 }
 
 // GroupUids implements Registry.
-func (r *LocalRegistry) GroupUids(_ context.Context, group string) ([]string, error) {
+func (r *Local) GroupUids(_ context.Context, group string) ([]string, error) {
 	if group == "" {
 		return nil, regInvalid("empty group")
 	}
@@ -383,12 +382,12 @@ func (r *LocalRegistry) GroupUids(_ context.Context, group string) ([]string, er
 }
 
 // GroupIDs implements Registry.
-func (r *LocalRegistry) GroupIDs(context.Context) ([]string, error) {
+func (r *Local) GroupIDs(context.Context) ([]string, error) {
 	return regAllKeys(&r.groups), nil
 }
 
 // ClientIDs implements Registry.
-func (r *LocalRegistry) ClientIDs(context.Context) ([]string, error) {
+func (r *Local) ClientIDs(context.Context) ([]string, error) {
 	var ids []string
 	for i := range r.clients {
 		s := &r.clients[i]
@@ -400,7 +399,7 @@ func (r *LocalRegistry) ClientIDs(context.Context) ([]string, error) {
 }
 
 // ClientCount implements Registry.
-func (r *LocalRegistry) ClientCount(context.Context) (int, error) {
+func (r *Local) ClientCount(context.Context) (int, error) {
 	n := 0
 	for i := range r.clients {
 		s := &r.clients[i]
@@ -412,12 +411,12 @@ func (r *LocalRegistry) ClientCount(context.Context) (int, error) {
 }
 
 // Uids implements Registry.
-func (r *LocalRegistry) Uids(context.Context) ([]string, error) {
+func (r *Local) Uids(context.Context) ([]string, error) {
 	return regAllKeys(&r.uids), nil
 }
 
 // UidCount implements Registry.
-func (r *LocalRegistry) UidCount(context.Context) (int, error) {
+func (r *Local) UidCount(context.Context) (int, error) {
 	n := 0
 	for i := range r.uids {
 		s := &r.uids[i]
@@ -429,7 +428,7 @@ func (r *LocalRegistry) UidCount(context.Context) (int, error) {
 }
 
 // SetSession implements Registry.
-func (r *LocalRegistry) SetSession(_ context.Context, id string, session []byte) error {
+func (r *Local) SetSession(_ context.Context, id string, session []byte) error {
 	obj, err := r.decodeSession(session)
 	if err != nil {
 		return err
@@ -444,7 +443,7 @@ func (r *LocalRegistry) SetSession(_ context.Context, id string, session []byte)
 // UpdateSession implements Registry. The merge and its encoding run outside
 // the lock, on the session read under it; the result is stored only if the
 // session is still the one merged into, else the merge is redone.
-func (r *LocalRegistry) UpdateSession(_ context.Context, id string, patch []byte) error {
+func (r *Local) UpdateSession(_ context.Context, id string, patch []byte) error {
 	obj, err := r.decodeSession(patch)
 	if err != nil {
 		return err
@@ -480,7 +479,7 @@ func (r *LocalRegistry) UpdateSession(_ context.Context, id string, patch []byte
 }
 
 // decodeSession is decodeSessionJSON plus the key-length limit.
-func (r *LocalRegistry) decodeSession(b []byte) (map[string]any, error) {
+func (r *Local) decodeSession(b []byte) (map[string]any, error) {
 	obj, err := decodeSessionJSON(b)
 	if err != nil {
 		return nil, err
@@ -495,7 +494,7 @@ func (r *LocalRegistry) decodeSession(b []byte) (map[string]any, error) {
 
 // encodeSession encodes a session about to be stored for client id and
 // checks it against MaxSessionBytes.
-func (r *LocalRegistry) encodeSession(id string, s map[string]any) ([]byte, error) {
+func (r *Local) encodeSession(id string, s map[string]any) ([]byte, error) {
 	enc, err := encodeSessionJSON(s)
 	if err != nil {
 		return nil, err
@@ -508,7 +507,7 @@ func (r *LocalRegistry) encodeSession(id string, s map[string]any) ([]byte, erro
 
 // Session implements Registry. The stored encoding is immutable: it is
 // returned without a copy.
-func (r *LocalRegistry) Session(_ context.Context, id string) ([]byte, error) {
+func (r *Local) Session(_ context.Context, id string) ([]byte, error) {
 	var enc []byte
 	if err := r.view(id, func(c *regClient) { enc = c.sessionJSON }); err != nil {
 		return nil, err
@@ -584,4 +583,4 @@ func regSorted(s []string) []string {
 	return s
 }
 
-var _ Registry = (*LocalRegistry)(nil)
+var _ Registry = (*Local)(nil)

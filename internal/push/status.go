@@ -1,0 +1,118 @@
+package push
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/wasmgate/wasmgate/internal/wire"
+	"github.com/wasmgate/wasmgate/runtime"
+)
+
+// GET /status (JSON) and GET /metrics (Prometheus text format) on the admin
+// listener: per module, what runs, what waits, what failed and why.
+
+// Status is what GET /status answers.
+type Status struct {
+	NodeID  uint32 `json:"node_id"`
+	Clients int    `json:"clients"`
+	// Backends is the number of open text-port connections;
+	// BackendsRefused counts those turned away at push.max_backends.
+	Backends        int            `json:"backends"`
+	BackendsRefused uint64         `json:"backends_refused"`
+	Modules         []ModuleStatus `json:"modules"`
+}
+
+// ModuleStatus is one module's line in Status.
+type ModuleStatus struct {
+	runtime.Stats
+	SHA256 string   `json:"sha256"`
+	Routes []string `json:"routes"`
+}
+
+func (p *Ports) handleStatus(ctx *fasthttp.RequestCtx) {
+	if !p.adminAuthorized(ctx) {
+		adminError(ctx, fasthttp.StatusUnauthorized, wire.CodeUnauthorized, "missing or wrong Authorization: Bearer <push.secret>")
+		return
+	}
+	body, err := json.MarshalIndent(p.node.Status(), "", "  ")
+	if err != nil {
+		adminError(ctx, fasthttp.StatusInternalServerError, wire.CodeInternal, err.Error())
+		return
+	}
+	ctx.SetBody(append(body, '\n'))
+}
+
+func (p *Ports) handleMetrics(ctx *fasthttp.RequestCtx) {
+	if !p.adminAuthorized(ctx) {
+		adminError(ctx, fasthttp.StatusUnauthorized, wire.CodeUnauthorized, "missing or wrong Authorization: Bearer <push.secret>")
+		return
+	}
+	ctx.SetContentType("text/plain; version=0.0.4")
+	ctx.SetBodyString(formatMetrics(p.node.Status()))
+}
+
+// escapeLabel escapes a label value as the Prometheus text exposition
+// format defines it: backslash, double quote and line feed, nothing else.
+// (Go's %q is not that: it writes \t, \xff and \u escapes that
+// Prometheus reads as errors or as other text.)
+func escapeLabel(v string) string {
+	if !strings.ContainsAny(v, "\\\"\n") {
+		return v
+	}
+	var b strings.Builder
+	for _, c := range []byte(v) {
+		switch c {
+		case '\\':
+			b.WriteString(`\\`)
+		case '"':
+			b.WriteString(`\"`)
+		case '\n':
+			b.WriteString(`\n`)
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
+}
+
+// formatMetrics writes st in the Prometheus text exposition format.
+func formatMetrics(st Status) string {
+	var b strings.Builder
+	metric := func(name, typ, help string, value func(m ModuleStatus) float64) {
+		fmt.Fprintf(&b, "# HELP wasmgate_%s %s\n# TYPE wasmgate_%s %s\n", name, help, name, typ)
+		for _, m := range st.Modules {
+			fmt.Fprintf(&b, "wasmgate_%s{module=\"%s\"} %g\n", name, escapeLabel(m.Module), value(m))
+		}
+	}
+	fmt.Fprintf(&b, "# HELP wasmgate_clients Connected WebSocket clients on this node.\n# TYPE wasmgate_clients gauge\nwasmgate_clients %d\n", st.Clients)
+	fmt.Fprintf(&b, "# HELP wasmgate_backends Open text-port connections.\n# TYPE wasmgate_backends gauge\nwasmgate_backends %d\n", st.Backends)
+	fmt.Fprintf(&b, "# HELP wasmgate_backends_refused_total Text-port connections refused at push.max_backends.\n# TYPE wasmgate_backends_refused_total counter\nwasmgate_backends_refused_total %d\n", st.BackendsRefused)
+	metric("events_total", "counter", "Guest calls made.", func(m ModuleStatus) float64 { return float64(m.Events) })
+	metric("traps_total", "counter", "Guest calls that trapped or broke the ABI.", func(m ModuleStatus) float64 { return float64(m.Traps) })
+	metric("timeouts_total", "counter", "Guest calls stopped at their deadline.", func(m ModuleStatus) float64 { return float64(m.Timeouts) })
+	metric("quarantined", "gauge", "1 if the module is quarantined.", func(m ModuleStatus) float64 { return bool01(m.Quarantined != "") })
+	metric("instances", "gauge", "Live event instances.", func(m ModuleStatus) float64 { return float64(m.Instances) })
+	metric("busy_instances", "gauge", "Event instances running a call.", func(m ModuleStatus) float64 { return float64(m.Busy) })
+	metric("queued_events", "gauge", "Events waiting for an instance.", func(m ModuleStatus) float64 { return float64(m.Queued) })
+	metric("paused_readers", "gauge", "Callers paused because the event queue is full.", func(m ModuleStatus) float64 { return float64(m.Paused) })
+	metric("pauses_total", "counter", "Times a caller paused on a full event queue.", func(m ModuleStatus) float64 { return float64(m.Pauses) })
+	metric("tasks_running", "gauge", "on_task calls running.", func(m ModuleStatus) float64 { return float64(m.TaskBusy) })
+	metric("tasks_queued", "gauge", "Tasks waiting for a worker.", func(m ModuleStatus) float64 { return float64(m.TaskQueued) })
+	metric("tasks_total", "counter", "Tasks finished.", func(m ModuleStatus) float64 { return float64(m.TasksDone) })
+	metric("tasks_failed_total", "counter", "Tasks that failed, trapped or timed out.", func(m ModuleStatus) float64 { return float64(m.TasksFail) })
+	metric("timers", "gauge", "Pending timers.", func(m ModuleStatus) float64 { return float64(m.Timers) })
+	metric("timers_fired_total", "counter", "Timers delivered.", func(m ModuleStatus) float64 { return float64(m.TimersRun) })
+	metric("kv_keys", "gauge", "Keys in the module's key-value store.", func(m ModuleStatus) float64 { return float64(m.KVKeys) })
+	metric("kv_bytes", "gauge", "Bytes charged against kv_max_mb.", func(m ModuleStatus) float64 { return float64(m.KVBytes) })
+	return b.String()
+}
+
+func bool01(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
