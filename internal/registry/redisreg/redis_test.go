@@ -384,6 +384,51 @@ func TestRedis_RestartFailsFastThenRecovers(t *testing.T) {
 	checkMatches(t, r, l, cs)
 }
 
+// TestRedis_HungRedisFailsFast: a Redis that accepts nothing and answers
+// nothing (SIGSTOP, as a stuck or partitioned server) fails calls with
+// ErrnoUnavailable after the timeout instead of hanging them, and calls
+// work again once it answers.
+func TestRedis_HungRedisFailsFast(t *testing.T) {
+	ctx := t.Context()
+	srv := redistest.Start(t)
+	r, err := New(Options{URL: srv.URL(), Prefix: "hung:", Node: 1, NodeTTL: time.Hour, Timeout: 300 * time.Millisecond})
+	noErr(t, err)
+	t.Cleanup(func() { _ = r.Close() })
+	id := ids(1, 1)[0]
+	noErr(t, r.AddClient(ctx, id))
+	srv.Pause()
+	for name, call := range map[string]func() error{
+		"JoinGroup":    func() error { return r.JoinGroup(ctx, id, "g") },
+		"GroupClients": func() error { _, err := r.GroupClients(ctx, "g"); return err },
+		"SetSession":   func() error { return r.SetSession(ctx, id, []byte(`{}`)) },
+	} {
+		start := time.Now()
+		err := call()
+		// A "no hang" bound for a loaded machine, not a timing assertion.
+		if took := time.Since(start); took > 5*time.Second {
+			t.Errorf("%s took %v with Redis hung", name, took)
+		}
+		if abi.ErrnoOf(err) != abi.ErrnoUnavailable {
+			t.Errorf("%s with Redis hung: %v, want unavailable", name, err)
+		}
+	}
+	srv.Resume()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		err := r.JoinGroup(ctx, id, "g")
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("calls still fail 30 s after Redis resumed: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got := get(r.GroupClients(ctx, "g"))(t); !slices.Equal(got, []string{id}) {
+		t.Errorf("GroupClients(g) = %v", got)
+	}
+}
+
 // roundTrips counts the commands and pipelines a client sends.
 type roundTrips struct{ n atomic.Int64 }
 
@@ -487,4 +532,45 @@ func BenchmarkRedis_UpdateSession(b *testing.B) {
 	}
 	b.StopTimer()
 	reportRoundTrips(b, h, start)
+}
+
+// FuzzSessionAgainstLocal: any SetSession then UpdateSession gives the same
+// errno and the same session bytes as registry.Local (the merge here is a
+// copy of the registry package's).
+func FuzzSessionAgainstLocal(f *testing.F) {
+	for _, s := range [][2]string{
+		{`{"a":{"b":1}}`, `{"a":{"c":[1,{"d":null}]}}`},
+		{`{"big":12345678901234567890123,"f":1.10}`, `{"e":1e400,"h":"<a&b>\u2028"}`},
+		{`{"k":"v"}`, `[]`},
+		{`{"o":{}}`, `{"o":{"x":{}}}`},
+		{`{"a":1}`, `{"a":{"long-key-over-16":1}}`},
+	} {
+		f.Add(s[0], s[1])
+	}
+	srv := redistest.Start(f)
+	limits := registry.Limits{MaxSessionBytes: 256, MaxNameBytes: 16}
+	rr := newReg(f, srv, "fuzz:", 1, limits, time.Hour)
+	ctx := context.Background()
+	var n atomic.Int64
+	f.Fuzz(func(t *testing.T, set, patch string) {
+		id := fmt.Sprintf("%08x%012x", 1, n.Add(1))
+		local := registry.NewLocalWithLimits(limits)
+		noErr(t, local.AddClient(ctx, id))
+		noErr(t, rr.AddClient(ctx, id))
+		defer func() { _, _ = rr.RemoveClient(ctx, id) }()
+		for _, step := range []struct {
+			name string
+			l, r error
+		}{
+			{"SetSession", local.SetSession(ctx, id, []byte(set)), rr.SetSession(ctx, id, []byte(set))},
+			{"UpdateSession", local.UpdateSession(ctx, id, []byte(patch)), rr.UpdateSession(ctx, id, []byte(patch))},
+		} {
+			if abi.ErrnoOf(step.l) != abi.ErrnoOf(step.r) {
+				t.Fatalf("%s: local %v, redis %v", step.name, step.l, step.r)
+			}
+		}
+		if l, r := string(get(local.Session(ctx, id))(t)), string(get(rr.Session(ctx, id))(t)); l != r {
+			t.Fatalf("sessions differ: local %s, redis %s", l, r)
+		}
+	})
 }
