@@ -262,7 +262,9 @@ func (r *Registry) run(ctx context.Context, op string, s *redis.Script, args ...
 }
 
 // AddClient implements registry.Registry. Only this node's clients can be
-// added: presence is tracked per node.
+// added: presence is tracked per node. Heartbeat first: until this node's
+// heartbeat exists its clients are invisible to HasClient and ClientIDs,
+// and a survivor's Sweep may remove them.
 func (r *Registry) AddClient(ctx context.Context, id string) error {
 	if id == "" {
 		return invalid("empty client id")
@@ -791,7 +793,9 @@ func (r *Registry) Republish(ctx context.Context, clients []Client) error {
 	return nil
 }
 
-// Maintain heartbeats and sweeps every interval until ctx ends. When a
+// Maintain heartbeats and sweeps every interval until ctx ends; interval
+// should be a third of NodeTTL or less, so that one late heartbeat does not
+// make the node look dead. When a
 // heartbeat finds this node's presence lost it calls republish (which
 // typically builds a Snapshot and calls Republish). Errors are logged, and
 // the loop goes on: Redis may come back.

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -446,16 +448,51 @@ func (h *roundTrips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.P
 	}
 }
 
-func benchReg(b *testing.B) (*Registry, *roundTrips) {
+// benchCounters are what a benchmark reports per op: round trips from this
+// client, and commands Redis ran (INFO commandstats counts the commands a
+// script calls, plus the EVALSHA itself).
+type benchCounters struct {
+	trips    *roundTrips
+	r        *Registry
+	t0, cmd0 int64
+}
+
+func benchReg(b *testing.B) (*Registry, *benchCounters) {
 	srv := redistest.Start(b)
 	r := newReg(b, srv, "bench:", 1, registry.Limits{MaxGroupsPerClient: 100, MaxSessionBytes: 4096}, time.Hour)
 	h := &roundTrips{}
 	r.rdb.AddHook(h)
-	return r, h
+	return r, &benchCounters{trips: h, r: r}
 }
 
-func reportRoundTrips(b *testing.B, h *roundTrips, start int64) {
-	b.ReportMetric(float64(h.n.Load()-start)/float64(b.N), "roundtrips/op")
+// redisCommands sums the calls of every command Redis has run.
+func redisCommands(b *testing.B, r *Registry) int64 {
+	info, err := r.rdb.Info(context.Background(), "commandstats").Result()
+	if err != nil {
+		b.Fatal(err)
+	}
+	var total int64
+	for _, line := range strings.Split(info, "\n") {
+		if _, rest, ok := strings.Cut(line, ":calls="); ok {
+			n, _ := strconv.ParseInt(rest[:strings.IndexByte(rest, ',')], 10, 64)
+			total += n
+		}
+	}
+	return total
+}
+
+func (c *benchCounters) start(b *testing.B) {
+	c.cmd0 = redisCommands(b, c.r)
+	c.t0 = c.trips.n.Load()
+	b.ResetTimer()
+}
+
+func (c *benchCounters) report(b *testing.B) {
+	b.StopTimer()
+	trips := c.trips.n.Load() - c.t0
+	cmds := redisCommands(b, c.r) - c.cmd0 - 1 // the INFO itself
+	b.ReportMetric(float64(trips)/float64(b.N), "roundtrips/op")
+	b.ReportMetric(float64(cmds)/float64(b.N), "rediscmds/op")
 }
 
 // BenchmarkRedis_JoinGroup: a join checked against max_groups_per_client.
@@ -466,8 +503,7 @@ func BenchmarkRedis_JoinGroup(b *testing.B) {
 	for _, id := range cs {
 		noErr(b, r.AddClient(ctx, id))
 	}
-	start := h.n.Load()
-	b.ResetTimer()
+	h.start(b)
 	for i := range b.N {
 		id := cs[i%len(cs)]
 		g := fmt.Sprintf("g%d", (i/len(cs))%50)
@@ -475,8 +511,7 @@ func BenchmarkRedis_JoinGroup(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	b.StopTimer()
-	reportRoundTrips(b, h, start)
+	h.report(b)
 }
 
 // BenchmarkRedis_GroupClients: listing a group of 1,000 members.
@@ -487,15 +522,13 @@ func BenchmarkRedis_GroupClients(b *testing.B) {
 		noErr(b, r.AddClient(ctx, id))
 		noErr(b, r.JoinGroup(ctx, id, "g"))
 	}
-	start := h.n.Load()
-	b.ResetTimer()
+	h.start(b)
 	for range b.N {
 		if m, err := r.GroupClients(ctx, "g"); err != nil || len(m) != 1000 {
 			b.Fatal(len(m), err)
 		}
 	}
-	b.StopTimer()
-	reportRoundTrips(b, h, start)
+	h.report(b)
 }
 
 // BenchmarkRedis_SetSession: a 100-byte session.
@@ -505,15 +538,13 @@ func BenchmarkRedis_SetSession(b *testing.B) {
 	id := ids(1, 1)[0]
 	noErr(b, r.AddClient(ctx, id))
 	s := []byte(`{"user":{"name":"ann","roles":["admin","dev"]},"lang":"en","seen":1700000000,"n":12}`)
-	start := h.n.Load()
-	b.ResetTimer()
+	h.start(b)
 	for range b.N {
 		if err := r.SetSession(ctx, id, s); err != nil {
 			b.Fatal(err)
 		}
 	}
-	b.StopTimer()
-	reportRoundTrips(b, h, start)
+	h.report(b)
 }
 
 // BenchmarkRedis_UpdateSession: a merge of one key (no contention).
@@ -523,15 +554,13 @@ func BenchmarkRedis_UpdateSession(b *testing.B) {
 	id := ids(1, 1)[0]
 	noErr(b, r.AddClient(ctx, id))
 	noErr(b, r.SetSession(ctx, id, []byte(`{"user":{"name":"ann","roles":["admin","dev"]},"lang":"en"}`)))
-	start := h.n.Load()
-	b.ResetTimer()
+	h.start(b)
 	for i := range b.N {
 		if err := r.UpdateSession(ctx, id, fmt.Appendf(nil, `{"user":{"seen":%d}}`, i)); err != nil {
 			b.Fatal(err)
 		}
 	}
-	b.StopTimer()
-	reportRoundTrips(b, h, start)
+	h.report(b)
 }
 
 // FuzzSessionAgainstLocal: any SetSession then UpdateSession gives the same
