@@ -6,7 +6,7 @@ LDFLAGS  := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 HANDLERS := $(CURDIR)/handlers
 FUZZTIME ?= 20s
 
-.PHONY: all build guests run demo test test-web test-long check fmt vet staticcheck tidy crossbuild bench fuzz testdata clean
+.PHONY: all build guests run demo test test-web test-long check fmt vet staticcheck tidy crossbuild bench fuzz testdata clean redis-server
 
 all: build guests
 
@@ -55,7 +55,7 @@ crossbuild:
 	GOOS=darwin GOARCH=arm64 CGO_ENABLED=0 $(GO) build -o /dev/null ./cmd/wasmgate
 	GOOS=windows GOARCH=amd64 CGO_ENABLED=0 $(GO) build -o /dev/null ./cmd/wasmgate
 
-test: guests check test-web
+test: guests check redis-server test-web
 	$(GO) test -race -count=1 -timeout 15m ./...
 	cd guest-examples && $(GO) test -count=1 ./...
 	$(MAKE) -C guest-examples c-readme
@@ -63,6 +63,12 @@ test: guests check test-web
 # The browser client's unit tests (web/README.md), with node's own runner.
 test-web:
 	node --test web/test/
+
+# The cluster-mode tests start private redis-servers (internal/redistest)
+# and fail without one: install Debian's when missing.
+redis-server:
+	@command -v redis-server >/dev/null || apt-get install -y redis-server || \
+		{ apt-get update && apt-get install -y redis-server; }
 
 # test plus the slow checks: the deadline rewriter against every module of
 # wazero's spec corpus, cross-checked with wasm-objdump.
@@ -73,14 +79,15 @@ test-long: test
 # Micro-benchmarks (host calls per family, event round trip, registry), then
 # the load benchmarks (native vs WASM echo, memory per idle connection,
 # push), then the machine's own floors under the push targets.
-bench: build guests
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime 1s ./runtime ./internal/registry ./internal/transport
+bench: build guests redis-server
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 1s ./runtime ./internal/registry ./internal/registry/redisreg ./internal/transport
 	$(GO) run ./cmd/wasmgate-bench
 	$(GO) run ./cmd/wasmgate-bench/floor
 
-fuzz:
+fuzz: redis-server
 	$(GO) test ./abi -run '^$$' -fuzz FuzzDecodeList -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/registry -run '^$$' -fuzz FuzzUpdateSession -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/registry/redisreg -run '^$$' -fuzz FuzzSessionAgainstLocal -fuzztime $(FUZZTIME)
 	$(GO) test ./server -run '^$$' -fuzz FuzzLoadConfig -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/transport -run '^$$' -fuzz FuzzFrameGuard -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/wire -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
