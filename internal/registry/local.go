@@ -39,7 +39,7 @@ package registry
 // per shard, not a global point-in-time snapshot.
 //
 // No lock is held during I/O: the registry does none. Sessions are immutable
-// once stored (UpdateSession builds a new map, see mergeSessionObjects). A
+// once stored (UpdateSession builds a new map, see MergeSession). A
 // session is stored only as its encoding, which is computed outside the lock
 // (that is also how its size is measured against max_session_bytes), so
 // Session only copies a slice header under the lock. An UpdateSession that
@@ -429,11 +429,11 @@ func (r *Local) UidCount(context.Context) (int, error) {
 
 // SetSession implements Registry.
 func (r *Local) SetSession(_ context.Context, id string, session []byte) error {
-	obj, err := r.decodeSession(session)
+	obj, err := r.limits.DecodeSession(session)
 	if err != nil {
 		return err
 	}
-	enc, err := r.encodeSession(id, obj)
+	enc, err := r.limits.EncodeSession(id, obj)
 	if err != nil {
 		return err
 	}
@@ -444,7 +444,7 @@ func (r *Local) SetSession(_ context.Context, id string, session []byte) error {
 // the lock, on the session read under it; the result is stored only if the
 // session is still the one merged into, else the merge is redone.
 func (r *Local) UpdateSession(_ context.Context, id string, patch []byte) error {
-	obj, err := r.decodeSession(patch)
+	obj, err := r.limits.DecodeSession(patch)
 	if err != nil {
 		return err
 	}
@@ -460,8 +460,8 @@ func (r *Local) UpdateSession(_ context.Context, id string, patch []byte) error 
 				return fmt.Errorf("session: stored session of client %q: %w", id, err)
 			}
 		}
-		merged := mergeSessionObjects(base, obj)
-		enc, err := r.encodeSession(id, merged)
+		merged := MergeSession(base, obj)
+		enc, err := r.limits.EncodeSession(id, merged)
 		if err != nil {
 			return err
 		}
@@ -478,32 +478,6 @@ func (r *Local) UpdateSession(_ context.Context, id string, patch []byte) error 
 	}
 }
 
-// decodeSession is decodeSessionJSON plus the key-length limit.
-func (r *Local) decodeSession(b []byte) (map[string]any, error) {
-	obj, err := decodeSessionJSON(b)
-	if err != nil {
-		return nil, err
-	}
-	if max := r.limits.MaxNameBytes; max > 0 {
-		if k := longSessionKey(obj, max); k != "" {
-			return nil, fmt.Errorf("session: key of %d bytes exceeds max_name_bytes %d: %w", len(k), max, abi.ErrnoTooLarge)
-		}
-	}
-	return obj, nil
-}
-
-// encodeSession encodes a session about to be stored for client id and
-// checks it against MaxSessionBytes.
-func (r *Local) encodeSession(id string, s map[string]any) ([]byte, error) {
-	enc, err := encodeSessionJSON(s)
-	if err != nil {
-		return nil, err
-	}
-	if max := r.limits.MaxSessionBytes; max > 0 && len(enc) > max {
-		return nil, fmt.Errorf("session: client %q's session would be %d bytes, over max_session_bytes %d: %w", id, len(enc), max, abi.ErrnoLimit)
-	}
-	return enc, nil
-}
 
 // Session implements Registry. The stored encoding is immutable: it is
 // returned without a copy.

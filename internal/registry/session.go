@@ -10,7 +10,7 @@ import (
 	"github.com/wasmgate/wasmgate/abi"
 )
 
-// mergeSessionObjects returns dst with patch merged in, as PHP's
+// MergeSession returns dst with patch merged in, as PHP's
 // array_replace_recursive does for a session: every key of patch replaces
 // dst's, except that when both values are JSON objects they are merged
 // recursively. A null in patch sets the key to null (it does not delete it).
@@ -20,7 +20,7 @@ import (
 // It is pure: neither argument is modified. The result may share unchanged
 // nested values with both, so callers must treat stored sessions as
 // immutable.
-func mergeSessionObjects(dst, patch map[string]any) map[string]any {
+func MergeSession(dst, patch map[string]any) map[string]any {
 	out := make(map[string]any, len(dst)+len(patch))
 	for k, v := range dst {
 		out[k] = v
@@ -29,7 +29,7 @@ func mergeSessionObjects(dst, patch map[string]any) map[string]any {
 		pm, pIsObj := pv.(map[string]any)
 		dm, dIsObj := out[k].(map[string]any)
 		if pIsObj && dIsObj {
-			out[k] = mergeSessionObjects(dm, pm)
+			out[k] = MergeSession(dm, pm)
 			continue
 		}
 		out[k] = pv
@@ -94,3 +94,37 @@ func longSessionKey(v any, max int) string {
 	}
 	return ""
 }
+
+// DecodeSession decodes a session or session patch a handler or backend
+// gave: a JSON object whose keys are within the name limit. Every Registry
+// implementation decodes with it, so they refuse the same input the same way.
+func (l Limits) DecodeSession(b []byte) (map[string]any, error) {
+	obj, err := decodeSessionJSON(b)
+	if err != nil {
+		return nil, err
+	}
+	if max := l.MaxNameBytes; max > 0 {
+		if k := longSessionKey(obj, max); k != "" {
+			return nil, fmt.Errorf("session: key of %d bytes exceeds max_name_bytes %d: %w", len(k), max, abi.ErrnoTooLarge)
+		}
+	}
+	return obj, nil
+}
+
+// EncodeSession encodes a session about to be stored for client id and
+// checks it against the session size limit. The encoding is compact and its
+// keys sorted, so every Registry implementation stores the same bytes.
+func (l Limits) EncodeSession(id string, s map[string]any) ([]byte, error) {
+	enc, err := encodeSessionJSON(s)
+	if err != nil {
+		return nil, err
+	}
+	if max := l.MaxSessionBytes; max > 0 && len(enc) > max {
+		return nil, fmt.Errorf("session: client %q's session would be %d bytes, over max_session_bytes %d: %w", id, len(enc), max, abi.ErrnoLimit)
+	}
+	return enc, nil
+}
+
+// DecodeStoredSession decodes a session as stored (EncodeSession's output)
+// to merge a patch into it.
+func DecodeStoredSession(b []byte) (map[string]any, error) { return decodeSessionJSON(b) }

@@ -50,7 +50,7 @@ func TestSessionMerge(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dst, patch := regDecodeSession(t, tt.dst), regDecodeSession(t, tt.patch)
-			got := regEncodeSession(t, mergeSessionObjects(dst, patch))
+			got := regEncodeSession(t, MergeSession(dst, patch))
 			if got != tt.want {
 				t.Errorf("merge = %s, want %s", got, tt.want)
 			}

@@ -512,11 +512,11 @@ func (r *Registry) SetSession(ctx context.Context, id string, session []byte) er
 	if err := checkID(id); err != nil {
 		return err
 	}
-	obj, err := r.decodeSession(session)
+	obj, err := r.limits.DecodeSession(session)
 	if err != nil {
 		return err
 	}
-	enc, err := r.encodeSession(id, obj)
+	enc, err := r.limits.EncodeSession(id, obj)
 	if err != nil {
 		return err
 	}
@@ -530,7 +530,7 @@ func (r *Registry) UpdateSession(ctx context.Context, id string, patch []byte) e
 	if err := checkID(id); err != nil {
 		return err
 	}
-	obj, err := r.decodeSession(patch)
+	obj, err := r.limits.DecodeSession(patch)
 	if err != nil {
 		return err
 	}
@@ -541,11 +541,11 @@ func (r *Registry) UpdateSession(ctx context.Context, id string, patch []byte) e
 		}
 		var baseObj map[string]any
 		if base != "" {
-			if baseObj, err = decodeSessionJSON([]byte(base)); err != nil {
+			if baseObj, err = registry.DecodeStoredSession([]byte(base)); err != nil {
 				return fmt.Errorf("stored session of client %q: %v: %w", id, err, abi.ErrnoInternal)
 			}
 		}
-		enc, err := r.encodeSession(id, mergeSessionObjects(baseObj, obj))
+		enc, err := r.limits.EncodeSession(id, registry.MergeSession(baseObj, obj))
 		if err != nil {
 			return err
 		}
@@ -592,32 +592,6 @@ func (r *Registry) Session(ctx context.Context, id string) ([]byte, error) {
 	return []byte(s), nil
 }
 
-// decodeSession is decodeSessionJSON plus the key-length limit.
-func (r *Registry) decodeSession(b []byte) (map[string]any, error) {
-	obj, err := decodeSessionJSON(b)
-	if err != nil {
-		return nil, err
-	}
-	if max := r.limits.MaxNameBytes; max > 0 {
-		if k := longSessionKey(obj, max); k != "" {
-			return nil, fmt.Errorf("session: key of %d bytes exceeds max_name_bytes %d: %w", len(k), max, abi.ErrnoTooLarge)
-		}
-	}
-	return obj, nil
-}
-
-// encodeSession encodes a session about to be stored for client id and
-// checks it against MaxSessionBytes.
-func (r *Registry) encodeSession(id string, s map[string]any) ([]byte, error) {
-	enc, err := encodeSessionJSON(s)
-	if err != nil {
-		return nil, err
-	}
-	if max := r.limits.MaxSessionBytes; max > 0 && len(enc) > max {
-		return nil, fmt.Errorf("session: client %q's session would be %d bytes, over max_session_bytes %d: %w", id, len(enc), max, abi.ErrnoLimit)
-	}
-	return enc, nil
-}
 
 // Heartbeat marks this node alive for NodeTTL. lost is true when the
 // heartbeat key was absent (the first heartbeat, a TTL that ran out, or a
