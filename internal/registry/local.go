@@ -478,7 +478,6 @@ func (r *Local) UpdateSession(_ context.Context, id string, patch []byte) error 
 	}
 }
 
-
 // Session implements Registry. The stored encoding is immutable: it is
 // returned without a copy.
 func (r *Local) Session(_ context.Context, id string) ([]byte, error) {

@@ -592,7 +592,6 @@ func (r *Registry) Session(ctx context.Context, id string) ([]byte, error) {
 	return []byte(s), nil
 }
 
-
 // Heartbeat marks this node alive for NodeTTL. lost is true when the
 // heartbeat key was absent (the first heartbeat, a TTL that ran out, or a
 // Redis that lost its data): survivors may have swept this node's clients,

@@ -564,8 +564,8 @@ func BenchmarkRedis_UpdateSession(b *testing.B) {
 }
 
 // FuzzSessionAgainstLocal: any SetSession then UpdateSession gives the same
-// errno and the same session bytes as registry.Local (the merge here is a
-// copy of the registry package's).
+// errno and the same session bytes as registry.Local (both use the registry
+// package's codec; what differs is the storage and the compare-and-store).
 func FuzzSessionAgainstLocal(f *testing.F) {
 	for _, s := range [][2]string{
 		{`{"a":{"b":1}}`, `{"a":{"c":[1,{"d":null}]}}`},
