@@ -65,7 +65,7 @@ func TestLimits_HandlerGetsErrnoForPerClientBounds(t *testing.T) {
 
 	// The defaults refuse what the adversarial run got through: a
 	// 65,000-byte uid and room name.
-	def := startChat(t).chat(t)
+	def := startChat(t, "chat").chat(t)
 	def.sendJSON(map[string]string{"type": "login", "uid": strings.Repeat("u", 65000)})
 	expectChatError(t, def, "too large")
 	def.sendJSON(map[string]string{"type": "join", "room": strings.Repeat("r", 65000)})
