@@ -11,33 +11,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fasthttp/websocket"
-
 	"github.com/wasmgate/wasmgate/server"
 )
 
 // The C examples (guest-examples/c-echo, c-chat, built by `make guests`
 // with guest-examples/c/wasmgate.h) against the same scenarios as the Go
 // echo and chat: /c-chat speaks exactly the protocol of /chat.
-
-func TestCEcho_RoundTrip(t *testing.T) {
-	srv := startServer(t, handlersWith(t, "c-echo"), nil)
-	c := srv.dial(t, "/c-echo")
-	c.sendText("hello, 世界")
-	if typ, data := c.read(); typ != websocket.TextMessage || string(data) != "hello, 世界" {
-		t.Fatalf("text echo = %d %q", typ, data)
-	}
-	bin := []byte{0, 0xff, 1, 0xfe}
-	c.send(websocket.BinaryMessage, bin)
-	if typ, data := c.read(); typ != websocket.BinaryMessage || !bytes.Equal(data, bin) {
-		t.Fatalf("binary echo = %d %x", typ, data)
-	}
-	big := bytes.Repeat([]byte("0123456789"), 6000) // 60 KB: grows the guest buffer
-	c.send(websocket.TextMessage, big)
-	if _, data := c.read(); !bytes.Equal(data, big) {
-		t.Fatalf("big echo: %d bytes back, want %d", len(data), len(big))
-	}
-}
 
 // TestCChat_ErrorsMatchGoChat sends the same bad requests to /chat and
 // /c-chat: the error replies are the same (after "bad json: ", where each
