@@ -1,6 +1,26 @@
 // Package config is wasmgate's configuration: the types config.toml
 // decodes into, their defaults, validation, and loading. The server
 // re-exports the types (server.Config and the rest) for embedders.
+//
+// The struct types are the table of keys: each field's tags give its
+// default, its range and, for [runtime], the runtime setting it maps to
+// (keys.go lists the tags). To add a config key:
+//
+//  1. Add one field with its tags to its table, e.g.
+//     `toml:"max_x" default:"8" min:"1" max:"1024"` (a [runtime] key also
+//     gets runtime:"FieldName" of runtime.Config, or "-" plus a conversion
+//     line in server.runtimeConfig when the units differ). A rule between
+//     keys goes in Validate by hand.
+//  2. Add its line, commented, with its default, to config.toml.
+//  3. Add its row to the limits table of docs/SANDBOX.md (docs/PUSH.md for
+//     push-side keys).
+//
+// A [runtime] key a module may override also gets a pointer field of the
+// same toml key and type in ModuleConfig (no tags: it takes the [runtime]
+// key's), and its name in config.toml's per-module comment.
+// Tests fail when a step is missing: TestEveryKeyIsTagged,
+// TestModuleKeysOverrideRuntimeKeys, server's TestRuntimeConfig_MapsEveryKey
+// and TestLoadConfig_RepoConfigIsValidAndDocumented.
 package config
 
 import (
@@ -30,83 +50,91 @@ type Config struct {
 
 // ServerConfig is the [server] table: the public WebSocket listener.
 type ServerConfig struct {
-	Listen         string   `toml:"listen"`
-	HandlersDir    string   `toml:"handlers_dir"`
-	MaxMessageSize int      `toml:"max_message_size"`
-	SendQueueSize  int      `toml:"send_queue_size"`
-	SendQueueBytes int      `toml:"send_queue_bytes"`
-	WriteTimeout   Duration `toml:"write_timeout"`
-	MaxConnections int      `toml:"max_connections"`
-	PingInterval   Duration `toml:"ping_interval"`
-	IdleTimeout    Duration `toml:"idle_timeout"`
-	NodeID         uint32   `toml:"node_id"`
-	WatchHandlers  bool     `toml:"watch_handlers"`
+	// Listen is checked by hand (host:port).
+	Listen string `toml:"listen" default:"0.0.0.0:8282" novalidate:""`
+	// HandlersDir is checked by hand (not empty).
+	HandlersDir    string   `toml:"handlers_dir" default:"handlers" novalidate:""`
+	MaxMessageSize int      `toml:"max_message_size" default:"65536" min:"1" max:"67_108_864"`
+	SendQueueSize  int      `toml:"send_queue_size" default:"1024" min:"1"`
+	SendQueueBytes int      `toml:"send_queue_bytes" default:"4194304" min:"1"`
+	WriteTimeout   Duration `toml:"write_timeout" default:"10s" min:"1ns"`
+	MaxConnections int      `toml:"max_connections" default:"100000" min:"1"`
+	PingInterval   Duration `toml:"ping_interval" default:"25s" min:"0s"`
+	// IdleTimeout must also be longer than PingInterval (Validate).
+	IdleTimeout   Duration `toml:"idle_timeout" default:"60s" min:"0s"`
+	NodeID        uint32   `toml:"node_id" default:"0" min:"0" max:"4294967295"`
+	WatchHandlers bool     `toml:"watch_handlers" default:"true" novalidate:""`
 
 	// Per-client state bounds (the registry's limits).
-	MaxSessionBytes    int `toml:"max_session_bytes"`
-	MaxGroupsPerClient int `toml:"max_groups_per_client"`
-	MaxNameBytes       int `toml:"max_name_bytes"`
+	MaxSessionBytes    int `toml:"max_session_bytes" default:"65536" min:"2" max:"67_108_864"`
+	MaxGroupsPerClient int `toml:"max_groups_per_client" default:"256" min:"2" max:"1_048_576"`
+	MaxNameBytes       int `toml:"max_name_bytes" default:"256" min:"2" max:"65536"`
 	// FDHeadroom is how many file descriptors WebSocket clients must leave
 	// to everything else: max_connections is lowered to RLIMIT_NOFILE
 	// minus this at start.
-	FDHeadroom int `toml:"fd_headroom"`
+	FDHeadroom int `toml:"fd_headroom" default:"512" min:"16" max:"1_048_576" why:"(listeners, backends and module files need a few)"`
 }
 
-// RuntimeConfig is the [runtime] table: how handlers run.
+// RuntimeConfig is the [runtime] table: how handlers run. Its runtime tags
+// name the runtime.Config field each key sets as it is (server copies
+// them); "-" marks a key the server converts by hand (units differ).
 type RuntimeConfig struct {
-	PoolSize     int      `toml:"pool_size"`
-	CacheDir     string   `toml:"cache_dir"`
-	EventTimeout Duration `toml:"event_timeout"`
-	MemoryLimit  int      `toml:"memory_limit_mb"`
-	EventQueue   int      `toml:"event_queue"`
+	PoolSize     int      `toml:"pool_size" default:"8" min:"1" max:"1024" runtime:"PoolSize"`
+	CacheDir     string   `toml:"cache_dir" default:"" novalidate:"" runtime:"CacheDir"`
+	EventTimeout Duration `toml:"event_timeout" default:"100ms" min:"0s" runtime:"EventTimeout"`
+	MemoryLimit  int      `toml:"memory_limit_mb" default:"64" min:"4" max:"4096" why:"(a Go guest needs about 3 MiB to start)" runtime:"-"`
+	EventQueue   int      `toml:"event_queue" default:"1024" min:"1" max:"1_048_576" runtime:"EventQueue"`
 	// MaxCallDepth bounds how deeply a guest's calls nest (runtime-wide:
 	// it is compiled into every module).
-	MaxCallDepth int `toml:"max_call_depth"`
+	MaxCallDepth int `toml:"max_call_depth" default:"10000" min:"100" max:"1_000_000" why:"(frames)" runtime:"MaxCallDepth"`
 
-	TaskWorkers int      `toml:"task_workers"`
-	TaskQueue   int      `toml:"task_queue"`
-	TaskTimeout Duration `toml:"task_timeout"`
-	KVMaxMB     int      `toml:"kv_max_mb"`
-	MaxTimers   int      `toml:"max_timers"`
+	TaskWorkers int      `toml:"task_workers" default:"2" min:"0" max:"1024" why:"(0 switches tasks off)" runtime:"TaskWorkers"`
+	TaskQueue   int      `toml:"task_queue" default:"256" min:"1" max:"1_048_576" runtime:"TaskQueue"`
+	TaskTimeout Duration `toml:"task_timeout" default:"10s" min:"0s" runtime:"TaskTimeout"`
+	KVMaxMB     int      `toml:"kv_max_mb" default:"16" min:"1" max:"4096" runtime:"-"`
+	MaxTimers   int      `toml:"max_timers" default:"1000" min:"1" max:"1_048_576" runtime:"MaxTimers"`
 
-	CrashLimit  int      `toml:"crash_limit"`
-	CrashWindow Duration `toml:"crash_window"`
+	CrashLimit  int      `toml:"crash_limit" default:"20" min:"0" max:"1_048_576" why:"(0 never quarantines)" runtime:"CrashLimit"`
+	CrashWindow Duration `toml:"crash_window" default:"1m" min:"1ns" runtime:"CrashWindow"`
 	// QuarantineCooldown: how long a quarantine lasts; 0: until a reload.
-	QuarantineCooldown Duration `toml:"quarantine_cooldown"`
-	RestartBackoff     Duration `toml:"restart_backoff"`
-	RestartBackoffMax  Duration `toml:"restart_backoff_max"`
+	QuarantineCooldown Duration `toml:"quarantine_cooldown" default:"1m" min:"0s" runtime:"QuarantineCooldown"`
+	RestartBackoff     Duration `toml:"restart_backoff" default:"10ms" min:"0s" runtime:"RestartBackoff"`
+	// RestartBackoffMax must also be at least RestartBackoff (Validate).
+	RestartBackoffMax Duration `toml:"restart_backoff_max" default:"5s" min:"0s" runtime:"RestartBackoffMax"`
 
-	LogLinesPerSecond int `toml:"log_lines_per_second"`
-	LogBurst          int `toml:"log_burst"`
-	LogBytesPerSecond int `toml:"log_bytes_per_second"`
+	LogLinesPerSecond int `toml:"log_lines_per_second" default:"100" min:"-1" max:"1_048_576" why:"(-1: no limit)" runtime:"LogLinesPerSecond"`
+	LogBurst          int `toml:"log_burst" default:"200" min:"0" max:"1_048_576" why:"(0: twice log_lines_per_second)" runtime:"LogBurst"`
+	LogBytesPerSecond int `toml:"log_bytes_per_second" default:"65536" min:"-1" max:"1_073_741_824" why:"(-1: no limit)" runtime:"LogBytesPerSecond"`
 }
 
 // PushConfig is the [push] table: the inner TCP text port backends push
 // through.
 type PushConfig struct {
-	// Listen is the text port's address; "" disables it.
-	Listen string `toml:"listen"`
+	// Listen is the text port's address; "" disables it. Checked by hand
+	// (host:port, loopback unless Secret is set).
+	Listen string `toml:"listen" default:"127.0.0.1:5678" novalidate:""`
 	// Secret, when set, must be presented first on every text-port
 	// connection and as a Bearer token to the HTTP API.
-	Secret       string   `toml:"secret"`
-	MaxLine      int      `toml:"max_line"`
-	LineTimeout  Duration `toml:"line_timeout"`
-	WriteTimeout Duration `toml:"write_timeout"`
+	Secret       string   `toml:"secret" default:"" novalidate:""`
+	MaxLine      int      `toml:"max_line" default:"1048576" min:"64" max:"67_108_864"`
+	LineTimeout  Duration `toml:"line_timeout" default:"10s" min:"1ns"`
+	WriteTimeout Duration `toml:"write_timeout" default:"10s" min:"1ns"`
 	// MaxBackends caps open text-port connections; more are refused with
 	// a too_many_backends line and closed.
-	MaxBackends int `toml:"max_backends"`
+	MaxBackends int `toml:"max_backends" default:"1024" min:"1" max:"1_000_000"`
 }
 
 // AdminConfig is the [admin] table: the HTTP API listener.
 type AdminConfig struct {
-	// Listen is the HTTP API's address; "" disables it.
-	Listen string `toml:"listen"`
+	// Listen is the HTTP API's address; "" disables it. Checked by hand
+	// like push.listen.
+	Listen string `toml:"listen" default:"127.0.0.1:8290" novalidate:""`
 }
 
 // ModuleConfig is one [modules.NAME] table.
 type ModuleConfig struct {
 	// Config is passed to the module's on_start.
-	Config string `toml:"config"`
+	Config string `toml:"config" novalidate:""`
 
 	// Per-module limits: a key set here replaces the [runtime] key of the
 	// same name for this module only (Limits). Each is a pointer to the
@@ -125,8 +153,9 @@ type ModuleConfig struct {
 
 // Limits returns r with m's per-module keys applied. A per-module key is
 // a pointer field of ModuleConfig whose toml key names a RuntimeConfig
-// field of the same type: adding one is that field alone (the runtime
-// mapping, validation and defaults of the [runtime] key apply to it).
+// field of the same type: adding one is that field (and its name in
+// config.toml's per-module comment); the runtime mapping, validation and
+// default of the [runtime] key apply to it.
 func (m ModuleConfig) Limits(r RuntimeConfig) RuntimeConfig {
 	mv, rv := reflect.ValueOf(m), reflect.ValueOf(&r).Elem()
 	for i := range mv.NumField() {
@@ -171,40 +200,13 @@ func (d *Duration) UnmarshalText(b []byte) error {
 func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
 
 // Default returns the configuration used for every key a file leaves
-// out. config.toml documents the same values.
+// out: each key's default tag. config.toml documents the same values.
 func Default() Config {
-	return Config{
-		Server: ServerConfig{
-			Listen:         "0.0.0.0:8282",
-			HandlersDir:    "handlers",
-			MaxMessageSize: 64 << 10,
-			SendQueueSize:  1024,
-			SendQueueBytes: 4 << 20,
-			WriteTimeout:   Duration{10 * time.Second},
-			MaxConnections: 100_000,
-			FDHeadroom:     512,
-			PingInterval:   Duration{25 * time.Second},
-			IdleTimeout:    Duration{60 * time.Second},
-			WatchHandlers:  true,
-
-			MaxSessionBytes: 64 << 10, MaxGroupsPerClient: 256, MaxNameBytes: 256,
-		},
-		Runtime: RuntimeConfig{
-			PoolSize: 8, EventTimeout: Duration{100 * time.Millisecond}, MemoryLimit: 64, EventQueue: 1024, MaxCallDepth: 10_000,
-			TaskWorkers: 2, TaskQueue: 256, TaskTimeout: Duration{10 * time.Second}, KVMaxMB: 16, MaxTimers: 1000,
-			CrashLimit: 20, CrashWindow: Duration{time.Minute}, QuarantineCooldown: Duration{time.Minute},
-			RestartBackoff: Duration{10 * time.Millisecond}, RestartBackoffMax: Duration{5 * time.Second},
-			LogLinesPerSecond: 100, LogBurst: 200, LogBytesPerSecond: 64 << 10,
-		},
-		Push: PushConfig{
-			Listen:       "127.0.0.1:5678",
-			MaxLine:      1 << 20,
-			LineTimeout:  Duration{10 * time.Second},
-			WriteTimeout: Duration{10 * time.Second},
-			MaxBackends:  1024,
-		},
-		Admin: AdminConfig{Listen: "127.0.0.1:8290"},
+	var c Config
+	for _, t := range tables(&c) {
+		setDefaults(t.v)
 	}
+	return c
 }
 
 // Load reads a TOML file over Default. Unknown keys and invalid
@@ -249,6 +251,11 @@ func (c *Config) Validate() error {
 	bad := func(key, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%s: "+format, append([]any{key}, args...)...))
 	}
+	for _, t := range tables(c) {
+		if t.prefix != "runtime." { // below, with its cross-field rule
+			checkRanges(t.v, t.prefix, bad)
+		}
+	}
 	s := c.Server
 	if _, _, err := net.SplitHostPort(s.Listen); err != nil {
 		bad("server.listen", "%q is not host:port", s.Listen)
@@ -256,41 +263,8 @@ func (c *Config) Validate() error {
 	if s.HandlersDir == "" {
 		bad("server.handlers_dir", "must not be empty")
 	}
-	if s.MaxMessageSize < 1 || s.MaxMessageSize > 64<<20 {
-		bad("server.max_message_size", "%d is out of range 1..%d", s.MaxMessageSize, 64<<20)
-	}
-	if s.SendQueueSize < 1 {
-		bad("server.send_queue_size", "%d must be at least 1", s.SendQueueSize)
-	}
-	if s.SendQueueBytes < 1 {
-		bad("server.send_queue_bytes", "%d must be at least 1", s.SendQueueBytes)
-	}
-	if s.WriteTimeout.Duration <= 0 {
-		bad("server.write_timeout", "%s must be positive", s.WriteTimeout)
-	}
-	if s.PingInterval.Duration < 0 {
-		bad("server.ping_interval", "%s must not be negative", s.PingInterval)
-	}
-	if s.IdleTimeout.Duration < 0 || (s.IdleTimeout.Duration > 0 && s.PingInterval.Duration > 0 && s.IdleTimeout.Duration <= s.PingInterval.Duration) {
+	if s.IdleTimeout.Duration > 0 && s.PingInterval.Duration > 0 && s.IdleTimeout.Duration <= s.PingInterval.Duration {
 		bad("server.idle_timeout", "%s must be 0 (off) or longer than server.ping_interval (%s)", s.IdleTimeout, s.PingInterval)
-	}
-	if s.MaxConnections < 1 {
-		bad("server.max_connections", "%d must be at least 1", s.MaxConnections)
-	}
-	for _, l := range []struct {
-		key    string
-		v, max int
-	}{
-		{"max_session_bytes", s.MaxSessionBytes, 64 << 20},
-		{"max_groups_per_client", s.MaxGroupsPerClient, 1 << 20},
-		{"max_name_bytes", s.MaxNameBytes, 64 << 10},
-	} {
-		if l.v < 2 || l.v > l.max {
-			bad("server."+l.key, "%d is out of range 2..%d", l.v, l.max)
-		}
-	}
-	if s.FDHeadroom < 16 || s.FDHeadroom > 1<<20 {
-		bad("server.fd_headroom", "%d is out of range 16..%d (listeners, backends and module files need a few)", s.FDHeadroom, 1<<20)
 	}
 	c.validatePush(bad)
 	before := len(errs)
@@ -320,40 +294,10 @@ func (c *Config) Validate() error {
 }
 
 // validateRuntime checks the [runtime] keys, or one module's effective
-// limits; prefix is "runtime." or "modules.NAME.".
+// limits (so a per-module key has the range of its [runtime] key); prefix
+// is "runtime." or "modules.NAME.".
 func validateRuntime(r RuntimeConfig, prefix string, bad func(key, format string, args ...any)) {
-	between := func(key string, v, lo, hi int, why string) {
-		if v < lo || v > hi {
-			bad(prefix+key, "%d is out of range %d..%d%s", v, lo, hi, why)
-		}
-	}
-	between("pool_size", r.PoolSize, 1, 1024, "")
-	between("memory_limit_mb", r.MemoryLimit, 4, 4096, " (a Go guest needs about 3 MiB to start)")
-	between("event_queue", r.EventQueue, 1, 1<<20, "")
-	between("max_call_depth", r.MaxCallDepth, 100, 1_000_000, " (frames)")
-	between("task_workers", r.TaskWorkers, 0, 1024, " (0 switches tasks off)")
-	between("task_queue", r.TaskQueue, 1, 1<<20, "")
-	between("kv_max_mb", r.KVMaxMB, 1, 4096, "")
-	between("max_timers", r.MaxTimers, 1, 1<<20, "")
-	between("crash_limit", r.CrashLimit, 0, 1<<20, " (0 never quarantines)")
-	between("log_lines_per_second", r.LogLinesPerSecond, -1, 1<<20, " (-1: no limit)")
-	between("log_burst", r.LogBurst, 0, 1<<20, " (0: twice log_lines_per_second)")
-	between("log_bytes_per_second", r.LogBytesPerSecond, -1, 1<<30, " (-1: no limit)")
-	for _, d := range []struct {
-		key string
-		v   Duration
-	}{
-		{"event_timeout", r.EventTimeout}, {"task_timeout", r.TaskTimeout},
-		{"restart_backoff", r.RestartBackoff}, {"restart_backoff_max", r.RestartBackoffMax},
-		{"quarantine_cooldown", r.QuarantineCooldown},
-	} {
-		if d.v.Duration < 0 {
-			bad(prefix+d.key, "%s must not be negative", d.v)
-		}
-	}
-	if r.CrashWindow.Duration <= 0 {
-		bad(prefix+"crash_window", "%s must be positive", r.CrashWindow)
-	}
+	checkRanges(reflect.ValueOf(r), prefix, bad)
 	if r.RestartBackoffMax.Duration < r.RestartBackoff.Duration {
 		bad(prefix+"restart_backoff_max", "%s is shorter than restart_backoff (%s)", r.RestartBackoffMax, r.RestartBackoff)
 	}
@@ -369,6 +313,8 @@ func SortedKeys[V any](m map[string]V) []string {
 	return keys
 }
 
+// validatePush checks the push and admin listeners (their ranges are
+// tagged).
 func (c *Config) validatePush(bad func(key, format string, args ...any)) {
 	p := c.Push
 	for _, kv := range [][2]string{{"push.listen", p.Listen}, {"admin.listen", c.Admin.Listen}} {
@@ -384,18 +330,6 @@ func (c *Config) validatePush(bad func(key, format string, args ...any)) {
 		if p.Secret == "" && !isLoopback(host) {
 			bad(key, "%q is not a loopback address, so push.secret must be set: anyone who reaches this port could push to every client", addr)
 		}
-	}
-	if p.MaxLine < 64 || p.MaxLine > 64<<20 {
-		bad("push.max_line", "%d is out of range 64..%d", p.MaxLine, 64<<20)
-	}
-	if p.LineTimeout.Duration <= 0 {
-		bad("push.line_timeout", "%s must be positive", p.LineTimeout)
-	}
-	if p.WriteTimeout.Duration <= 0 {
-		bad("push.write_timeout", "%s must be positive", p.WriteTimeout)
-	}
-	if p.MaxBackends < 1 || p.MaxBackends > 1_000_000 {
-		bad("push.max_backends", "%d is out of range 1..1000000", p.MaxBackends)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -173,8 +174,11 @@ func TestLoadConfig_RepoConfigIsValidAndDocumented(t *testing.T) {
 		t.Fatal(err)
 	}
 	def := server.DefaultConfig()
-	if cfg.Server.Listen != def.Server.Listen || cfg.Server.MaxMessageSize != def.Server.MaxMessageSize {
-		t.Errorf("config.toml disagrees with DefaultConfig: %+v", cfg)
+	// config.toml shows every key with its default (the default tags).
+	sv := cfg.Server
+	sv.HandlersDir = def.Server.HandlersDir // resolved against the file's folder
+	if sv != def.Server || cfg.Push != def.Push || cfg.Admin != def.Admin {
+		t.Errorf("config.toml disagrees with DefaultConfig:\n file %+v %+v %+v\n want %+v %+v %+v", sv, cfg.Push, cfg.Admin, def.Server, def.Push, def.Admin)
 	}
 	rt := cfg.Runtime
 	rt.CacheDir = "" // the repo's config sets one on purpose
@@ -187,6 +191,16 @@ func TestLoadConfig_RepoConfigIsValidAndDocumented(t *testing.T) {
 	for _, key := range configKeys(reflect.TypeOf(server.Config{})) {
 		if !strings.Contains(string(text), "\n"+key+" = ") {
 			t.Errorf("config.toml does not document %s", key)
+		}
+	}
+	// The comment above [modules.…] lists the keys a module may override.
+	_, modText, _ := strings.Cut(string(text), "# Per-module settings")
+	modText, _, _ = strings.Cut(modText, "\n[")
+	mt := reflect.TypeOf(server.ModuleConfig{})
+	for i := range mt.NumField() {
+		key := mt.Field(i).Tag.Get("toml")
+		if mt.Field(i).Type.Kind() == reflect.Pointer && !regexp.MustCompile(`\s`+key+`[,.]`).MatchString(modText) {
+			t.Errorf("config.toml's per-module comment does not list %s", key)
 		}
 	}
 }

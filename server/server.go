@@ -201,32 +201,16 @@ func (s *Server) newRuntime(ctx context.Context) error {
 }
 
 // runtimeConfig maps [runtime] (or one module's effective limits) to the
-// runtime's Config.
+// runtime's Config: the keys tagged with a runtime field name are copied
+// (runtimeKeys); the lines below are the conversions and the settings that
+// come from elsewhere.
 func (s *Server) runtimeConfig(rc RuntimeConfig) runtime.Config {
-	return runtime.Config{
-		PoolSize:     rc.PoolSize,
-		CacheDir:     rc.CacheDir,
-		EventTimeout: rc.EventTimeout.Duration,
-		MaxCallDepth: rc.MaxCallDepth,
-		// 16 pages per MiB
-		MemoryLimitPages:   uint32(rc.MemoryLimit) * 16,
-		MaxMessageSize:     s.cfg.Server.MaxMessageSize,
-		EventQueue:         rc.EventQueue,
-		TaskWorkers:        rc.TaskWorkers,
-		TaskQueue:          rc.TaskQueue,
-		TaskTimeout:        rc.TaskTimeout.Duration,
-		KVMaxBytes:         rc.KVMaxMB << 20,
-		MaxTimers:          rc.MaxTimers,
-		CrashLimit:         rc.CrashLimit,
-		CrashWindow:        rc.CrashWindow.Duration,
-		QuarantineCooldown: rc.QuarantineCooldown.Duration,
-		RestartBackoff:     rc.RestartBackoff.Duration,
-		RestartBackoffMax:  rc.RestartBackoffMax.Duration,
-		OnQuarantine:       s.quarantined,
-		LogLinesPerSecond:  rc.LogLinesPerSecond,
-		LogBurst:           rc.LogBurst,
-		LogBytesPerSecond:  rc.LogBytesPerSecond,
-	}
+	c := runtimeKeys(rc)
+	c.MemoryLimitPages = uint32(rc.MemoryLimit) * 16 // 16 pages per MiB
+	c.KVMaxBytes = rc.KVMaxMB << 20
+	c.MaxMessageSize = s.cfg.Server.MaxMessageSize
+	c.OnQuarantine = s.quarantined
+	return c
 }
 
 // Start listens on the configured address and serves in the background.
