@@ -11,14 +11,17 @@
 //     gets runtime:"FieldName" of runtime.Config, or "-" plus a conversion
 //     line in server.runtimeConfig when the units differ). A rule between
 //     keys goes in Validate by hand.
-//  2. Add its line, commented, with its default, to config.toml.
-//  3. Add its row to the limits table of docs/SANDBOX.md (docs/PUSH.md for
-//     push-side keys).
+//  2. Add its line, commented, with its default, to config.toml, and
+//     regenerate docs/CONFIG.md (go test ./config -run TestConfigReference
+//     -update): the reference is built from the tags and those comments.
+//  3. If it is a limit, add its row to the limits table of docs/SANDBOX.md
+//     (docs/PUSH.md for push-side keys).
 //
 // A [runtime] key a module may override also gets a pointer field of the
 // same toml key and type in ModuleConfig (no tags: it takes the [runtime]
 // key's), and its name in config.toml's per-module comment.
 // Tests fail when a step is missing: TestEveryKeyIsTagged,
+// TestConfigReferenceIsCurrent,
 // TestModuleKeysOverrideRuntimeKeys, server's TestRuntimeConfig_MapsEveryKey
 // and TestLoadConfig_RepoConfigIsValidAndDocumented.
 package config
