@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/fasthttp/websocket"
 	"github.com/valyala/fasthttp"
@@ -34,8 +35,8 @@ var errShortClose = errors.New("close frame with a 1-byte payload")
 //
 // It follows frame boundaries by reading only headers and counting payload
 // bytes past, so it costs a few instructions per frame. It sees the stream
-// from the first byte after the handshake request (the hijacked connection
-// returns any bytes fasthttp had buffered first), so it cannot lose sync.
+// from the first byte after the handshake request (detach returns any bytes
+// fasthttp had buffered first), so it cannot lose sync.
 type frameGuard struct {
 	net.Conn
 	hdr   [14]byte // the current frame's header so far
@@ -176,8 +177,71 @@ func (h *hijacked) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 // Sec-WebSocket-Key): up writes the 101 and returns the WebSocket, whose
 // reads go through a frameGuard. On error up has closed nc.
 func Upgrade(up *websocket.Upgrader, nc net.Conn, key string) (*websocket.Conn, error) {
-	return up.Upgrade(&hijacked{conn: &frameGuard{Conn: nc}}, upgradeRequest(key), nil)
+	return up.Upgrade(&hijacked{conn: &frameGuard{Conn: detach(nc)}}, upgradeRequest(key), nil)
 }
+
+// detach returns the socket under fasthttp's hijacked connection nc, to
+// read from directly. fasthttp's hijacked connection reads through the
+// bufio.Reader (4 KiB, fasthttp's read buffer) that parsed the request, and
+// with KeepHijackedConns fasthttp leaves that reader to the connection: it
+// stayed reachable for the connection's whole life, half the heap of an
+// idle client, on top of the websocket reader's own buffer.
+//
+// Bytes the client sent after its request (RFC 6455 forbids it before the
+// 101, but nothing stops it) may sit in that reader. They are drained
+// first, by reading nc with a read deadline in the past: the reader hands
+// out what it holds, and its next read of the socket fails at once without
+// consuming anything. They are read again ahead of the socket (prefixConn).
+// If the deadline cannot be set, nc is kept as it is.
+func detach(nc net.Conn) net.Conn {
+	u, ok := nc.(interface{ UnsafeConn() net.Conn })
+	if !ok {
+		return nc
+	}
+	raw := u.UnsafeConn()
+	if raw.SetReadDeadline(time.Unix(1, 0)) != nil {
+		return nc
+	}
+	var pending []byte
+	buf := make([]byte, 64)
+	for {
+		n, err := nc.Read(buf)
+		pending = append(pending, buf[:n]...)
+		// A timeout ends the drain; any other error (the client went) is
+		// the socket's, which its next read reports again.
+		if err != nil || n == 0 {
+			break
+		}
+	}
+	// Clearing the deadline cannot fail where setting it did not; if it
+	// did, the first read fails and ends the client.
+	_ = raw.SetReadDeadline(time.Time{})
+	if len(pending) > 0 {
+		return &prefixConn{Conn: raw, pending: pending}
+	}
+	return raw
+}
+
+// prefixConn reads pending, then the connection.
+type prefixConn struct {
+	net.Conn
+	pending []byte
+}
+
+func (c *prefixConn) Read(p []byte) (int, error) {
+	if len(c.pending) == 0 {
+		return c.Conn.Read(p)
+	}
+	n := copy(p, c.pending)
+	c.pending = c.pending[n:]
+	if len(c.pending) == 0 {
+		c.pending = nil // let the drained bytes go
+	}
+	return n, nil
+}
+
+// UnsafeConn is the socket, for newConn's writes and deadlines.
+func (c *prefixConn) UnsafeConn() net.Conn { return c.Conn }
 
 // CheckUpgrade validates what RFC 6455 §4.2.1 requires of an opening
 // handshake beyond the Connection and Upgrade tokens. It returns 0, or the
@@ -226,10 +290,13 @@ func hasToken(v []byte, tok string) bool {
 // upgradeRequest is the request the Upgrader checks: only the headers it
 // reads, copied from a handshake CheckUpgrade accepted.
 func upgradeRequest(key string) *http.Request {
-	r := &http.Request{Method: http.MethodGet, Header: make(http.Header, 4)}
-	r.Header.Set("Connection", "Upgrade")
-	r.Header.Set("Upgrade", "websocket")
-	r.Header.Set("Sec-WebSocket-Version", "13")
-	r.Header.Set("Sec-WebSocket-Key", key)
-	return r
+	// Keys already canonical, as Header.Set would make them: building the
+	// map directly saves the canonicalizing and a slice per value, garbage
+	// of every handshake.
+	return &http.Request{Method: http.MethodGet, Header: http.Header{
+		"Connection":            {"Upgrade"},
+		"Upgrade":               {"websocket"},
+		"Sec-Websocket-Version": {"13"},
+		"Sec-Websocket-Key":     {key},
+	}}
 }
