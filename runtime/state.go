@@ -5,6 +5,8 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
+
+	"github.com/wasmgate/wasmgate/internal/kv"
 )
 
 // Target receives the events a module's State originates itself — timers
@@ -23,7 +25,7 @@ type Target interface {
 // creates it with the first Load of a name and keeps it until Forget.
 type State struct {
 	name   string
-	kv     *kvStore
+	kv     *kv.Store
 	timers *timerSet
 	tasks  *taskQueue
 
@@ -33,7 +35,7 @@ type State struct {
 }
 
 func newState(name string, cfg Config, log *slog.Logger) *State {
-	st := &State{name: name, kv: newKVStore(cfg.KVMaxBytes)}
+	st := &State{name: name, kv: kv.New(cfg.KVMaxBytes)}
 	st.timers = newTimerSet(cfg.MaxTimers, cfg.PoolSize, st.currentTarget, log.With("module", name))
 	st.tasks = newTaskQueue(cfg.TaskWorkers, cfg.TaskQueue, st.currentTarget, log.With("module", name))
 	return st

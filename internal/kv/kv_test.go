@@ -1,4 +1,4 @@
-package runtime
+package kv
 
 import (
 	"errors"
@@ -11,7 +11,7 @@ import (
 )
 
 func TestKVStore_TTL(t *testing.T) {
-	s := newKVStore(1 << 20)
+	s := New(1 << 20)
 	now := time.Unix(1000, 0)
 	s.now = func() time.Time { return now }
 	if err := s.Set("a", []byte("1"), time.Second); err != nil {
@@ -37,7 +37,7 @@ func TestKVStore_TTL(t *testing.T) {
 }
 
 func TestKVStore_SizeBound(t *testing.T) {
-	s := newKVStore(1000)
+	s := New(1000)
 	big := []byte(strings.Repeat("x", 400))
 	if err := s.Set("a", big, 0); err != nil {
 		t.Fatal(err)
@@ -55,13 +55,13 @@ func TestKVStore_SizeBound(t *testing.T) {
 		t.Fatalf("after shrinking a: %v", err)
 	}
 	s.Delete("b")
-	if _, used := s.Usage(); used != 2*kvEntryOverhead+len("a")+len("small")+len("c")+400 {
+	if _, used := s.Usage(); used != 2*entryOverhead+len("a")+len("small")+len("c")+400 {
 		t.Errorf("used = %d", used)
 	}
 }
 
 func TestKVStore_IncrAndCASEdges(t *testing.T) {
-	s := newKVStore(1 << 20)
+	s := New(1 << 20)
 	_ = s.Set("text", []byte("abc"), 0)
 	if _, err := s.Incr("text", 1, 0); !errors.Is(err, abi.ErrnoInvalid) {
 		t.Errorf("incr of a non-number: %v", err)
@@ -88,13 +88,13 @@ func TestKVStore_IncrAndCASEdges(t *testing.T) {
 	if err := s.Set("", []byte("x"), 0); !errors.Is(err, abi.ErrnoInvalid) {
 		t.Errorf("empty key: %v", err)
 	}
-	if err := s.Set(strings.Repeat("k", kvMaxKey+1), nil, 0); !errors.Is(err, abi.ErrnoTooLarge) {
+	if err := s.Set(strings.Repeat("k", MaxKey+1), nil, 0); !errors.Is(err, abi.ErrnoTooLarge) {
 		t.Errorf("long key: %v", err)
 	}
 }
 
 func BenchmarkKVStore(b *testing.B) {
-	s := newKVStore(16 << 20)
+	s := New(16 << 20)
 	val := []byte("some value of a few dozen bytes, like a session flag")
 	b.Run("set", func(b *testing.B) {
 		for i := 0; b.Loop(); i++ {

@@ -1,4 +1,9 @@
-package runtime
+// Package kv is the key-value store every instance of one module shares
+// (ABI.md §5.6): values with optional TTLs, atomic increment and
+// compare-and-swap, bounded in bytes. The runtime gives each module one
+// Store; a cluster store (Redis) can sit beside this one with the same
+// semantics.
+package kv
 
 import (
 	"bytes"
@@ -9,14 +14,14 @@ import (
 	"github.com/wasmgate/wasmgate/abi"
 )
 
-// kvMaxKey bounds one key. Keys are names, not payloads.
-const kvMaxKey = 1024
+// MaxKey bounds one key, in bytes. Keys are names, not payloads.
+const MaxKey = 1024
 
-// kvEntryOverhead is what one entry is charged on top of its key and value,
+// entryOverhead is what one entry is charged on top of its key and value,
 // so that a store of many empty values is bounded too.
-const kvEntryOverhead = 64
+const entryOverhead = 64
 
-// kvStore is the key-value store every instance of one module shares
+// Store is the key-value store every instance of one module shares
 // (ABI.md §5.6). Instances do not share memory; this is how they share
 // counters, rate limits and small state. One mutex: operations are a map
 // access and a copy, far shorter than the guest call around them, and
@@ -24,49 +29,51 @@ const kvEntryOverhead = 64
 //
 // Expired entries are dropped when they are read, and all at once when a
 // write would exceed the size bound, so there is no sweeper goroutine.
-type kvStore struct {
+type Store struct {
 	maxBytes int
 	now      func() time.Time
 
 	mu      sync.Mutex
-	entries map[string]kvEntry
-	used    int // bytes charged: keys + values + kvEntryOverhead each
+	entries map[string]entry
+	used    int // bytes charged: keys + values + entryOverhead each
 }
 
-type kvEntry struct {
+type entry struct {
 	value   []byte
 	expires int64 // UnixNano; 0: never
 }
 
-func newKVStore(maxBytes int) *kvStore {
-	return &kvStore{maxBytes: maxBytes, now: time.Now, entries: map[string]kvEntry{}}
+// New returns an empty store of at most maxBytes (keys, values and
+// EntryOverhead per entry).
+func New(maxBytes int) *Store {
+	return &Store{maxBytes: maxBytes, now: time.Now, entries: map[string]entry{}}
 }
 
-func cost(key string, value []byte) int { return len(key) + len(value) + kvEntryOverhead }
+func cost(key string, value []byte) int { return len(key) + len(value) + entryOverhead }
 
 // liveLocked returns key's entry if it exists and has not expired. The
 // clock is read only for an entry with a TTL: most keys have none, and
 // reading it costs as much as the map access.
-func (s *kvStore) liveLocked(key string) (kvEntry, bool) {
+func (s *Store) liveLocked(key string) (entry, bool) {
 	e, ok := s.entries[key]
 	if !ok {
-		return kvEntry{}, false
+		return entry{}, false
 	}
 	if e.expires != 0 && e.expires <= s.now().UnixNano() {
 		s.deleteLocked(key, e)
-		return kvEntry{}, false
+		return entry{}, false
 	}
 	return e, true
 }
 
-func (s *kvStore) deleteLocked(key string, e kvEntry) {
+func (s *Store) deleteLocked(key string, e entry) {
 	delete(s.entries, key)
 	s.used -= cost(key, e.value)
 }
 
 // putLocked stores value (owned by the store from now on), replacing what
 // is there, if the size bound allows.
-func (s *kvStore) putLocked(key string, value []byte, ttl time.Duration) error {
+func (s *Store) putLocked(key string, value []byte, ttl time.Duration) error {
 	old, had := s.entries[key]
 	grow := cost(key, value)
 	if had {
@@ -82,12 +89,12 @@ func (s *kvStore) putLocked(key string, value []byte, ttl time.Duration) error {
 	if ttl > 0 {
 		expires = s.now().UnixNano() + ttl.Nanoseconds()
 	}
-	s.entries[key] = kvEntry{value: value, expires: expires}
+	s.entries[key] = entry{value: value, expires: expires}
 	s.used += grow
 	return nil
 }
 
-func (s *kvStore) sweepLocked(now int64) {
+func (s *Store) sweepLocked(now int64) {
 	for k, e := range s.entries {
 		if e.expires != 0 && e.expires <= now {
 			s.deleteLocked(k, e)
@@ -96,7 +103,7 @@ func (s *kvStore) sweepLocked(now int64) {
 }
 
 // Get returns a copy of key's value.
-func (s *kvStore) Get(key string) ([]byte, error) {
+func (s *Store) Get(key string) ([]byte, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	e, ok := s.liveLocked(key)
@@ -107,7 +114,7 @@ func (s *kvStore) Get(key string) ([]byte, error) {
 }
 
 // Set stores value (copied) under key; ttl 0 keeps it until deleted.
-func (s *kvStore) Set(key string, value []byte, ttl time.Duration) error {
+func (s *Store) Set(key string, value []byte, ttl time.Duration) error {
 	if err := checkKey(key); err != nil {
 		return err
 	}
@@ -117,7 +124,7 @@ func (s *kvStore) Set(key string, value []byte, ttl time.Duration) error {
 }
 
 // Delete removes key and reports whether it was there.
-func (s *kvStore) Delete(key string) bool {
+func (s *Store) Delete(key string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	e, ok := s.liveLocked(key)
@@ -132,7 +139,7 @@ func (s *kvStore) Delete(key string) bool {
 // key keeps its expiry: fixed-window rate limits need exactly that). A
 // value that is not a decimal int64, or a sum that overflows, is
 // abi.ErrnoInvalid.
-func (s *kvStore) Incr(key string, delta int64, ttl time.Duration) (int64, error) {
+func (s *Store) Incr(key string, delta int64, ttl time.Duration) (int64, error) {
 	if err := checkKey(key); err != nil {
 		return 0, err
 	}
@@ -155,7 +162,7 @@ func (s *kvStore) Incr(key string, delta int64, ttl time.Duration) (int64, error
 		if err := s.putLocked(key, value, 0); err != nil {
 			return 0, err
 		}
-		s.entries[key] = kvEntry{value: value, expires: e.expires}
+		s.entries[key] = entry{value: value, expires: e.expires}
 		return sum, nil
 	}
 	return sum, s.putLocked(key, value, ttl)
@@ -163,7 +170,7 @@ func (s *kvStore) Incr(key string, delta int64, ttl time.Duration) (int64, error
 
 // CompareAndSwap sets key to value if its current value equals old (or, with
 // absent, if there is no current value), and reports whether it did.
-func (s *kvStore) CompareAndSwap(key string, old []byte, absent bool, value []byte, ttl time.Duration) (bool, error) {
+func (s *Store) CompareAndSwap(key string, old []byte, absent bool, value []byte, ttl time.Duration) (bool, error) {
 	if err := checkKey(key); err != nil {
 		return false, err
 	}
@@ -180,7 +187,7 @@ func (s *kvStore) CompareAndSwap(key string, old []byte, absent bool, value []by
 }
 
 // Usage returns the number of keys and the bytes charged against the bound.
-func (s *kvStore) Usage() (keys, bytes int) {
+func (s *Store) Usage() (keys, bytes int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.entries), s.used
@@ -190,7 +197,7 @@ func checkKey(key string) error {
 	switch {
 	case key == "":
 		return abi.ErrnoInvalid
-	case len(key) > kvMaxKey:
+	case len(key) > MaxKey:
 		return abi.ErrnoTooLarge
 	}
 	return nil
