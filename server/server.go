@@ -242,6 +242,11 @@ func (s *Server) Start() error {
 		}
 	}()
 	s.log.Info("listening", "addr", ln.Addr().String(), "routes", s.Routes())
+	for _, a := range webAssets() {
+		if s.route(a.path) != nil {
+			s.log.Warn("route shadowed by the browser client served at the same path; rename the module or map another path in [routes]", "path", a.path)
+		}
+	}
 	if err := s.startWatcher(); err != nil {
 		return fmt.Errorf("watch %s: %w", s.cfg.Server.HandlersDir, err)
 	}

@@ -10,12 +10,16 @@ import (
 
 	"github.com/wasmgate/wasmgate/abi"
 	"github.com/wasmgate/wasmgate/internal/transport"
+	"github.com/wasmgate/wasmgate/web"
 )
 
 // handleHTTP routes a request to its handler, asks the handler whether to
 // accept it, and upgrades it. Everything it needs from the fasthttp request
 // is copied out first: the RequestCtx is recycled once the upgrade starts.
 func (s *Server) handleHTTP(ctx *fasthttp.RequestCtx) {
+	if serveAsset(ctx) {
+		return
+	}
 	rt := s.route(string(ctx.Path()))
 	if rt == nil {
 		ctx.Error("no handler for this path", fasthttp.StatusNotFound)
@@ -145,4 +149,56 @@ func (s *Server) unregister(c *transport.Conn) {
 		s.log.Error("unregister client", "client", c.ID(), "err", err)
 	}
 	c.StopSends()
+}
+
+// webAsset is a file the public listener serves besides its WebSocket
+// routes: the browser client, so that a page loads it from the gateway it
+// talks to. Assets take precedence over a module route at the same path (a
+// module named wasmgate.js); Start warns about such a route.
+type webAsset struct {
+	path, contentType string
+	body              []byte
+}
+
+// webAssets lists the assets.
+func webAssets() []webAsset {
+	const js = "text/javascript; charset=utf-8"
+	return []webAsset{
+		{"/wasmgate.js", js, web.Script},
+		{"/wasmgate.mjs", js, web.Module},
+		{"/wasmgate.d.ts", "application/typescript; charset=utf-8", web.Types},
+	}
+}
+
+// asset finds the asset served at path.
+func asset(path string) (webAsset, bool) {
+	if !strings.HasPrefix(path, "/wasmgate.") {
+		return webAsset{}, false // the common case: a module route
+	}
+	for _, a := range webAssets() {
+		if a.path == path {
+			return a, true
+		}
+	}
+	return webAsset{}, false
+}
+
+// serveAsset answers a GET or HEAD for one of the assets and reports
+// whether the path was one.
+func serveAsset(ctx *fasthttp.RequestCtx) bool {
+	a, ok := asset(string(ctx.Path()))
+	if !ok {
+		return false
+	}
+	if !ctx.IsGet() && !ctx.IsHead() {
+		ctx.Error("GET or HEAD only", fasthttp.StatusMethodNotAllowed)
+		ctx.Response.Header.Set("Allow", "GET, HEAD")
+		return true
+	}
+	ctx.SetContentType(a.contentType)
+	// Short: a gateway upgrade brings a new client, and pages should see it.
+	ctx.Response.Header.Set("Cache-Control", "public, max-age=300")
+	ctx.Response.Header.Set("X-Content-Type-Options", "nosniff")
+	ctx.SetBody(a.body)
+	return true
 }
