@@ -76,6 +76,24 @@ const (
 	FlagOnly uint32 = 1 << 1
 )
 
+// CloseCodeShift places a WebSocket close code in close_client's flags:
+// bits 16–31 hold it, 0 meaning 1000 (a normal close). A module built
+// before close codes existed passes 0 there, so the flag is additive.
+const CloseCodeShift = 16
+
+// CloseCodeNormal is the code of a normal close (RFC 6455 §7.4.1).
+const CloseCodeNormal = 1000
+
+// CloseCodeOK reports whether a handler or a backend may close a client
+// with code: 0 or 1000 (normal) or the application range 4000–4999. The
+// browser client wasmgate.js treats 4000–4099 as final: it does not
+// reconnect after them. The other codes are the server's own (1001 going
+// away, 1008 slow consumer, 1011 handler failing, 1012 restart) or
+// protocol errors, which an application must not fake.
+func CloseCodeOK(code int) bool {
+	return code == 0 || code == CloseCodeNormal || code >= 4000 && code <= 4999
+}
+
 // TaskStatus is the status on_finish receives.
 const (
 	// TaskOK: on_task returned 0; the buffer holds what it passed to

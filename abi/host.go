@@ -46,8 +46,9 @@ type Host interface {
 	// SendToAll sends to every client, or only to those in only when
 	// onlyGiven, minus those in exclude. It returns how many were queued.
 	SendToAll(ctx context.Context, msg Message, only []string, onlyGiven bool, exclude []string) (int, error)
-	// CloseClient closes the client after sending final, when not nil.
-	CloseClient(ctx context.Context, clientID string, final *Message) error
+	// CloseClient closes the client with code (0: 1000, normal) after
+	// sending final, when not nil. code has passed CloseCodeOK.
+	CloseClient(ctx context.Context, clientID string, final *Message, code int) error
 	IsOnline(ctx context.Context, clientID string) (bool, error)
 	BindUid(ctx context.Context, clientID, uid string) error
 	UnbindUid(ctx context.Context, clientID, uid string) error

@@ -62,9 +62,16 @@ func (h hostFuncs) sendToGroup(ctx context.Context, mod api.Module, stack []uint
 	setCount(stack, n, err)
 }
 
-// close_client(id_ptr, id_len, msg_ptr, msg_len, flags)
+// close_client(id_ptr, id_len, msg_ptr, msg_len, flags); flags bits 16–31
+// carry the close code (abi.CloseCodeShift).
 func (h hostFuncs) closeClient(ctx context.Context, mod api.Module, stack []uint64) {
 	mem := mod.Memory()
+	code := int(uint32(stack[4]) >> abi.CloseCodeShift)
+	if !abi.CloseCodeOK(code) {
+		setErrno(stack, abi.ErrnoInvalid)
+		return
+	}
+	stack[4] &= 1<<abi.CloseCodeShift - 1 // the message flags
 	id, e := readString(mem, stack, 0)
 	msg, e2 := readMessage(mem, stack, 2, 4, abi.FlagBinary, h.maxSize)
 	if e = firstErrno(e, e2); e != abi.ErrnoSuccess {
@@ -75,7 +82,7 @@ func (h hostFuncs) closeClient(ctx context.Context, mod api.Module, stack []uint
 	if len(msg.Data) > 0 {
 		final = &msg
 	}
-	setErr(stack, h.host.CloseClient(ctx, id, final))
+	setErr(stack, h.host.CloseClient(ctx, id, final, code))
 }
 
 // firstErrno returns the first code that is not success.

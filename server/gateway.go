@@ -154,8 +154,12 @@ func toSet(ids []string) map[string]struct{} {
 	return set
 }
 
-// CloseClient sends final (if not nil) and closes the client normally.
-func (g *Gateway) CloseClient(_ context.Context, clientID string, final *abi.Message) error {
+// CloseClient sends final (if not nil) and closes the client with code
+// (0: 1000, normal).
+func (g *Gateway) CloseClient(_ context.Context, clientID string, final *abi.Message, code int) error {
+	if !abi.CloseCodeOK(code) {
+		return fmt.Errorf("close code %d: a handler or backend may close with 1000 or 4000–4999: %w", code, abi.ErrnoInvalid)
+	}
 	if final != nil {
 		if err := g.checkMessage(*final); err != nil {
 			return err
@@ -165,7 +169,7 @@ func (g *Gateway) CloseClient(_ context.Context, clientID string, final *abi.Mes
 	if c == nil {
 		return abi.ErrnoNotFound
 	}
-	return g.hub.CloseOrdered(c, final)
+	return g.hub.CloseOrdered(c, final, code)
 }
 
 // IsOnline reports whether the client is connected.

@@ -422,6 +422,9 @@ WG_FN int wg_send(wg_bytes id, wg_bytes msg, int flags) { return wasmgate_send_t
 WG_FN int wg_send_to_all(wg_bytes msg, int flags, wg_bytes only, wg_bytes exclude) { return wasmgate_send_to_all(msg.p, msg.n, flags, only.p, only.n, exclude.p, exclude.n); }
 WG_FN int wg_send_to_uid(wg_bytes uids, wg_bytes msg, int flags) { return wasmgate_send_to_uid(uids.p, uids.n, msg.p, msg.n, flags); }
 WG_FN int wg_send_to_group(wg_bytes groups, wg_bytes msg, int flags, wg_bytes exclude) { return wasmgate_send_to_group(groups.p, groups.n, msg.p, msg.n, flags, exclude.p, exclude.n); }
+/* WASMGATE_CLOSE_CODE(c): the close_client flag that closes with code c
+ * (1000 or 4000-4999; wasmgate.js does not reconnect after 4000-4099). */
+#define WASMGATE_CLOSE_CODE(c) ((int)((unsigned int)(c) << 16))
 WG_FN int wg_close_client(wg_bytes id, wg_bytes msg, int flags) { return wasmgate_close_client(id.p, id.n, msg.p, msg.n, flags); }
 WG_FN int wg_is_online(wg_bytes id) { return wasmgate_is_online(id.p, id.n); }
 WG_FN int wg_bind_uid(wg_bytes id, wg_bytes uid) { return wasmgate_bind_uid(id.p, id.n, uid.p, uid.n); }

@@ -19,6 +19,11 @@ const (
 	FlagOnly Flags = 1 << 1
 )
 
+// CloseCode is the flag that makes CloseClientFlags close with code: 1000
+// or 4000–4999 (others get ErrnoInvalid). wasmgate.js does not reconnect
+// after 4000–4099.
+func CloseCode(code uint16) Flags { return Flags(code) << 16 }
+
 // Registered callbacks; nil means the event is accepted and ignored. Register
 // them from an init function: a -buildmode=c-shared module runs package
 // initialisers in _initialize but never calls main.

@@ -211,8 +211,9 @@ func CloseClient(id string, final []byte) error {
 	return CloseClientFlags(id, final, 0)
 }
 
-// CloseClientFlags closes the client id normally, first sending final (as a
-// binary frame if flags has FlagBinary) if it is not empty.
+// CloseClientFlags closes the client id, first sending final (as a binary
+// frame if flags has FlagBinary) if it is not empty. The close is normal
+// (1000) unless flags carries a code (CloseCode).
 func CloseClientFlags(id string, final []byte, flags Flags) error {
 	r := hostCloseClient(strPtr(id), uint32(len(id)), bytesPtr(final), uint32(len(final)), uint32(flags))
 	runtime.KeepAlive(id)

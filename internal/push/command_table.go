@@ -3,6 +3,8 @@ package push
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"strconv"
 
 	"github.com/wasmgate/wasmgate/abi"
 	"github.com/wasmgate/wasmgate/internal/wire"
@@ -104,7 +106,13 @@ func cmdCloseClient(ctx context.Context, g Gateway, r *wire.Request) (any, error
 	if given {
 		final = &msg
 	}
-	return true, g.CloseClient(ctx, id, final)
+	code := 0
+	if len(r.Code) > 0 {
+		if code, err = strconv.Atoi(string(r.Code)); err != nil || !abi.CloseCodeOK(code) {
+			return nil, fmt.Errorf("code %s: a close code is 1000 or in 4000–4999: %w", r.Code, abi.ErrnoInvalid)
+		}
+	}
+	return true, g.CloseClient(ctx, id, final, code)
 }
 
 func cmdDestroyClient(ctx context.Context, g Gateway, r *wire.Request) (any, error) {

@@ -72,7 +72,7 @@ func TestFanout_SendReturnsWhileDeliveryIsHeldUpAndKeepsOrder(t *testing.T) {
 			err = h.SendOrdered(held, abi.Message{Data: []byte("direct")}, false, false)
 		}
 		if err == nil {
-			err = h.CloseOrdered(held, &abi.Message{Data: []byte("bye")})
+			err = h.CloseOrdered(held, &abi.Message{Data: []byte("bye")}, 0)
 		}
 		returned <- err
 	}()

@@ -155,6 +155,7 @@ type fanJob struct {
 	skip  map[string]struct{} // shared between the lanes of one send; read-only
 	close bool
 	final bool // close: msg is the final message
+	code  int  // close: the close code
 }
 
 func (j *fanJob) cost() int { return 64 + len(j.msg.Data) + 16*len(j.ids) + 8*len(j.conns) }
@@ -246,7 +247,7 @@ func (h *Hub) deliverJob(lane int, j *fanJob) {
 		if j.final {
 			final = &j.msg
 		}
-		_ = j.conns[0].Close(final, closeNormal, "")
+		_ = j.conns[0].Close(final, j.code, "")
 		return
 	}
 	for _, c := range j.conns {
@@ -300,15 +301,18 @@ func (h *Hub) SendOrdered(c *Conn, msg abi.Message, direct, borrowed bool) error
 
 // closeOrdered is conn.close (final, then a normal close) behind whatever
 // is pending in c's lane.
-func (h *Hub) CloseOrdered(c *Conn, final *abi.Message) error {
+func (h *Hub) CloseOrdered(c *Conn, final *abi.Message, code int) error {
+	if code == 0 {
+		code = closeNormal
+	}
 	l := h.laneOf(c.id)
 	l.mu.Lock()
 	if !l.busy {
 		l.mu.Unlock()
-		return c.Close(final, closeNormal, "")
+		return c.Close(final, code, "")
 	}
 	defer l.mu.Unlock()
-	j := fanJob{conns: []*Conn{c}, close: true}
+	j := fanJob{conns: []*Conn{c}, close: true, code: code}
 	if final != nil {
 		j.msg, j.final = *final, true
 	}

@@ -30,6 +30,7 @@ type Request struct {
 	ID, Cmd, Data, Binary, ClientID, Uid, Group  []byte
 	ClientIDArray, ExcludeClientID, Uids, Groups []byte
 	Session, Secret                              []byte
+	Code                                         []byte // close_client's close code, a JSON number
 }
 
 // field returns where the value of key goes, or nil for keys not used.
@@ -57,6 +58,8 @@ func (r *Request) field(key []byte) *[]byte {
 		return &r.Uids
 	case "groups":
 		return &r.Groups
+	case "code":
+		return &r.Code
 	case "session":
 		return &r.Session
 	case "secret":
