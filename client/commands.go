@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"unicode/utf8"
 
 	"github.com/wasmgate/wasmgate/internal/wire"
@@ -210,6 +211,14 @@ func (cl *Client) sendToGroup(ctx context.Context, groups []string, data []byte,
 // CloseClient closes a client normally, after sending final as a text frame
 // when final is not empty. An offline client is CodeNotFound.
 func (cl *Client) CloseClient(ctx context.Context, clientID string, final []byte) error {
+	return cl.CloseClientWithCode(ctx, clientID, final, 0)
+}
+
+// CloseClientWithCode is CloseClient with a WebSocket close code: 0 or 1000
+// (normal), or 4000–4999, the application's range (the browser client
+// wasmgate.js does not reconnect after 4000–4099). Another code is
+// CodeInvalid.
+func (cl *Client) CloseClientWithCode(ctx context.Context, clientID string, final []byte, code int) error {
 	c := cl.newCall("closeClient")
 	c.str("client_id", clientID)
 	if len(final) > 0 {
@@ -217,6 +226,9 @@ func (cl *Client) CloseClient(ctx context.Context, clientID string, final []byte
 			cl.put(c)
 			return err
 		}
+	}
+	if code != 0 {
+		c.raw("code", strconv.AppendInt(nil, int64(code), 10))
 	}
 	return cl.exec(ctx, c)
 }

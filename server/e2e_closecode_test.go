@@ -2,8 +2,11 @@ package server_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
+
+	"github.com/wasmgate/wasmgate/client"
 )
 
 // TestCloseClient_WithACode: a handler (close_client's flags, bits 16–31)
@@ -42,6 +45,27 @@ func TestCloseClient_WithACode(t *testing.T) {
 	}
 	if code := d.expectClose(); code != 4050 {
 		t.Fatalf("close code %d, want 4050 from the backend", code)
+	}
+
+	// The Go client says the same.
+	e := srv.dial(t, "/closer")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cl, err := client.Dial(ctx, srv.TextAddr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	id = onlyClient(t, srv)
+	var ce *client.Error
+	if err := cl.CloseClientWithCode(ctx, id, nil, 999); !errors.As(err, &ce) || ce.Code != client.CodeInvalid {
+		t.Fatalf("CloseClientWithCode(999) = %v, want %s", err, client.CodeInvalid)
+	}
+	if err := cl.CloseClientWithCode(ctx, id, nil, 4099); err != nil {
+		t.Fatal(err)
+	}
+	if code := e.expectClose(); code != 4099 {
+		t.Fatalf("close code %d, want 4099 from the Go client", code)
 	}
 }
 
