@@ -8,6 +8,7 @@ import (
 	"github.com/tetratelabs/wazero/api"
 
 	"github.com/wasmgate/wasmgate/abi"
+	"github.com/wasmgate/wasmgate/runtime/internal/guestlog"
 )
 
 func (h hostFuncs) setSession(ctx context.Context, mod api.Module, stack []uint64) {
@@ -56,7 +57,7 @@ func (h hostFuncs) log(ctx context.Context, mod api.Module, stack []uint64) {
 	inst := instanceFrom(ctx)
 	slevel := slog.Level(4 * (level - abi.LogInfo)) // debug -4, info 0, warn 4, error 8
 	// A record the logger would discard costs no log budget.
-	if msg = msg[:min(len(msg), maxLogLine)]; inst != nil && inst.mod.rt.log.Enabled(ctx, slevel) && inst.mod.logLimit.allow(len(msg)) {
+	if msg = msg[:min(len(msg), guestlog.MaxLine)]; inst != nil && inst.mod.rt.log.Enabled(ctx, slevel) && inst.mod.logLimit.Allow(len(msg)) {
 		inst.mod.rt.log.LogAttrs(ctx, slevel, string(msg), slog.String("module", inst.mod.name))
 	}
 	setResult(stack, 0)

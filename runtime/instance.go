@@ -12,6 +12,7 @@ import (
 	"github.com/tetratelabs/wazero/api"
 
 	"github.com/wasmgate/wasmgate/abi"
+	"github.com/wasmgate/wasmgate/runtime/internal/guestlog"
 	"github.com/wasmgate/wasmgate/runtime/internal/stopcheck"
 )
 
@@ -30,7 +31,7 @@ type instance struct {
 	// its call depth budget, 0 after a call that went too deep.
 	stop   api.MutableGlobal
 	depth  api.Global
-	stdout *logWriter
+	stdout *guestlog.Writer
 
 	buffer, onMessage, onHandshake, onConnect, onClose api.Function
 	onTask, onFinish, onTimer                          api.Function
@@ -71,7 +72,7 @@ func (m *Module) newInstance(ctx context.Context, timeout time.Duration) (*insta
 	if err := m.health.waitRestart(ctx); err != nil {
 		return nil, err
 	}
-	inst := &instance{mod: m, stdout: newLogWriter(m.rt.log, m.name, m.logLimit), timeout: timeout}
+	inst := &instance{mod: m, stdout: guestlog.NewWriter(m.rt.log, m.name, m.logLimit), timeout: timeout}
 	inst.ctx = context.WithValue(context.WithoutCancel(ctx), callStateKey{}, inst)
 	cfg := wazero.NewModuleConfig().
 		WithName("").

@@ -5,139 +5,19 @@ import (
 	"log/slog"
 	"runtime"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/wasmgate/wasmgate/abi"
+	"github.com/wasmgate/wasmgate/runtime/internal/guestlog"
 )
 
+// TestLogLimits_Config checks that each Config field reaches its
+// guestlog.Limits field (the defaults are guestlog's, tested there).
 func TestLogLimits_Config(t *testing.T) {
-	tests := []struct {
-		cfg                 Config
-		lines, burst, bytes int
-	}{
-		{Config{}, 100, 200, 64 << 10},
-		{Config{LogLinesPerSecond: 10}, 10, 20, 64 << 10},
-		{Config{LogLinesPerSecond: 10, LogBurst: 5}, 10, 5, 64 << 10},
-		{Config{LogLinesPerSecond: -1, LogBytesPerSecond: 1000}, 0, 1, 1000},
-		{Config{LogBytesPerSecond: -1}, 100, 200, 0},
-	}
-	for _, tc := range tests {
-		lines, burst, bytes := tc.cfg.logLimits()
-		if lines != tc.lines || burst != tc.burst || bytes != tc.bytes {
-			t.Errorf("%+v: got %d lines/s, burst %d, %d bytes/s; want %d, %d, %d", tc.cfg, lines, burst, bytes, tc.lines, tc.burst, tc.bytes)
-		}
-	}
-	if l := newLogLimiter(Config{LogLinesPerSecond: -1, LogBytesPerSecond: -1}, nil, "m"); l != nil {
-		t.Error("both limits off should give no limiter")
-	}
-	var off *logLimiter
-	for i := 0; i < 1000; i++ {
-		if !off.allow(1 << 20) {
-			t.Fatal("a nil limiter refused a line")
-		}
-	}
-}
-
-// fakeClock drives a limiter's clock by hand.
-type fakeClock struct{ ns atomic.Int64 }
-
-func (c *fakeClock) advance(d time.Duration) { c.ns.Add(int64(d)) }
-
-func limiterWithClock(cfg Config) (*logLimiter, *recordHandler, *fakeClock) {
-	h := &recordHandler{}
-	l := newLogLimiter(cfg, slog.New(h), "m")
-	c := &fakeClock{}
-	l.clock = c.ns.Load
-	return l, h, c
-}
-
-// count returns how many of n lines of size bytes the limiter lets through.
-func count(l *logLimiter, n, size int) int {
-	ok := 0
-	for i := 0; i < n; i++ {
-		if l.allow(size) {
-			ok++
-		}
-	}
-	return ok
-}
-
-func TestLogLimiter_LinesBurstThenRate(t *testing.T) {
-	l, h, clock := limiterWithClock(Config{})
-	if n := count(l, 1000, 10); n != DefaultLogBurst {
-		t.Fatalf("%d of 1000 lines let through at once, want the burst %d", n, DefaultLogBurst)
-	}
-	if len(h.all()) != 0 {
-		t.Fatal("suppressed record logged while still over budget")
-	}
-	clock.advance(100 * time.Millisecond) // 10 lines' worth
-	if n := count(l, 100, 10); n != 10 {
-		t.Fatalf("%d lines after 100 ms, want 10", n)
-	}
-	recs := h.withMsg(suppressedMsg)
-	if len(recs) != 1 {
-		t.Fatalf("%d suppressed records, want 1", len(recs))
-	}
-	r := recs[0]
-	if r.level != slog.LevelWarn || r.attrs["module"].String() != "m" || r.attrs["dropped"].Int64() != 800 || r.attrs["dropped_bytes"].Int64() != 8000 {
-		t.Fatalf("suppressed record = %+v, want module m, dropped 800, dropped_bytes 8000", r)
-	}
-	clock.advance(time.Hour) // refills to the burst, no more
-	if n := count(l, 1000, 10); n != DefaultLogBurst {
-		t.Fatalf("%d lines after an hour, want the burst %d", n, DefaultLogBurst)
-	}
-	if recs := h.withMsg(suppressedMsg); len(recs) != 2 || recs[1].attrs["dropped"].Int64() != 90 {
-		t.Fatalf("suppressed records = %+v, want a second one with dropped 90", recs)
-	}
-}
-
-func TestLogLimiter_Bytes(t *testing.T) {
-	l, _, clock := limiterWithClock(Config{LogLinesPerSecond: -1, LogBytesPerSecond: 1000})
-	// The byte bucket holds two seconds' worth, but at least one full line.
-	full := maxLogLine + len(truncatedMark)
-	if n := count(l, 10, full); n != 1 {
-		t.Fatalf("%d full-length lines let through, want 1", n)
-	}
-	clock.advance(time.Second)
-	if n := count(l, 100, 100); n != 10 {
-		t.Fatalf("%d 100-byte lines after 1 s at 1000 B/s, want 10", n)
-	}
-	clock.advance(time.Hour)
-	if n := count(l, 100, 100); n != full/100 {
-		t.Fatalf("%d 100-byte lines after an hour, want %d (one full line's worth)", n, full/100)
-	}
-	l, _, _ = limiterWithClock(Config{})
-	if n := count(l, 1000, 4000); n != 2*DefaultLogBytesPerSecond/4000 {
-		t.Fatalf("%d 4000-byte lines at once, want %d (two seconds of bytes)", n, 2*DefaultLogBytesPerSecond/4000)
-	}
-}
-
-// Instances of one module share its limiter: more goroutines do not get
-// more lines through.
-func TestLogLimiter_SharedAcrossGoroutines(t *testing.T) {
-	l, h, _ := limiterWithClock(Config{LogLinesPerSecond: 50, LogBurst: 70})
-	var ok atomic.Int64
-	var wg sync.WaitGroup
-	for g := 0; g < 8; g++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			ok.Add(int64(count(l, 1000, 10)))
-		}()
-	}
-	wg.Wait()
-	if ok.Load() != 70 {
-		t.Fatalf("%d lines let through by 8 goroutines, want the burst 70", ok.Load())
-	}
-	if len(h.all()) != 0 {
-		t.Fatal("unexpected records")
-	}
-	l.clock = func() int64 { return int64(time.Second) }
-	if !l.allow(1) || h.withMsg(suppressedMsg)[0].attrs["dropped"].Int64() != 8000-70 {
-		t.Fatalf("suppressed records = %+v, want dropped %d", h.all(), 8000-70)
+	cfg := Config{LogLinesPerSecond: 1, LogBurst: 2, LogBytesPerSecond: 3}
+	if got, want := cfg.logLimits(), (guestlog.Limits{LinesPerSecond: 1, Burst: 2, BytesPerSecond: 3}); got != want {
+		t.Fatalf("logLimits() = %+v, want %+v", got, want)
 	}
 }
 
@@ -161,7 +41,7 @@ func floodRuntime(t *testing.T) (*Module, *recordHandler, *recordingHost) {
 // guestRecords counts the guest's own records: stdout lines and log calls.
 func guestRecords(h *recordHandler) (n int) {
 	for _, r := range h.all() {
-		if r.msg != suppressedMsg && r.attrs["module"].String() == "stdout_flood" {
+		if r.msg != guestlog.SuppressedMsg && r.attrs["module"].String() == "stdout_flood" {
 			n++
 		}
 	}
@@ -199,11 +79,11 @@ func TestModule_StdoutFloodIsRateLimited(t *testing.T) {
 			if last.msg != "after flood" {
 				t.Fatalf("last record %q, want the guest's next line", last.msg)
 			}
-			if prev.msg != suppressedMsg || prev.attrs["module"].String() != "stdout_flood" {
-				t.Fatalf("record before the next line = %+v, want %q for module stdout_flood", prev, suppressedMsg)
+			if prev.msg != guestlog.SuppressedMsg || prev.attrs["module"].String() != "stdout_flood" {
+				t.Fatalf("record before the next line = %+v, want %q for module stdout_flood", prev, guestlog.SuppressedMsg)
 			}
 			var dropped int64
-			for _, r := range h.withMsg(suppressedMsg) {
+			for _, r := range h.withMsg(guestlog.SuppressedMsg) {
 				dropped += r.attrs["dropped"].Int64()
 			}
 			if int(dropped)+n != 65536 {
@@ -224,7 +104,7 @@ func TestModule_StdoutEndlessLineIsOneRecord(t *testing.T) {
 	}
 	runtime.ReadMemStats(&after)
 	recs := h.all()
-	if len(recs) != 1 || recs[0].msg != strings.Repeat("y", maxLogLine)+truncatedMark {
+	if len(recs) != 1 || recs[0].msg != strings.Repeat("y", guestlog.MaxLine)+guestlog.TruncatedMark {
 		t.Fatalf("%d records, want one 4 KiB line marked truncated", len(recs))
 	}
 	if grown := after.TotalAlloc - before.TotalAlloc; grown > 1<<20 {

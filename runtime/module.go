@@ -12,6 +12,7 @@ import (
 	"github.com/tetratelabs/wazero/api"
 
 	"github.com/wasmgate/wasmgate/abi"
+	"github.com/wasmgate/wasmgate/runtime/internal/guestlog"
 )
 
 // Module is one loaded handler: compiled code plus a pool of instances. Its
@@ -27,8 +28,8 @@ type Module struct {
 	taskPool *pool // instances that run on_task, with the task deadline
 	state    *State
 	health   health
-	events   atomic.Int64 // guest calls made, for Stats
-	logLimit *logLimiter  // shared by the instances' log lines (loglimit.go)
+	events   atomic.Int64      // guest calls made, for Stats
+	logLimit *guestlog.Limiter // shared by the instances' log lines
 }
 
 func newModule(rt *Runtime, name string, compiled wazero.CompiledModule, exports exportSet, config string, cfg Config) *Module {
@@ -37,7 +38,7 @@ func newModule(rt *Runtime, name string, compiled wazero.CompiledModule, exports
 	m.health.onLift = func(why string) {
 		rt.log.Warn("module quarantine lifted after its cool-down", "module", name, "cooldown", cfg.QuarantineCooldown, "was", why)
 	}
-	m.logLimit = newLogLimiter(cfg, rt.log, name)
+	m.logLimit = guestlog.NewLimiter(cfg.logLimits(), rt.log, name)
 	m.pool = newPool(cfg.PoolSize, cfg.EventQueue, func(ctx context.Context) (*instance, error) {
 		return m.newInstance(ctx, cfg.EventTimeout)
 	})

@@ -27,6 +27,7 @@ import (
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 
 	"github.com/wasmgate/wasmgate/abi"
+	"github.com/wasmgate/wasmgate/runtime/internal/guestlog"
 	"github.com/wasmgate/wasmgate/runtime/internal/stopcheck"
 )
 
@@ -101,6 +102,19 @@ type Config struct {
 	LogLinesPerSecond int
 	LogBurst          int
 	LogBytesPerSecond int
+}
+
+// Defaults for the guest log limits in Config (used when a field is 0).
+const (
+	DefaultLogLinesPerSecond = guestlog.DefaultLinesPerSecond
+	DefaultLogBurst          = guestlog.DefaultBurst
+	DefaultLogBytesPerSecond = guestlog.DefaultBytesPerSecond
+)
+
+// logLimits is the Config's guest log limits, for guestlog.NewLimiter
+// (which fills in the defaults).
+func (c Config) logLimits() guestlog.Limits {
+	return guestlog.Limits{LinesPerSecond: c.LogLinesPerSecond, Burst: c.LogBurst, BytesPerSecond: c.LogBytesPerSecond}
 }
 
 // DefaultMaxCallDepth is Config.MaxCallDepth's default: deep enough for any

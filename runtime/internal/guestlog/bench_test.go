@@ -1,4 +1,4 @@
-package runtime
+package guestlog
 
 import (
 	"log/slog"
@@ -12,19 +12,19 @@ import (
 // budget, and "allowed-parallel" from every P at once (one module's
 // instances sharing its limiter).
 func BenchmarkLogLimiter(b *testing.B) {
-	roomy := Config{LogLinesPerSecond: 1 << 40, LogBurst: 1 << 40, LogBytesPerSecond: 1 << 50}
+	roomy := Limits{LinesPerSecond: 1 << 40, Burst: 1 << 40, BytesPerSecond: 1 << 50}
 	log := slog.New(slog.DiscardHandler)
 	b.Run("allowed", func(b *testing.B) {
-		l := newLogLimiter(roomy, log, "m")
+		l := NewLimiter(roomy, log, "m")
 		b.ReportAllocs()
 		for b.Loop() {
-			if !l.allow(64) {
+			if !l.Allow(64) {
 				b.Fatal("dropped")
 			}
 		}
 	})
-	b.Run("allowed-stamped", func(b *testing.B) { // as logWriter: clock read once per write
-		l := newLogLimiter(roomy, log, "m")
+	b.Run("allowed-stamped", func(b *testing.B) { // as Writer: clock read once per write
+		l := NewLimiter(roomy, log, "m")
 		now := l.now()
 		b.ReportAllocs()
 		for b.Loop() {
@@ -34,19 +34,19 @@ func BenchmarkLogLimiter(b *testing.B) {
 		}
 	})
 	b.Run("dropped", func(b *testing.B) {
-		l := newLogLimiter(Config{LogLinesPerSecond: 1, LogBurst: 1}, log, "m")
-		l.allow(64)
+		l := NewLimiter(Limits{LinesPerSecond: 1, Burst: 1}, log, "m")
+		l.Allow(64)
 		b.ReportAllocs()
 		for b.Loop() {
-			l.allow(64)
+			l.Allow(64)
 		}
 	})
 	b.Run("allowed-parallel", func(b *testing.B) {
-		l := newLogLimiter(roomy, log, "m")
+		l := NewLimiter(roomy, log, "m")
 		b.ReportAllocs()
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
-				l.allow(64)
+				l.Allow(64)
 			}
 		})
 	})
@@ -55,8 +55,8 @@ func BenchmarkLogLimiter(b *testing.B) {
 // BenchmarkLogWriterFlood is the host's cost per line of a guest flooding
 // stdout past its budget: splitting lines and dropping them.
 func BenchmarkLogWriterFlood(b *testing.B) {
-	l := newLogLimiter(Config{LogLinesPerSecond: 1, LogBurst: 1}, slog.New(slog.DiscardHandler), "m")
-	w := newLogWriter(slog.New(slog.DiscardHandler), "m", l)
+	l := NewLimiter(Limits{LinesPerSecond: 1, Burst: 1}, slog.New(slog.DiscardHandler), "m")
+	w := NewWriter(slog.New(slog.DiscardHandler), "m", l)
 	chunk := make([]byte, 64<<10)
 	for i := range chunk {
 		chunk[i] = 'x'

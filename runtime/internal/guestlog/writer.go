@@ -1,4 +1,4 @@
-package runtime
+package guestlog
 
 import (
 	"bytes"
@@ -6,21 +6,21 @@ import (
 	"log/slog"
 )
 
-// maxLogLine caps one guest log record; longer lines are cut and marked so a
+// MaxLine caps one guest log record; longer lines are cut and marked so a
 // guest printing without newlines cannot grow host memory.
-const maxLogLine = 4096
+const MaxLine = 4096
 
-// truncatedMark ends a record whose line was longer than maxLogLine.
-const truncatedMark = " [truncated]"
+// TruncatedMark ends a record whose line was longer than MaxLine.
+const TruncatedMark = " [truncated]"
 
-// logWriter turns a guest's stdout/stderr into log records, one per line,
+// Writer turns a guest's stdout/stderr into log records, one per line,
 // tagged with the module name. It belongs to one instance, so it needs no
 // lock; the module's limiter, shared by its instances, decides which lines
-// are logged (loglimit.go).
-type logWriter struct {
+// are logged (limiter.go).
+type Writer struct {
 	log    *slog.Logger
 	module string
-	limit  *logLimiter // nil: every line is logged
+	limit  *Limiter // nil: every line is logged
 	line   []byte
 	// skipping is set once an over-long line has been logged (cut): the
 	// rest of it, up to its newline, is discarded.
@@ -32,12 +32,14 @@ type logWriter struct {
 	stamped bool
 }
 
-func newLogWriter(log *slog.Logger, module string, limit *logLimiter) *logWriter {
-	return &logWriter{log: log, module: module, limit: limit}
+// NewWriter returns the writer for one instance of module, logging to log
+// what limit (nil: no limit) lets through.
+func NewWriter(log *slog.Logger, module string, limit *Limiter) *Writer {
+	return &Writer{log: log, module: module, limit: limit}
 }
 
 // Write implements io.Writer.
-func (w *logWriter) Write(p []byte) (int, error) {
+func (w *Writer) Write(p []byte) (int, error) {
 	w.stamped = false
 	n := len(p)
 	for len(p) > 0 {
@@ -53,16 +55,16 @@ func (w *logWriter) Write(p []byte) (int, error) {
 	return n, nil
 }
 
-// add appends p to the current line. A line that outgrows maxLogLine is
+// add appends p to the current line. A line that outgrows MaxLine is
 // logged once, cut and marked, and the rest of it is dropped.
-func (w *logWriter) add(p []byte) {
+func (w *Writer) add(p []byte) {
 	if w.skipping {
 		return
 	}
-	room := maxLogLine - len(w.line)
+	room := MaxLine - len(w.line)
 	if len(p) > room {
 		w.line = append(w.line, p[:room]...)
-		w.line = append(w.line, truncatedMark...)
+		w.line = append(w.line, TruncatedMark...)
 		w.emit()
 		w.skipping = true
 		return
@@ -72,7 +74,7 @@ func (w *logWriter) add(p []byte) {
 
 // endLine handles a newline: it logs the line, or ends the skipped tail of
 // one that was cut.
-func (w *logWriter) endLine() {
+func (w *Writer) endLine() {
 	if w.skipping {
 		w.skipping = false
 		return
@@ -81,13 +83,13 @@ func (w *logWriter) endLine() {
 }
 
 // Flush logs a pending partial line.
-func (w *logWriter) Flush() {
+func (w *Writer) Flush() {
 	w.stamped, w.skipping = false, false
 	w.emit()
 }
 
 // emit logs the current line, if any and if the limiter lets it through.
-func (w *logWriter) emit() {
+func (w *Writer) emit() {
 	if len(w.line) == 0 {
 		return
 	}
@@ -98,7 +100,7 @@ func (w *logWriter) emit() {
 }
 
 // allow asks the limiter, if any, about a line of n bytes.
-func (w *logWriter) allow(n int) bool {
+func (w *Writer) allow(n int) bool {
 	if w.limit == nil {
 		return true
 	}

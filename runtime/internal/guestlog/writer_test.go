@@ -1,4 +1,4 @@
-package runtime
+package guestlog
 
 import (
 	"log/slog"
@@ -7,8 +7,8 @@ import (
 )
 
 func TestLogWriter_LongLineIsOneRecord(t *testing.T) {
-	long := strings.Repeat("x", 3*maxLogLine+100)
-	cut := long[:maxLogLine] + truncatedMark
+	long := strings.Repeat("x", 3*MaxLine+100)
+	cut := long[:MaxLine] + TruncatedMark
 	tests := []struct {
 		name   string
 		writes []string
@@ -18,8 +18,8 @@ func TestLogWriter_LongLineIsOneRecord(t *testing.T) {
 		{"one write", []string{long + "\nnext\n"}, false, []string{cut, "next"}},
 		{"many small writes", chunks(long+"\nnext\n", 1000), false, []string{cut, "next"}},
 		{"byte by byte", chunks(long+"\nnext\n", 1), false, []string{cut, "next"}},
-		{"cut at the newline", []string{long[:maxLogLine+1], "\n", "next\n"}, false, []string{cut, "next"}},
-		{"exactly the cap", []string{long[:maxLogLine] + "\n"}, false, []string{long[:maxLogLine]}},
+		{"cut at the newline", []string{long[:MaxLine+1], "\n", "next\n"}, false, []string{cut, "next"}},
+		{"exactly the cap", []string{long[:MaxLine] + "\n"}, false, []string{long[:MaxLine]}},
 		{"no newline, then flush", []string{long}, true, []string{cut}},
 		{"two long lines", []string{long + "\n" + long + "\n"}, false, []string{cut, cut}},
 		{"partial line flushed", []string{"a\nb"}, true, []string{"a", "b"}},
@@ -28,7 +28,7 @@ func TestLogWriter_LongLineIsOneRecord(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			h := &recordHandler{}
-			w := newLogWriter(slog.New(h), "m", nil)
+			w := NewWriter(slog.New(h), "m", nil)
 			for _, s := range tc.writes {
 				if n, err := w.Write([]byte(s)); n != len(s) || err != nil {
 					t.Fatalf("Write = %d, %v; want %d, nil", n, err, len(s))
