@@ -4,6 +4,8 @@ import (
 	"reflect"
 	"testing"
 	"time"
+
+	"github.com/wasmgate/wasmgate/runtime"
 )
 
 // TestRuntimeConfig_MapsEveryKey: with every [runtime] key set to a
@@ -49,5 +51,16 @@ func TestRuntimeConfig_MapsEveryKey(t *testing.T) {
 	r := s.runtimeConfig(rc)
 	if r.MemoryLimitPages != uint32(rc.MemoryLimit)*16 || r.KVMaxBytes != rc.KVMaxMB<<20 {
 		t.Errorf("unit conversions: %d pages for %d MiB, %d bytes for %d MiB", r.MemoryLimitPages, rc.MemoryLimit, r.KVMaxBytes, rc.KVMaxMB)
+	}
+}
+
+// TestConfig_LogDefaultsAreTheRuntimes: config.toml's log limits default
+// to the runtime's own defaults (the config tags repeat the numbers, since
+// package config must not import runtime).
+func TestConfig_LogDefaultsAreTheRuntimes(t *testing.T) {
+	rt := DefaultConfig().Runtime
+	if rt.LogLinesPerSecond != runtime.DefaultLogLinesPerSecond || rt.LogBurst != runtime.DefaultLogBurst || rt.LogBytesPerSecond != runtime.DefaultLogBytesPerSecond {
+		t.Errorf("config log defaults %d/%d/%d, runtime's %d/%d/%d", rt.LogLinesPerSecond, rt.LogBurst, rt.LogBytesPerSecond,
+			runtime.DefaultLogLinesPerSecond, runtime.DefaultLogBurst, runtime.DefaultLogBytesPerSecond)
 	}
 }
