@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/wasmgate/wasmgate/abi"
+	"github.com/wasmgate/wasmgate/internal/logtest"
 	"github.com/wasmgate/wasmgate/runtime/internal/guestlog"
 )
 
@@ -23,9 +24,9 @@ func TestLogLimits_Config(t *testing.T) {
 
 // floodRuntime loads stdout_flood with the default log limits and a logger
 // that keeps every record.
-func floodRuntime(t *testing.T) (*Module, *recordHandler, *recordingHost) {
+func floodRuntime(t *testing.T) (*Module, *logtest.Handler, *recordingHost) {
 	t.Helper()
-	h, host := &recordHandler{}, &recordingHost{}
+	h, host := &logtest.Handler{}, &recordingHost{}
 	r, err := New(context.Background(), Config{PoolSize: 2}, host, slog.New(h))
 	if err != nil {
 		t.Fatal(err)
@@ -39,9 +40,9 @@ func floodRuntime(t *testing.T) (*Module, *recordHandler, *recordingHost) {
 }
 
 // guestRecords counts the guest's own records: stdout lines and log calls.
-func guestRecords(h *recordHandler) (n int) {
-	for _, r := range h.all() {
-		if r.msg != guestlog.SuppressedMsg && r.attrs["module"].String() == "stdout_flood" {
+func guestRecords(h *logtest.Handler) (n int) {
+	for _, r := range h.All() {
+		if r.Msg != guestlog.SuppressedMsg && r.Attrs["module"].String() == "stdout_flood" {
 			n++
 		}
 	}
@@ -74,17 +75,17 @@ func TestModule_StdoutFloodIsRateLimited(t *testing.T) {
 			if err := m.OnMessage(context.Background(), "c1", abi.Message{Data: []byte("x")}); err != nil {
 				t.Fatal(err)
 			}
-			recs := h.all()
+			recs := h.All()
 			last, prev := recs[len(recs)-1], recs[len(recs)-2]
-			if last.msg != "after flood" {
-				t.Fatalf("last record %q, want the guest's next line", last.msg)
+			if last.Msg != "after flood" {
+				t.Fatalf("last record %q, want the guest's next line", last.Msg)
 			}
-			if prev.msg != guestlog.SuppressedMsg || prev.attrs["module"].String() != "stdout_flood" {
+			if prev.Msg != guestlog.SuppressedMsg || prev.Attrs["module"].String() != "stdout_flood" {
 				t.Fatalf("record before the next line = %+v, want %q for module stdout_flood", prev, guestlog.SuppressedMsg)
 			}
 			var dropped int64
-			for _, r := range h.withMsg(guestlog.SuppressedMsg) {
-				dropped += r.attrs["dropped"].Int64()
+			for _, r := range h.WithMsg(guestlog.SuppressedMsg) {
+				dropped += r.Attrs["dropped"].Int64()
 			}
 			if int(dropped)+n != 65536 {
 				t.Fatalf("%d lines logged + %d counted as dropped, want 65536", n, dropped)
@@ -103,8 +104,8 @@ func TestModule_StdoutEndlessLineIsOneRecord(t *testing.T) {
 		t.Fatal(err)
 	}
 	runtime.ReadMemStats(&after)
-	recs := h.all()
-	if len(recs) != 1 || recs[0].msg != strings.Repeat("y", guestlog.MaxLine)+guestlog.TruncatedMark {
+	recs := h.All()
+	if len(recs) != 1 || recs[0].Msg != strings.Repeat("y", guestlog.MaxLine)+guestlog.TruncatedMark {
 		t.Fatalf("%d records, want one 4 KiB line marked truncated", len(recs))
 	}
 	if grown := after.TotalAlloc - before.TotalAlloc; grown > 1<<20 {

@@ -1,6 +1,7 @@
 package guestlog
 
 import (
+	"github.com/wasmgate/wasmgate/internal/logtest"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -41,8 +42,8 @@ type fakeClock struct{ ns atomic.Int64 }
 
 func (c *fakeClock) advance(d time.Duration) { c.ns.Add(int64(d)) }
 
-func limiterWithClock(limits Limits) (*Limiter, *recordHandler, *fakeClock) {
-	h := &recordHandler{}
+func limiterWithClock(limits Limits) (*Limiter, *logtest.Handler, *fakeClock) {
+	h := &logtest.Handler{}
 	l := NewLimiter(limits, slog.New(h), "m")
 	c := &fakeClock{}
 	l.clock = c.ns.Load
@@ -65,26 +66,26 @@ func TestLogLimiter_LinesBurstThenRate(t *testing.T) {
 	if n := count(l, 1000, 10); n != DefaultBurst {
 		t.Fatalf("%d of 1000 lines let through at once, want the burst %d", n, DefaultBurst)
 	}
-	if len(h.all()) != 0 {
+	if len(h.All()) != 0 {
 		t.Fatal("suppressed record logged while still over budget")
 	}
 	clock.advance(100 * time.Millisecond) // 10 lines' worth
 	if n := count(l, 100, 10); n != 10 {
 		t.Fatalf("%d lines after 100 ms, want 10", n)
 	}
-	recs := h.withMsg(SuppressedMsg)
+	recs := h.WithMsg(SuppressedMsg)
 	if len(recs) != 1 {
 		t.Fatalf("%d suppressed records, want 1", len(recs))
 	}
 	r := recs[0]
-	if r.level != slog.LevelWarn || r.attrs["module"].String() != "m" || r.attrs["dropped"].Int64() != 800 || r.attrs["dropped_bytes"].Int64() != 8000 {
+	if r.Level != slog.LevelWarn || r.Attrs["module"].String() != "m" || r.Attrs["dropped"].Int64() != 800 || r.Attrs["dropped_bytes"].Int64() != 8000 {
 		t.Fatalf("suppressed record = %+v, want module m, dropped 800, dropped_bytes 8000", r)
 	}
 	clock.advance(time.Hour) // refills to the burst, no more
 	if n := count(l, 1000, 10); n != DefaultBurst {
 		t.Fatalf("%d lines after an hour, want the burst %d", n, DefaultBurst)
 	}
-	if recs := h.withMsg(SuppressedMsg); len(recs) != 2 || recs[1].attrs["dropped"].Int64() != 90 {
+	if recs := h.WithMsg(SuppressedMsg); len(recs) != 2 || recs[1].Attrs["dropped"].Int64() != 90 {
 		t.Fatalf("suppressed records = %+v, want a second one with dropped 90", recs)
 	}
 }
@@ -127,11 +128,11 @@ func TestLogLimiter_SharedAcrossGoroutines(t *testing.T) {
 	if ok.Load() != 70 {
 		t.Fatalf("%d lines let through by 8 goroutines, want the burst 70", ok.Load())
 	}
-	if len(h.all()) != 0 {
+	if len(h.All()) != 0 {
 		t.Fatal("unexpected records")
 	}
 	l.clock = func() int64 { return int64(time.Second) }
-	if !l.Allow(1) || h.withMsg(SuppressedMsg)[0].attrs["dropped"].Int64() != 8000-70 {
-		t.Fatalf("suppressed records = %+v, want dropped %d", h.all(), 8000-70)
+	if !l.Allow(1) || h.WithMsg(SuppressedMsg)[0].Attrs["dropped"].Int64() != 8000-70 {
+		t.Fatalf("suppressed records = %+v, want dropped %d", h.All(), 8000-70)
 	}
 }

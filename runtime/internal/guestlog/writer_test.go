@@ -1,6 +1,7 @@
 package guestlog
 
 import (
+	"github.com/wasmgate/wasmgate/internal/logtest"
 	"log/slog"
 	"strings"
 	"testing"
@@ -27,7 +28,7 @@ func TestLogWriter_LongLineIsOneRecord(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			h := &recordHandler{}
+			h := &logtest.Handler{}
 			w := NewWriter(slog.New(h), "m", nil)
 			for _, s := range tc.writes {
 				if n, err := w.Write([]byte(s)); n != len(s) || err != nil {
@@ -37,16 +38,16 @@ func TestLogWriter_LongLineIsOneRecord(t *testing.T) {
 			if tc.flush {
 				w.Flush()
 			}
-			got := h.all()
+			got := h.All()
 			if len(got) != len(tc.want) {
 				t.Fatalf("%d records, want %d", len(got), len(tc.want))
 			}
 			for i, r := range got {
-				if r.msg != tc.want[i] {
-					t.Errorf("record %d: %d bytes %.20q…, want %d bytes %.20q…", i, len(r.msg), r.msg, len(tc.want[i]), tc.want[i])
+				if r.Msg != tc.want[i] {
+					t.Errorf("record %d: %d bytes %.20q…, want %d bytes %.20q…", i, len(r.Msg), r.Msg, len(tc.want[i]), tc.want[i])
 				}
-				if r.attrs["module"].String() != "m" {
-					t.Errorf("record %d has module %v", i, r.attrs["module"])
+				if r.Attrs["module"].String() != "m" {
+					t.Errorf("record %d has module %v", i, r.Attrs["module"])
 				}
 			}
 		})
