@@ -60,8 +60,10 @@ test: guests check redis-server test-web
 	cd guest-examples && $(GO) test -count=1 ./...
 	$(MAKE) -C guest-examples c-readme
 
-# The browser client's unit tests (web/README.md), with node's own runner.
+# The browser client's unit tests (web/README.md), with node's own runner;
+# terser (npm) is installed into web/node_modules for the minified-size check.
 test-web:
+	@test -d web/node_modules/terser || (cd web && npm install --no-save --no-audit --no-fund terser@5.51.4)
 	node --test web/test/
 
 # The cluster-mode tests start private redis-servers (internal/redistest)
