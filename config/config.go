@@ -76,6 +76,9 @@ type ServerConfig struct {
 	// to everything else: max_connections is lowered to RLIMIT_NOFILE
 	// minus this at start.
 	FDHeadroom int `toml:"fd_headroom" default:"512" min:"16" max:"1_048_576" why:"(listeners, backends and module files need a few)"`
+	// AllowedOrigins, when not empty, is the list of browser origins whose
+	// WebSocket handshakes are accepted (OriginAllowed); empty allows all.
+	AllowedOrigins []string `toml:"allowed_origins" default:"" novalidate:""`
 }
 
 // RuntimeConfig is the [runtime] table: how handlers run. Its runtime tags
@@ -268,6 +271,11 @@ func (c *Config) Validate() error {
 	}
 	if s.IdleTimeout.Duration > 0 && s.PingInterval.Duration > 0 && s.IdleTimeout.Duration <= s.PingInterval.Duration {
 		bad("server.idle_timeout", "%s must be 0 (off) or longer than server.ping_interval (%s)", s.IdleTimeout, s.PingInterval)
+	}
+	for i, o := range s.AllowedOrigins {
+		if err := checkOriginPattern(o); err != nil {
+			bad(fmt.Sprintf("server.allowed_origins[%d]", i), "%q: %v", o, err)
+		}
 	}
 	c.validatePush(bad)
 	before := len(errs)

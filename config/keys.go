@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"reflect"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -84,6 +85,14 @@ func setText(f reflect.Value, s string) error {
 		n, err := strconv.ParseInt(s, 0, f.Type().Bits())
 		f.SetInt(n)
 		return err
+	case reflect.Slice: // of strings, comma-separated in a tag
+		if f.Type().Elem().Kind() != reflect.String {
+			return fmt.Errorf("unsupported type %s", f.Type())
+		}
+		f.Set(reflect.Zero(f.Type()))
+		if s != "" {
+			f.Set(reflect.ValueOf(strings.Split(s, ",")))
+		}
 	case reflect.Uint, reflect.Uint64, reflect.Uint32:
 		n, err := strconv.ParseUint(s, 0, f.Type().Bits())
 		f.SetUint(n)

@@ -100,7 +100,10 @@ func reference(comments map[string]string) string {
 			sf := t.Field(i)
 			key := sf.Tag.Get("toml")
 			def := sf.Tag.Get("default")
-			if sf.Type.Kind() == reflect.String || sf.Type == durationType {
+			switch {
+			case sf.Type.Kind() == reflect.Slice:
+				def = "[" + def + "]"
+			case sf.Type.Kind() == reflect.String || sf.Type == durationType:
 				def = fmt.Sprintf("%q", def)
 			}
 			rng := "—"

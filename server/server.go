@@ -99,10 +99,12 @@ type Server struct {
 	connOpt  *transport.Options // shared by every client's connection
 	// handshaking counts upgrade requests in handleHTTP.
 	handshaking atomic.Int64
-	closing     atomic.Bool // Shutdown has begun
-	stopPings   chan struct{}
-	served      chan struct{}
-	push        *push.Ports // the text port and the HTTP API
+	// originsRefused counts handshakes refused by server.allowed_origins.
+	originsRefused atomic.Uint64
+	closing        atomic.Bool // Shutdown has begun
+	stopPings      chan struct{}
+	served         chan struct{}
+	push           *push.Ports // the text port and the HTTP API
 
 	// maxConns is server.max_connections lowered to fit RLIMIT_NOFILE
 	// (connectionLimit).

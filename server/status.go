@@ -27,6 +27,7 @@ func (n pushNode) Reload(ctx context.Context) (int, string) { return n.s.reloadS
 func (s *Server) Status() Status {
 	st := Status{NodeID: s.cfg.Server.NodeID, Clients: s.hub.Count()}
 	st.Backends, st.BackendsRefused = s.push.Backends()
+	st.OriginsRefused = s.originsRefused.Load()
 	routes := map[string][]string{}
 	for path, r := range *s.routes.Load() {
 		routes[r.module] = append(routes[r.module], path)

@@ -9,6 +9,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/wasmgate/wasmgate/abi"
+	"github.com/wasmgate/wasmgate/config"
 	"github.com/wasmgate/wasmgate/internal/transport"
 	"github.com/wasmgate/wasmgate/web"
 )
@@ -39,6 +40,16 @@ func (s *Server) handleHTTP(ctx *fasthttp.RequestCtx) {
 		if status == fasthttp.StatusUpgradeRequired { // after Error, which resets the headers
 			ctx.Response.Header.Set("Sec-WebSocket-Version", "13")
 		}
+		return
+	}
+	// The origin policy, like RFC 6455's checks, runs before any guest: a
+	// handler need not repeat it (GatewayWorker users wrote it into every
+	// onWebSocketConnect).
+	if origin := string(ctx.Request.Header.Peek("Origin")); !config.OriginAllowed(s.cfg.Server.AllowedOrigins, origin) {
+		if n := s.originsRefused.Add(1); n == 1 || n%1000 == 0 { // bounded: a flood must not flood the log
+			s.log.Warn("handshake refused: origin not in server.allowed_origins", "origin", origin, "path", string(ctx.Path()), "refused_total", n)
+		}
+		ctx.Error("origin not allowed (server.allowed_origins)", fasthttp.StatusForbidden)
 		return
 	}
 	// handshaking counts upgrades under way, so that concurrent handshakes

@@ -20,9 +20,12 @@ type Status struct {
 	Clients int    `json:"clients"`
 	// Backends is the number of open text-port connections;
 	// BackendsRefused counts those turned away at push.max_backends.
-	Backends        int            `json:"backends"`
-	BackendsRefused uint64         `json:"backends_refused"`
-	Modules         []ModuleStatus `json:"modules"`
+	Backends        int    `json:"backends"`
+	BackendsRefused uint64 `json:"backends_refused"`
+	// OriginsRefused counts WebSocket handshakes refused with 403 by
+	// server.allowed_origins.
+	OriginsRefused uint64         `json:"origins_refused"`
+	Modules        []ModuleStatus `json:"modules"`
 }
 
 // ModuleStatus is one module's line in Status.
@@ -90,6 +93,7 @@ func formatMetrics(st Status) string {
 	fmt.Fprintf(&b, "# HELP wasmgate_clients Connected WebSocket clients on this node.\n# TYPE wasmgate_clients gauge\nwasmgate_clients %d\n", st.Clients)
 	fmt.Fprintf(&b, "# HELP wasmgate_backends Open text-port connections.\n# TYPE wasmgate_backends gauge\nwasmgate_backends %d\n", st.Backends)
 	fmt.Fprintf(&b, "# HELP wasmgate_backends_refused_total Text-port connections refused at push.max_backends.\n# TYPE wasmgate_backends_refused_total counter\nwasmgate_backends_refused_total %d\n", st.BackendsRefused)
+	fmt.Fprintf(&b, "# HELP wasmgate_origins_refused_total WebSocket handshakes refused by server.allowed_origins.\n# TYPE wasmgate_origins_refused_total counter\nwasmgate_origins_refused_total %d\n", st.OriginsRefused)
 	metric("events_total", "counter", "Guest calls made.", func(m ModuleStatus) float64 { return float64(m.Events) })
 	metric("traps_total", "counter", "Guest calls that trapped or broke the ABI.", func(m ModuleStatus) float64 { return float64(m.Traps) })
 	metric("timeouts_total", "counter", "Guest calls stopped at their deadline.", func(m ModuleStatus) float64 { return float64(m.Timeouts) })
