@@ -79,6 +79,9 @@ type ServerConfig struct {
 	// AllowedOrigins, when not empty, is the list of browser origins whose
 	// WebSocket handshakes are accepted (OriginAllowed); empty allows all.
 	AllowedOrigins []string `toml:"allowed_origins" default:"" novalidate:""`
+	// TrustedProxies lists the proxies (CIDRs or addresses) whose
+	// X-Forwarded-For / X-Real-IP give the client's address (ClientAddr).
+	TrustedProxies []string `toml:"trusted_proxies" default:"" novalidate:""`
 }
 
 // RuntimeConfig is the [runtime] table: how handlers run. Its runtime tags
@@ -276,6 +279,9 @@ func (c *Config) Validate() error {
 		if err := checkOriginPattern(o); err != nil {
 			bad(fmt.Sprintf("server.allowed_origins[%d]", i), "%q: %v", o, err)
 		}
+	}
+	if _, err := ParsePrefixes(s.TrustedProxies); err != nil {
+		bad("server.trusted_proxies", "%v", err)
 	}
 	c.validatePush(bad)
 	before := len(errs)

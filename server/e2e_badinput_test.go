@@ -177,8 +177,12 @@ func TestLoadConfig_RepoConfigIsValidAndDocumented(t *testing.T) {
 	// config.toml shows every key with its default (the default tags).
 	sv := cfg.Server
 	sv.HandlersDir = def.Server.HandlersDir // resolved against the file's folder
+	// [] in the file, nil by default: the same.
 	if len(sv.AllowedOrigins) == 0 {
-		sv.AllowedOrigins = nil // [] in the file, nil by default: the same
+		sv.AllowedOrigins = nil
+	}
+	if len(sv.TrustedProxies) == 0 {
+		sv.TrustedProxies = nil
 	}
 	if !reflect.DeepEqual(sv, def.Server) || cfg.Push != def.Push || cfg.Admin != def.Admin {
 		t.Errorf("config.toml disagrees with DefaultConfig:\n file %+v %+v %+v\n want %+v %+v %+v", sv, cfg.Push, cfg.Admin, def.Server, def.Push, def.Admin)

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/wasmgate/wasmgate/abi"
+	"github.com/wasmgate/wasmgate/config"
 	"github.com/wasmgate/wasmgate/internal/accept"
 	"github.com/wasmgate/wasmgate/internal/push"
 	"github.com/wasmgate/wasmgate/internal/registry"
@@ -93,6 +95,7 @@ type Server struct {
 	serialMu sync.Mutex
 	loadErrs []error
 	upgrader websocket.Upgrader
+	trusted  []netip.Prefix // server.trusted_proxies
 	http     *fasthttp.Server
 	ln       net.Listener
 	active   atomic.Int64       // upgraded connections not yet fully closed
@@ -147,6 +150,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (*Se
 		WriteTimeout: cfg.Server.WriteTimeout.Duration, IdleTimeout: cfg.Server.IdleTimeout.Duration,
 		MaxMessageSize: cfg.Server.MaxMessageSize, Log: log,
 	}
+	s.trusted, _ = config.ParsePrefixes(cfg.Server.TrustedProxies) // Validate has checked them
 	s.upgrader = websocket.Upgrader{
 		CheckOrigin:     func(*http.Request) bool { return true }, // origin policy is the handler's (on_handshake)
 		ReadBufferSize:  1024,

@@ -2,6 +2,7 @@ package server
 
 import (
 	"net"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -60,7 +61,7 @@ func (s *Server) handleHTTP(ctx *fasthttp.RequestCtx) {
 		ctx.Error("too many connections, or shutting down", fasthttp.StatusServiceUnavailable)
 		return
 	}
-	hs := handshakeOf(ctx, s.ids.next())
+	hs := handshakeOf(ctx, s.ids.next(), s.trusted)
 	status, err := rt.handler.OnHandshake(s.ctx, hs)
 	if err != nil || status != 0 {
 		status = refusalStatus(status, err)
@@ -94,13 +95,19 @@ func refusalStatus(status int, err error) int {
 	return fasthttp.StatusInternalServerError
 }
 
-func handshakeOf(ctx *fasthttp.RequestCtx, id string) *abi.Handshake {
+func handshakeOf(ctx *fasthttp.RequestCtx, id string, trusted []netip.Prefix) *abi.Handshake {
 	hs := &abi.Handshake{
-		ClientID:   id,
-		Method:     string(ctx.Method()),
-		Path:       string(ctx.Path()),
-		Query:      string(ctx.QueryArgs().QueryString()),
-		RemoteAddr: ctx.RemoteAddr().String(),
+		ClientID: id,
+		Method:   string(ctx.Method()),
+		Path:     string(ctx.Path()),
+		Query:    string(ctx.QueryArgs().QueryString()),
+	}
+	// The client's address: the peer's, or from a trusted proxy's headers.
+	if peer, ok := ctx.RemoteAddr().(*net.TCPAddr); ok {
+		hs.RemoteAddr = config.ClientAddr(peer.AddrPort(), string(ctx.Request.Header.Peek("X-Forwarded-For")),
+			string(ctx.Request.Header.Peek("X-Real-IP")), trusted).String()
+	} else {
+		hs.RemoteAddr = ctx.RemoteAddr().String()
 	}
 	for k, v := range ctx.Request.Header.All() {
 		hs.Headers = append(hs.Headers, [2]string{strings.ToLower(string(k)), string(v)})
