@@ -353,55 +353,6 @@ func regAssertSession(t *testing.T, r *Local, id, want string) {
 	}
 }
 
-func TestLocalRegistry_Session(t *testing.T) {
-	tests := []struct {
-		name string
-		ops  []string // "S" + JSON: SetSession; "U" + JSON: UpdateSession
-		want string
-	}{
-		{name: "empty", want: `{}`},
-		{name: "set", ops: []string{`S{"b":1,"a":"x"}`}, want: `{"a":"x","b":1}`},
-		{name: "set replaces", ops: []string{`S{"old":{"x":1}}`, `S{"a":1}`}, want: `{"a":1}`},
-		{name: "set empty clears", ops: []string{`S{"a":1}`, `S{}`}, want: `{}`},
-		{name: "update without set", ops: []string{`U{"a":1}`}, want: `{"a":1}`},
-		{name: "empty update", ops: []string{`S{"a":1}`, `U{}`}, want: `{"a":1}`},
-		{
-			name: "update merges nested",
-			ops: []string{
-				`S{"user":{"name":"ann","roles":["a","b"],"prefs":{"lang":"en","tz":"UTC"}},"n":1}`,
-				`U{"user":{"roles":["c"],"prefs":{"lang":"fr"}},"m":2}`,
-			},
-			want: `{"m":2,"n":1,"user":{"name":"ann","prefs":{"lang":"fr","tz":"UTC"},"roles":["c"]}}`,
-		},
-		{
-			name: "update replaces object by scalar and null",
-			ops:  []string{`S{"a":{"x":1},"b":{"y":2},"c":3}`, `U{"a":5}`, `U{"b":null}`, `U{"c":{"z":[]}}`},
-			want: `{"a":5,"b":null,"c":{"z":[]}}`,
-		},
-		{
-			name: "numbers and html kept exactly",
-			ops:  []string{`S{"big":12345678901234567890123,"f":1.10,"e":1e400,"h":"<a&b>"}`},
-			want: `{"big":12345678901234567890123,"e":1e400,"f":1.10,"h":"<a&b>"}`,
-		},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			r := runRegSteps(t, []regStep{stepAdd("a")})
-			for _, op := range tt.ops {
-				regMustNoErr(t, regSessionOp(t.Context(), r, "a", op))
-			}
-			regAssertSession(t, r, "a", tt.want)
-		})
-	}
-}
-
-func regSessionOp(ctx context.Context, r *Local, id, op string) error {
-	if op[0] == 'S' {
-		return r.SetSession(ctx, id, []byte(op[1:]))
-	}
-	return r.UpdateSession(ctx, id, []byte(op[1:]))
-}
-
 func regMustNoErr(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
