@@ -253,15 +253,7 @@ func TestPushHostile_MaxBackends(t *testing.T) {
 
 func httpGet(t *testing.T, url, token string) (int, string) {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, url, nil)
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
+	return httpDo(t, http.MethodGet, url, token, "")
 }
 
 // TestPushHostile_NestingBomb sends lines of '[' as deep as max_line allows,

@@ -359,7 +359,14 @@ func TestPush_Auth(t *testing.T) {
 
 func httpPost(t *testing.T, url, token, body string) (int, string) {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+	return httpDo(t, http.MethodPost, url, token, body)
+}
+
+// httpDo makes one HTTP request, with a Bearer token when token is not
+// empty, and returns the status and the body.
+func httpDo(t *testing.T, method, url, token, body string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, strings.NewReader(body))
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}

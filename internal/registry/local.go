@@ -153,16 +153,9 @@ func regInvalid(what string) error {
 	return fmt.Errorf("%s: %w", what, abi.ErrnoInvalid)
 }
 
-// checkName refuses a uid or group name longer than MaxNameBytes.
-func (r *Local) checkName(what, name string) error {
-	if name == "" {
-		return regInvalid("empty " + what)
-	}
-	if max := r.limits.MaxNameBytes; max > 0 && len(name) > max {
-		return fmt.Errorf("%s of %d bytes exceeds max_name_bytes %d: %w", what, len(name), max, abi.ErrnoTooLarge)
-	}
-	return nil
-}
+// checkName refuses an empty uid or group name, or one longer than
+// MaxNameBytes.
+func (r *Local) checkName(what, name string) error { return r.limits.CheckName(what, name) }
 
 func regNotFound(id string) error {
 	return fmt.Errorf("client %q: %w", id, abi.ErrnoNotFound)

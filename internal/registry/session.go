@@ -95,6 +95,20 @@ func longSessionKey(v any, max int) string {
 	return ""
 }
 
+// CheckName refuses an empty uid or group name (abi.ErrnoInvalid), or one
+// longer than MaxNameBytes (abi.ErrnoTooLarge). Every Registry
+// implementation checks names with it, so they refuse the same names the
+// same way.
+func (l Limits) CheckName(what, name string) error {
+	if name == "" {
+		return fmt.Errorf("empty %s: %w", what, abi.ErrnoInvalid)
+	}
+	if max := l.MaxNameBytes; max > 0 && len(name) > max {
+		return fmt.Errorf("%s of %d bytes exceeds max_name_bytes %d: %w", what, len(name), max, abi.ErrnoTooLarge)
+	}
+	return nil
+}
+
 // DecodeSession decodes a session or session patch a handler or backend
 // gave: a JSON object whose keys are within the name limit. Every Registry
 // implementation decodes with it, so they refuse the same input the same way.

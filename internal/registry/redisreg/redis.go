@@ -231,15 +231,7 @@ func checkID(id string) error {
 }
 
 // checkName refuses an empty name or one longer than MaxNameBytes.
-func (r *Registry) checkName(what, name string) error {
-	if name == "" {
-		return invalid("empty " + what)
-	}
-	if max := r.limits.MaxNameBytes; max > 0 && len(name) > max {
-		return fmt.Errorf("%s of %d bytes exceeds max_name_bytes %d: %w", what, len(name), max, abi.ErrnoTooLarge)
-	}
-	return nil
-}
+func (r *Registry) checkName(what, name string) error { return r.limits.CheckName(what, name) }
 
 // Script results that are not data.
 const (
