@@ -26,19 +26,49 @@ import (
 // over, each waiting up to wait for an answer (or a close) before the next.
 type attack struct {
 	name    string
-	fixture string // module file under runtime/testdata, without .wasm
+	fixture string // module file under runtime/testdata, without .wasm; "handlers/NAME": an example handler
 	trigger string
 	wait    time.Duration
 	noReply bool // the module answers nothing: send every wait, read nothing
+	binary  bool // send binary frames (the trigger is not text)
+	// message, when set, builds the n-th message instead of trigger (an
+	// attack that needs every message to differ, such as a state flood).
+	message func(n int) string
+}
+
+// modulePath is where serve copies the attack's module from: a fixture
+// path, or a name in the handlers folder.
+func (a attack) modulePath() string {
+	if name, ok := strings.CutPrefix(a.fixture, "handlers/"); ok {
+		return name
+	}
+	return filepath.Join("runtime", "testdata", a.fixture)
+}
+
+// route is the attack's route.
+func (a attack) route() string { return "/" + filepath.Base(a.fixture) }
+
+// stateFlood is chat's worst legitimate-looking client: every message joins
+// a new room or adds a new 1 KB session key, so only the per-client bounds
+// (max_groups_per_client, max_session_bytes) stop it.
+func stateFlood(n int) string {
+	if n%2 == 0 {
+		return fmt.Sprintf(`{"type":"join","room":"room-%d"}`, n)
+	}
+	return fmt.Sprintf(`{"type":"session_update","session":{"k%d":%q}}`, n, strings.Repeat("x", 1000))
 }
 
 // attacks are run in order; a fixture that is not there is reported as
 // skipped, not silently dropped.
 var attacks = []attack{
-	{"endless loop in on_message", "loop", "l", time.Second, false},
-	{"unbounded recursion (stack overflow)", "recursion", "r", time.Second, false},
-	{"loop-free call tree of 2^31 calls", "recursion", "t", time.Second, false},
-	{"timer storm (100 × set_timer(0) per message and per timer)", "timer_storm", "x", 100 * time.Millisecond, true},
+	{name: "endless loop in on_message", fixture: "loop", trigger: "l", wait: time.Second},
+	{name: "unbounded recursion (stack overflow)", fixture: "recursion", trigger: "r", wait: time.Second},
+	{name: "loop-free call tree of 2^31 calls", fixture: "recursion", trigger: "t", wait: time.Second},
+	{name: "timer storm (100 × set_timer(0) per message and per timer)", fixture: "timer_storm", trigger: "x", wait: 100 * time.Millisecond, noReply: true},
+	// An 8 MiB list argument (2M entries) on every message: refused before
+	// any string is made.
+	{name: "8 MiB list to send_to_uid per message", fixture: "biglist", trigger: "\x00\x00\x80\x00", wait: time.Second, binary: true},
+	{name: "group and session flood on chat", fixture: "handlers/chat", wait: time.Second, message: stateFlood},
 }
 
 // attackTarget is issue 8's bound on the canary's worst round trip and the
@@ -62,17 +92,21 @@ type attackResult struct {
 
 // attackPhase runs every attack against one serve process.
 func attackPhase(ctx context.Context, f benchFlags) []attackResult {
-	fixtures := filepath.Join("runtime", "testdata")
 	var mods []string
 	seen := map[string]bool{}
 	for _, a := range attacks {
-		p := filepath.Join(fixtures, a.fixture)
-		if _, err := os.Stat(p + ".wasm"); err == nil && !seen[p] {
+		p := a.modulePath()
+		file := p + ".wasm"
+		if !strings.ContainsRune(p, '/') {
+			file = filepath.Join(f.handlers, file)
+		}
+		if _, err := os.Stat(file); err == nil && !seen[p] {
 			mods = append(mods, p)
 			seen[p] = true
 		}
 	}
-	srv, addrs, err := startServe(ctx, f, strings.Join(append([]string{"echo"}, mods...), ","), "-crash-limit", "0")
+	// chat's rate limit off: the flood is bounded by the per-client limits.
+	srv, addrs, err := startServe(ctx, f, strings.Join(append([]string{"echo"}, mods...), ","), "-crash-limit", "0", "-module-config", "chat:rate_limit=0")
 	if err != nil {
 		return []attackResult{{name: "start serve", err: err}}
 	}
@@ -80,7 +114,7 @@ func attackPhase(ctx context.Context, f benchFlags) []attackResult {
 	var out []attackResult
 	for _, a := range attacks {
 		res := attackResult{name: a.name}
-		if !seen[filepath.Join(fixtures, a.fixture)] {
+		if !seen[a.modulePath()] {
 			res.err = fmt.Errorf("fixture %s.wasm not built", a.fixture)
 		} else {
 			res = runAttack(ctx, f, srv, addrs, a)
@@ -109,7 +143,7 @@ func runAttack(ctx context.Context, f benchFlags, srv *child, addrs serveAddrs, 
 	}
 	ctx, cancel := context.WithTimeout(ctx, f.attackDuration)
 	defer cancel()
-	route := "ws://" + addrs.ws + "/" + a.fixture
+	route := "ws://" + addrs.ws + a.route()
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	for range attackers {
@@ -151,7 +185,15 @@ func attackLoop(ctx context.Context, url string, a attack) int {
 			continue
 		}
 		for ctx.Err() == nil {
-			if err := ws.WriteMessage(websocket.TextMessage, []byte(a.trigger)); err != nil {
+			msg := a.trigger
+			if a.message != nil {
+				msg = a.message(n)
+			}
+			typ := websocket.TextMessage
+			if a.binary {
+				typ = websocket.BinaryMessage
+			}
+			if err := ws.WriteMessage(typ, []byte(msg)); err != nil {
 				break
 			}
 			n++

@@ -45,6 +45,7 @@ func runServe(args []string) error {
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	pool := fs.Int("pool", runtime.NumCPU()*2, "runtime.pool_size")
 	eventTimeout := fs.Duration("event-timeout", server.DefaultConfig().Runtime.EventTimeout.Duration, "runtime.event_timeout (0: off)")
+	moduleConfig := fs.String("module-config", "", "NAME:CONFIG, the on_start config of one module (e.g. chat:rate_limit=0)")
 	crashLimit := fs.Int("crash-limit", server.DefaultConfig().Runtime.CrashLimit, "runtime.crash_limit (0: never quarantine; the attack phase keeps hostile modules serving)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -63,7 +64,7 @@ func runServe(args []string) error {
 	if err != nil {
 		return err
 	}
-	srv, err := startServer(dir, *pool, *eventTimeout, *crashLimit)
+	srv, err := startServer(dir, *pool, *eventTimeout, *crashLimit, *moduleConfig)
 	if err != nil {
 		return err
 	}
@@ -79,7 +80,7 @@ func runServe(args []string) error {
 
 // startServer builds and starts the gateway with the modules in dir and
 // the native echo.
-func startServer(dir string, poolSize int, eventTimeout time.Duration, crashLimit int) (*server.Server, error) {
+func startServer(dir string, poolSize int, eventTimeout time.Duration, crashLimit int, moduleConfig string) (*server.Server, error) {
 	cfg := server.DefaultConfig()
 	cfg.Server.Listen = "127.0.0.1:0"
 	cfg.Push.Listen = "127.0.0.1:0"
@@ -89,6 +90,9 @@ func startServer(dir string, poolSize int, eventTimeout time.Duration, crashLimi
 	cfg.Runtime.PoolSize = poolSize
 	cfg.Runtime.EventTimeout.Duration = eventTimeout
 	cfg.Runtime.CrashLimit = crashLimit
+	if name, conf, ok := strings.Cut(moduleConfig, ":"); ok {
+		cfg.Modules = map[string]server.ModuleConfig{name: {Config: conf}}
+	}
 	cfg.Runtime.CacheDir = filepath.Join(os.TempDir(), "wasmgate-bench-cache")
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	echo := &nativeecho.Echo{}
