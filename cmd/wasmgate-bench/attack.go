@@ -29,15 +29,18 @@ type attack struct {
 	fixture string // module file under runtime/testdata, without .wasm; "handlers/NAME": an example handler
 	trigger string
 	wait    time.Duration
-	noReply bool // the module answers nothing: send every wait, read nothing
-	binary  bool // send binary frames (the trigger is not text)
+	noReply bool   // the module answers nothing: send every wait, read nothing
+	binary  bool   // send binary frames (the trigger is not text)
+	oneShot bool   // a new connection per trigger (attacks on connect and close)
+	config  string // the module's on_start config
 	// message, when set, builds the n-th message instead of trigger (an
 	// attack that needs every message to differ, such as a state flood).
 	message func(n int) string
 }
 
 // modulePath is where serve copies the attack's module from: a fixture
-// path, or a name in the handlers folder.
+// path (PATH@ALIAS serves it under another name), or a name in the
+// handlers folder.
 func (a attack) modulePath() string {
 	if name, ok := strings.CutPrefix(a.fixture, "handlers/"); ok {
 		return name
@@ -46,7 +49,13 @@ func (a attack) modulePath() string {
 }
 
 // route is the attack's route.
-func (a attack) route() string { return "/" + filepath.Base(a.fixture) }
+func (a attack) route() string {
+	name := filepath.Base(a.fixture)
+	if _, alias, ok := strings.Cut(name, "@"); ok {
+		name = alias
+	}
+	return "/" + name
+}
 
 // stateFlood is chat's worst legitimate-looking client: every message joins
 // a new room or adds a new 1 KB session key, so only the per-client bounds
@@ -69,6 +78,13 @@ var attacks = []attack{
 	// any string is made.
 	{name: "8 MiB list to send_to_uid per message", fixture: "biglist", trigger: "\x00\x00\x80\x00", wait: time.Second, binary: true},
 	{name: "group and session flood on chat", fixture: "handlers/chat", wait: time.Second, message: stateFlood},
+	// hostile.wat loops in the event its config names (a 100 ms deadline
+	// stops each call).
+	{name: "endless loop in on_handshake", fixture: "hostile@hostile_h", config: "h", trigger: "x", wait: time.Second, oneShot: true},
+	{name: "endless loop in on_connect", fixture: "hostile@hostile_c", config: "c", trigger: "x", wait: time.Second, oneShot: true},
+	{name: "endless loop in on_close", fixture: "hostile@hostile_x", config: "x", trigger: "x", wait: time.Second, oneShot: true},
+	{name: "endless loop in on_task", fixture: "hostile@hostile_t", config: "t", trigger: "x", wait: 100 * time.Millisecond, noReply: true},
+	{name: "endless loop in on_timer", fixture: "hostile@hostile_T", config: "T", trigger: "x", wait: 100 * time.Millisecond, noReply: true},
 }
 
 // attackTarget is issue 8's bound on the canary's worst round trip and the
@@ -100,13 +116,22 @@ func attackPhase(ctx context.Context, f benchFlags) []attackResult {
 		if !strings.ContainsRune(p, '/') {
 			file = filepath.Join(f.handlers, file)
 		}
+		if path, _, ok := strings.Cut(file, "@"); ok {
+			file = path + ".wasm"
+		}
 		if _, err := os.Stat(file); err == nil && !seen[p] {
 			mods = append(mods, p)
 			seen[p] = true
 		}
 	}
 	// chat's rate limit off: the flood is bounded by the per-client limits.
-	srv, addrs, err := startServe(ctx, f, strings.Join(append([]string{"echo"}, mods...), ","), "-crash-limit", "0", "-module-config", "chat:rate_limit=0")
+	configs := []string{"chat:rate_limit=0"}
+	for _, a := range attacks {
+		if a.config != "" {
+			configs = append(configs, strings.TrimPrefix(a.route(), "/")+":"+a.config)
+		}
+	}
+	srv, addrs, err := startServe(ctx, f, strings.Join(append([]string{"echo"}, mods...), ","), "-crash-limit", "0", "-module-config", strings.Join(configs, ";"))
 	if err != nil {
 		return []attackResult{{name: "start serve", err: err}}
 	}
@@ -197,6 +222,11 @@ func attackLoop(ctx context.Context, url string, a attack) int {
 				break
 			}
 			n++
+			if a.oneShot {
+				_ = ws.SetReadDeadline(time.Now().Add(a.wait))
+				_, _, _ = ws.ReadMessage()
+				break // a new connection for the next trigger
+			}
 			if a.noReply {
 				select {
 				case <-ctx.Done():

@@ -45,7 +45,7 @@ func runServe(args []string) error {
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	pool := fs.Int("pool", runtime.NumCPU()*2, "runtime.pool_size")
 	eventTimeout := fs.Duration("event-timeout", server.DefaultConfig().Runtime.EventTimeout.Duration, "runtime.event_timeout (0: off)")
-	moduleConfig := fs.String("module-config", "", "NAME:CONFIG, the on_start config of one module (e.g. chat:rate_limit=0)")
+	moduleConfig := fs.String("module-config", "", "NAME:CONFIG;…, the on_start config of modules (e.g. chat:rate_limit=0)")
 	crashLimit := fs.Int("crash-limit", server.DefaultConfig().Runtime.CrashLimit, "runtime.crash_limit (0: never quarantine; the attack phase keeps hostile modules serving)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -90,8 +90,11 @@ func startServer(dir string, poolSize int, eventTimeout time.Duration, crashLimi
 	cfg.Runtime.PoolSize = poolSize
 	cfg.Runtime.EventTimeout.Duration = eventTimeout
 	cfg.Runtime.CrashLimit = crashLimit
-	if name, conf, ok := strings.Cut(moduleConfig, ":"); ok {
-		cfg.Modules = map[string]server.ModuleConfig{name: {Config: conf}}
+	cfg.Modules = map[string]server.ModuleConfig{}
+	for _, mc := range strings.Split(moduleConfig, ";") {
+		if name, conf, ok := strings.Cut(mc, ":"); ok {
+			cfg.Modules[name] = server.ModuleConfig{Config: conf}
+		}
 	}
 	cfg.Runtime.CacheDir = filepath.Join(os.TempDir(), "wasmgate-bench-cache")
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
@@ -123,6 +126,9 @@ func copyModules(src string, names []string) (string, error) {
 		from := filepath.Join(src, name+".wasm")
 		if strings.ContainsRune(name, '/') {
 			from, name = name+".wasm", filepath.Base(name)
+			if path, alias, ok := strings.Cut(from, "@"); ok { // PATH@ALIAS: one file under another name
+				from, name = strings.TrimSuffix(path, ".wasm")+".wasm", strings.TrimSuffix(alias, ".wasm")
+			}
 		}
 		data, err := os.ReadFile(from)
 		if err != nil {
