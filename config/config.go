@@ -30,6 +30,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"path/filepath"
 	"reflect"
 	"regexp"
@@ -47,6 +48,7 @@ type Config struct {
 	Runtime RuntimeConfig           `toml:"runtime"`
 	Push    PushConfig              `toml:"push"`
 	Admin   AdminConfig             `toml:"admin"`
+	Cluster ClusterConfig           `toml:"cluster"`
 	Routes  map[string]string       `toml:"routes"`
 	Modules map[string]ModuleConfig `toml:"modules"`
 }
@@ -138,6 +140,48 @@ type AdminConfig struct {
 	// Listen is the HTTP API's address; "" disables it. Checked by hand
 	// like push.listen.
 	Listen string `toml:"listen" default:"127.0.0.1:8290" novalidate:""`
+}
+
+// ClusterConfig is the [cluster] table: nodes that share one Redis
+// behave as one gateway (docs/CLUSTER.md). Without a redis URL the server
+// is a single node and runs no cluster code.
+type ClusterConfig struct {
+	// Redis locates the shared Redis: redis://, rediss:// (TLS), unix://,
+	// or redis://sentinel:26379/0?master_name=NAME for Sentinel; "" (the
+	// default) runs a single node. Checked by hand (the URL parses).
+	Redis string `toml:"redis" default:"" novalidate:""`
+	// Prefix starts every Redis key and channel, so that several clusters
+	// can share one Redis. Checked by hand (not empty).
+	Prefix string `toml:"prefix" default:"wasmgate:" novalidate:""`
+	// NodeTTL is how long a node's heartbeat lives: a node that died is
+	// removed from presence by the others within it (plus one heartbeat).
+	NodeTTL Duration `toml:"node_ttl" default:"10s" min:"1s" max:"1h"`
+	// Heartbeat must be at most a third of NodeTTL (Validate).
+	Heartbeat Duration `toml:"heartbeat" default:"1s" min:"50ms" max:"20m"`
+	// Timeout bounds every Redis call and every call to another node.
+	Timeout Duration `toml:"timeout" default:"1s" min:"10ms" max:"1m"`
+}
+
+// checkRedisURL accepts the URL forms go-redis parses: redis, rediss and
+// unix schemes with a host (or a path for unix).
+func checkRedisURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return fmt.Errorf("%q is not a URL: %v", raw, err)
+	}
+	switch u.Scheme {
+	case "redis", "rediss":
+		if u.Host == "" {
+			return fmt.Errorf("%q has no host:port", u.Redacted())
+		}
+	case "unix":
+		if u.Path == "" {
+			return fmt.Errorf("%q has no socket path", u.Redacted())
+		}
+	default:
+		return fmt.Errorf("%q: the scheme must be redis://, rediss:// or unix://", u.Redacted())
+	}
+	return nil
 }
 
 // ModuleConfig is one [modules.NAME] table.
@@ -284,6 +328,17 @@ func (c *Config) Validate() error {
 		bad("server.trusted_proxies", "%v", err)
 	}
 	c.validatePush(bad)
+	if cl := c.Cluster; cl.Redis != "" {
+		if err := checkRedisURL(cl.Redis); err != nil {
+			bad("cluster.redis", "%v", err)
+		}
+		if cl.Prefix == "" {
+			bad("cluster.prefix", "must not be empty in cluster mode")
+		}
+		if 3*cl.Heartbeat.Duration > cl.NodeTTL.Duration {
+			bad("cluster.heartbeat", "%s must be at most a third of cluster.node_ttl (%s), so that one late heartbeat does not make a node look dead", cl.Heartbeat, cl.NodeTTL)
+		}
+	}
 	before := len(errs)
 	validateRuntime(c.Runtime, "runtime.", bad)
 	runtimeOK := len(errs) == before // else every module would repeat the same errors

@@ -6,6 +6,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/wasmgate/wasmgate/abi"
+	"github.com/wasmgate/wasmgate/internal/cluster"
 	"github.com/wasmgate/wasmgate/internal/push"
 	"github.com/wasmgate/wasmgate/internal/transport"
 )
@@ -16,8 +17,15 @@ import (
 // functions call it through abi.Host, and backend push ports call the same
 // methods.
 type Gateway struct {
-	reg            Registry
-	hub            *transport.Hub
+	// reg answers for the whole gateway (cluster-wide in cluster mode);
+	// local holds this node's clients only, the ones hub can reach. On a
+	// single node they are the same registry.
+	reg   Registry
+	local Registry
+	hub   *transport.Hub
+	// cluster publishes for other nodes' clients; nil on a single node,
+	// where no call pays for it.
+	cluster        *cluster.Node
 	maxMessageSize int
 	// writeNow is the write strategy of this Gateway's sends: see
 	// withWriteNow.
@@ -62,11 +70,23 @@ func (g *Gateway) SendToClient(ctx context.Context, clientID string, msg abi.Mes
 	if err := g.checkMessage(msg); err != nil {
 		return err
 	}
+	if g.remote(clientID) {
+		return g.cluster.SendToClient(ctx, clientID, msg)
+	}
 	c := g.hub.Get(clientID)
 	if c == nil {
 		return abi.ErrnoNotFound
 	}
 	return g.send(c, msg, false)
+}
+
+// remote reports whether id is a client of another node of the cluster.
+func (g *Gateway) remote(id string) bool {
+	if g.cluster == nil {
+		return false
+	}
+	_, self, ok := g.cluster.Owner(id)
+	return ok && !self
 }
 
 // SendBorrowed is SendToClient for the push ports: id and msg.Data may
@@ -78,6 +98,10 @@ func (g *Gateway) SendBorrowed(ctx context.Context, id []byte, msg abi.Message) 
 	}
 	c := g.hub.GetBytes(id)
 	if c == nil {
+		if g.cluster != nil && g.remote(string(id)) {
+			msg.Data = append([]byte(nil), msg.Data...) // published after the request is gone
+			return g.cluster.SendToClient(ctx, string(id), msg)
+		}
 		return abi.ErrnoNotFound
 	}
 	return g.send(c, msg, true)
@@ -90,10 +114,36 @@ func (g *Gateway) SendToAll(ctx context.Context, msg abi.Message, only []string,
 		return 0, err
 	}
 	skip := toSet(exclude)
-	if onlyGiven {
-		return g.deliver(ctx, only, false, skip, msg)
+	if g.cluster == nil {
+		if onlyGiven {
+			return g.deliver(ctx, only, false, skip, msg)
+		}
+		return g.hub.FanoutAll(msg, skip)
 	}
-	return g.hub.FanoutAll(msg, skip)
+	if !onlyGiven {
+		n, err := g.hub.FanoutAll(msg, skip)
+		if err != nil {
+			return n, err
+		}
+		return n, g.cluster.PublishAll(ctx, msg, exclude)
+	}
+	// The listed clients of other nodes: one message per node.
+	var mine []string
+	byNode := map[string][]string{}
+	for _, id := range only {
+		if owner, self, ok := g.cluster.Owner(id); ok && !self {
+			byNode[owner] = append(byNode[owner], id)
+		} else {
+			mine = append(mine, id)
+		}
+	}
+	n, err := g.deliver(ctx, mine, false, skip, msg)
+	for owner, ids := range byNode {
+		if perr := g.cluster.PublishClients(ctx, owner, ids, msg, exclude); perr != nil && err == nil {
+			err = perr
+		}
+	}
+	return n, err
 }
 
 // directFanout is the largest number of recipients a writeNow caller
@@ -156,7 +206,7 @@ func toSet(ids []string) map[string]struct{} {
 
 // CloseClient sends final (if not nil) and closes the client with code
 // (0: 1000, normal).
-func (g *Gateway) CloseClient(_ context.Context, clientID string, final *abi.Message, code int) error {
+func (g *Gateway) CloseClient(ctx context.Context, clientID string, final *abi.Message, code int) error {
 	if !abi.CloseCodeOK(code) {
 		return fmt.Errorf("close code %d: a handler or backend may close with 1000 or 4000–4999: %w", code, abi.ErrnoInvalid)
 	}
@@ -164,6 +214,9 @@ func (g *Gateway) CloseClient(_ context.Context, clientID string, final *abi.Mes
 		if err := g.checkMessage(*final); err != nil {
 			return err
 		}
+	}
+	if g.remote(clientID) {
+		return g.cluster.CloseClient(ctx, clientID, final, code)
 	}
 	c := g.hub.Get(clientID)
 	if c == nil {
@@ -211,14 +264,18 @@ func (g *Gateway) SendToUid(ctx context.Context, uids []string, msg abi.Message)
 	uids = dedupe(uids)
 	var ids []string
 	for _, uid := range uids {
-		got, err := g.reg.ClientsByUid(ctx, uid)
+		got, err := g.local.ClientsByUid(ctx, uid)
 		if err != nil {
 			return 0, err
 		}
 		ids = append(ids, got...)
 	}
 	// A client has one uid, but may be rebound between two lookups.
-	return g.deliver(ctx, ids, len(uids) <= 1, nil, msg)
+	n, err := g.deliver(ctx, ids, len(uids) <= 1, nil, msg)
+	if err == nil && g.cluster != nil {
+		err = g.cluster.PublishUids(ctx, uids, msg)
+	}
+	return n, err
 }
 
 // JoinGroup adds the client to group.
@@ -244,13 +301,17 @@ func (g *Gateway) SendToGroup(ctx context.Context, groups []string, msg abi.Mess
 	}
 	var ids []string
 	for _, group := range groups {
-		got, err := g.reg.GroupClients(ctx, group)
+		got, err := g.local.GroupClients(ctx, group)
 		if err != nil {
 			return 0, err
 		}
 		ids = append(ids, got...)
 	}
-	return g.deliver(ctx, ids, len(groups) <= 1, toSet(exclude), msg)
+	n, err := g.deliver(ctx, ids, len(groups) <= 1, toSet(exclude), msg)
+	if err == nil && g.cluster != nil {
+		err = g.cluster.PublishGroups(ctx, groups, msg, exclude)
+	}
+	return n, err
 }
 
 // GetClientIdCountByGroup counts the group's members.
@@ -321,11 +382,69 @@ var (
 
 // DestroyClient drops the client's connection at once, discarding queued
 // messages (GatewayWorker's destoryClient).
-func (g *Gateway) DestroyClient(_ context.Context, clientID string) error {
+func (g *Gateway) DestroyClient(ctx context.Context, clientID string) error {
+	if g.remote(clientID) {
+		return g.cluster.DestroyClient(ctx, clientID)
+	}
 	c := g.hub.Get(clientID)
 	if c == nil {
 		return abi.ErrnoNotFound
 	}
 	c.Abort()
 	return nil
+}
+
+// The cluster.Deliverer side: what other nodes publish for this node's
+// clients. Each runs on the goroutine reading the pub/sub connection and
+// only queues (the clients' writers do the writes).
+
+var _ cluster.Deliverer = (*Gateway)(nil)
+
+// DeliverGroups implements cluster.Deliverer.
+func (g *Gateway) DeliverGroups(groups []string, via int, msg abi.Message, exclude []string) {
+	ctx := context.Background()
+	ids, _ := g.local.GroupClients(ctx, groups[via])
+	skip := toSet(exclude)
+	if via > 0 { // members of an earlier group got it through that group's copy
+		if skip == nil {
+			skip = map[string]struct{}{}
+		}
+		for _, earlier := range groups[:via] {
+			members, _ := g.local.GroupClients(ctx, earlier)
+			for _, id := range members {
+				skip[id] = struct{}{}
+			}
+		}
+	}
+	_, _ = g.deliver(ctx, ids, true, skip, msg)
+}
+
+// DeliverUids implements cluster.Deliverer.
+func (g *Gateway) DeliverUids(uids []string, via int, msg abi.Message) {
+	ids, _ := g.local.ClientsByUid(context.Background(), uids[via])
+	_, _ = g.deliver(context.Background(), ids, true, nil, msg)
+}
+
+// DeliverAll implements cluster.Deliverer.
+func (g *Gateway) DeliverAll(msg abi.Message, exclude []string) {
+	_, _ = g.hub.FanoutAll(msg, toSet(exclude))
+}
+
+// DeliverClients implements cluster.Deliverer.
+func (g *Gateway) DeliverClients(ids []string, msg abi.Message, exclude []string) {
+	_, _ = g.deliver(context.Background(), ids, false, toSet(exclude), msg)
+}
+
+// CloseLocal implements cluster.Deliverer.
+func (g *Gateway) CloseLocal(id string, final *abi.Message, code int) {
+	if c := g.hub.Get(id); c != nil {
+		_ = g.hub.CloseOrdered(c, final, code)
+	}
+}
+
+// DestroyLocal implements cluster.Deliverer.
+func (g *Gateway) DestroyLocal(id string) {
+	if c := g.hub.Get(id); c != nil {
+		c.Abort()
+	}
 }

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -18,6 +19,7 @@ import (
 	"github.com/wasmgate/wasmgate/abi"
 	"github.com/wasmgate/wasmgate/config"
 	"github.com/wasmgate/wasmgate/internal/accept"
+	"github.com/wasmgate/wasmgate/internal/cluster"
 	"github.com/wasmgate/wasmgate/internal/push"
 	"github.com/wasmgate/wasmgate/internal/registry"
 	"github.com/wasmgate/wasmgate/internal/transport"
@@ -107,7 +109,8 @@ type Server struct {
 	closing        atomic.Bool // Shutdown has begun
 	stopPings      chan struct{}
 	served         chan struct{}
-	push           *push.Ports // the text port and the HTTP API
+	push           *push.Ports   // the text port and the HTTP API
+	cluster        *cluster.Node // nil on a single node
 
 	// maxConns is server.max_connections lowered to fit RLIMIT_NOFILE
 	// (connectionLimit).
@@ -129,20 +132,42 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (*Se
 	for _, opt := range opts {
 		opt(&o)
 	}
-	s := &Server{cfg: cfg, log: log, hub: transport.NewHub(), ids: newIDGenerator(cfg.Server.NodeID), reg: o.registry}
+	s := &Server{cfg: cfg, log: log, hub: transport.NewHub(), reg: o.registry}
 	if err := s.limitConnections(openFileLimit()); err != nil {
 		return nil, err
 	}
-	if s.reg == nil {
-		s.reg = registry.NewLocalWithLimits(registry.Limits{
-			MaxSessionBytes:    cfg.Server.MaxSessionBytes,
-			MaxGroupsPerClient: cfg.Server.MaxGroupsPerClient,
-			MaxNameBytes:       cfg.Server.MaxNameBytes,
-		})
+	limits := registry.Limits{
+		MaxSessionBytes:    cfg.Server.MaxSessionBytes,
+		MaxGroupsPerClient: cfg.Server.MaxGroupsPerClient,
+		MaxNameBytes:       cfg.Server.MaxNameBytes,
 	}
+	node := cfg.Server.NodeID
+	local := s.reg
+	if cfg.Cluster.Redis != "" {
+		if s.reg != nil {
+			return nil, errors.New("WithRegistry and [cluster] redis exclude each other")
+		}
+		cl := cfg.Cluster
+		var err error
+		s.cluster, err = cluster.Join(ctx, cluster.Options{
+			URL: cl.Redis, Prefix: cl.Prefix, NodeID: cfg.Server.NodeID,
+			NodeTTL: cl.NodeTTL.Duration, Heartbeat: cl.Heartbeat.Duration, Timeout: cl.Timeout.Duration,
+			Limits: limits, Log: log,
+		})
+		if err != nil {
+			return nil, err
+		}
+		node, s.reg, local = s.cluster.ID(), s.cluster.Registry(), s.cluster.Local()
+		log.Info("cluster: joined", "node", fmt.Sprintf("%08x", node), "redis", cluster.Redacted(cl.Redis))
+	}
+	if s.reg == nil {
+		s.reg = registry.NewLocalWithLimits(limits)
+		local = s.reg
+	}
+	s.ids = newIDGenerator(node)
 	s.mem = newMemReturn(s.active.Load)
 	s.ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
-	s.gw = &Gateway{reg: s.reg, hub: s.hub, maxMessageSize: cfg.Server.MaxMessageSize}
+	s.gw = &Gateway{reg: s.reg, local: local, hub: s.hub, maxMessageSize: cfg.Server.MaxMessageSize, cluster: s.cluster}
 	s.gwNow = s.gw.withWriteNow()
 	s.push = push.New(s.ctx, cfg, log, s.gw, s.gwNow, pushNode{s})
 	s.connOpt = &transport.Options{
@@ -160,6 +185,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (*Se
 	s.natives, s.slots = o.handlers, map[string]*moduleSlot{}
 	if err := s.newRuntime(ctx); err != nil {
 		s.cancel()
+		s.leaveCluster()
 		return nil, err
 	}
 	if err := s.loadInitial(ctx); err != nil {
@@ -167,6 +193,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (*Se
 		if s.rt != nil {
 			_ = s.rt.Close(context.Background())
 		}
+		s.leaveCluster()
 		return nil, err
 	}
 	return s, nil
@@ -219,8 +246,26 @@ func (s *Server) runtimeConfig(rc RuntimeConfig) runtime.Config {
 	return c
 }
 
+// leaveCluster leaves the cluster, if in one, logging a failure: it runs
+// on the way out, where nothing else can be done about it.
+func (s *Server) leaveCluster() {
+	if s.cluster == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.cluster.Close(ctx); err != nil {
+		s.log.Warn("cluster: leaving", "err", err)
+	}
+}
+
 // Start listens on the configured address and serves in the background.
 func (s *Server) Start() error {
+	if s.cluster != nil {
+		if err := s.cluster.Start(s.ctx, s.gw); err != nil {
+			return err
+		}
+	}
 	ln, err := net.Listen("tcp", s.cfg.Server.Listen)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", s.cfg.Server.Listen, err)
@@ -298,6 +343,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.hub.Each(func(c *transport.Conn) { _ = c.Close(nil, websocket.CloseGoingAway, "server shutting down") })
 	err := s.waitIdle(ctx)
 	s.cancel()
+	// After the clients' close events: they remove the clients from
+	// Redis; leaving then drops whatever is left and the heartbeat.
+	s.leaveCluster()
 	if s.rt != nil {
 		// Closing stops timers and tasks, whose running calls then stop
 		// within a watchdog tick; the grace covers that even when ctx has

@@ -28,6 +28,11 @@ func (s *Server) Status() Status {
 	st := Status{NodeID: s.cfg.Server.NodeID, Clients: s.hub.Count()}
 	st.Backends, st.BackendsRefused = s.push.Backends()
 	st.OriginsRefused = s.originsRefused.Load()
+	if s.cluster != nil {
+		st.NodeID = s.cluster.ID()
+		cs := s.cluster.Status()
+		st.Cluster = &cs
+	}
 	routes := map[string][]string{}
 	for path, r := range *s.routes.Load() {
 		routes[r.module] = append(routes[r.module], path)

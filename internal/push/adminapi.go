@@ -62,6 +62,18 @@ func (p *Ports) handleAdmin(ctx *fasthttp.RequestCtx) {
 }
 
 func (p *Ports) healthz(ctx *fasthttp.RequestCtx) {
+	if st := p.node.Status(); st.Cluster != nil {
+		// In a cluster, 200 whenever this node serves its clients, even
+		// with Redis away: a load balancer must not drop a node that still
+		// serves its own clients. The body says whether it is degraded.
+		c := st.Cluster
+		body, _ := json.Marshal(map[string]any{
+			"ok": true, "clients": st.Clients, "node": c.Node, "healthy": c.Healthy,
+			"degraded": !c.Healthy, "redis": c.Redis, "pubsub": c.PubSub, "nodes_alive": len(c.NodesAlive),
+		})
+		ctx.SetBody(append(body, '\n'))
+		return
+	}
 	n, err := p.gw.GetAllClientIdCount(p.ctx)
 	if err != nil {
 		adminError(ctx, fasthttp.StatusServiceUnavailable, wire.CodeUnavailable, err.Error())

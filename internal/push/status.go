@@ -1,6 +1,8 @@
 package push
 
 import (
+	"github.com/wasmgate/wasmgate/internal/cluster"
+
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -26,6 +28,8 @@ type Status struct {
 	// server.allowed_origins.
 	OriginsRefused uint64         `json:"origins_refused"`
 	Modules        []ModuleStatus `json:"modules"`
+	// Cluster is the node's view of the cluster; nil on a single node.
+	Cluster *cluster.Status `json:"cluster,omitempty"`
 }
 
 // ModuleStatus is one module's line in Status.
@@ -94,6 +98,21 @@ func formatMetrics(st Status) string {
 	fmt.Fprintf(&b, "# HELP wasmgate_backends Open text-port connections.\n# TYPE wasmgate_backends gauge\nwasmgate_backends %d\n", st.Backends)
 	fmt.Fprintf(&b, "# HELP wasmgate_backends_refused_total Text-port connections refused at push.max_backends.\n# TYPE wasmgate_backends_refused_total counter\nwasmgate_backends_refused_total %d\n", st.BackendsRefused)
 	fmt.Fprintf(&b, "# HELP wasmgate_origins_refused_total WebSocket handshakes refused by server.allowed_origins.\n# TYPE wasmgate_origins_refused_total counter\nwasmgate_origins_refused_total %d\n", st.OriginsRefused)
+	if c := st.Cluster; c != nil {
+		gauge := func(name, typ, help string, v float64) {
+			fmt.Fprintf(&b, "# HELP wasmgate_cluster_%s %s\n# TYPE wasmgate_cluster_%s %s\nwasmgate_cluster_%s %g\n", name, help, name, typ, name, v)
+		}
+		gauge("healthy", "gauge", "1 if Redis answers, the pub/sub connection is up and Redis holds this node's clients.", bool01(c.Healthy))
+		gauge("redis_up", "gauge", "1 if the last heartbeat reached Redis.", bool01(c.Redis == "ok"))
+		gauge("nodes_alive", "gauge", "Nodes whose heartbeat the last heartbeat saw.", float64(len(c.NodesAlive)))
+		gauge("channels", "gauge", "Redis channels this node is subscribed to.", float64(c.Channels))
+		gauge("published_total", "counter", "Messages published for other nodes.", float64(c.Published))
+		gauge("received_total", "counter", "Messages received from other nodes.", float64(c.Received))
+		gauge("requests_total", "counter", "Changes sent to other nodes' clients.", float64(c.Requests))
+		gauge("republished_total", "counter", "Times this node re-published its clients to Redis.", float64(c.Republished))
+		gauge("swept_total", "counter", "Dead nodes' clients this node removed.", float64(c.Swept))
+		gauge("redis_errors_total", "counter", "Failed Redis calls.", float64(c.RedisErrors))
+	}
 	metric("events_total", "counter", "Guest calls made.", func(m ModuleStatus) float64 { return float64(m.Events) })
 	metric("traps_total", "counter", "Guest calls that trapped or broke the ABI.", func(m ModuleStatus) float64 { return float64(m.Traps) })
 	metric("timeouts_total", "counter", "Guest calls stopped at their deadline.", func(m ModuleStatus) float64 { return float64(m.Timeouts) })

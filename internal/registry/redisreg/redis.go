@@ -106,9 +106,11 @@ const clientIDLen = 20
 
 // Options configure a Registry.
 type Options struct {
-	// URL locates Redis: redis://[user:password@]host:port/db, rediss://
-	// for TLS, unix:///path (go-redis ParseURL).
+	// URL locates Redis (NewClient's forms); unused when Client is set.
 	URL string
+	// Client, when not nil, is the connection pool to use (from NewClient),
+	// shared with the rest of the node; Close closes it.
+	Client *redis.Client
 	// Prefix starts every key (DefaultPrefix when empty).
 	Prefix string
 	// Node is this node's id, the first 8 hex digits of its client ids.
@@ -137,25 +139,35 @@ type Registry struct {
 
 var _ registry.Registry = (*Registry)(nil)
 
-// New connects lazily (the first call dials) and returns the registry.
-func New(o Options) (*Registry, error) {
-	ro, err := redis.ParseURL(o.URL)
+// NewClient returns a go-redis client for url, set up the way the cluster
+// needs it: every dial, read, write and pool wait bounded by timeout, no
+// retries. url is redis://[user:password@]host:port/db, rediss:// for TLS,
+// unix:///path, or a Sentinel form: redis://[user:password@]sentinel:port/db
+// ?master_name=NAME[&addr=sentinel2:port...] (go-redis ParseFailoverURL).
+// It connects lazily: the first command dials.
+func NewClient(url string, timeout time.Duration) (*redis.Client, error) {
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	if strings.Contains(url, "master_name=") {
+		fo, err := redis.ParseFailoverURL(url)
+		if err != nil {
+			return nil, fmt.Errorf("redis sentinel url %q: %v: %w", url, err, abi.ErrnoInvalid)
+		}
+		fo.DialTimeout, fo.ReadTimeout, fo.WriteTimeout, fo.PoolTimeout = timeout, timeout, timeout, timeout
+		fo.ContextTimeoutEnabled = true
+		fo.MaxRetries = -1
+		fo.DisableIdentity = true
+		return redis.NewFailoverClient(fo), nil
+	}
+	ro, err := redis.ParseURL(url)
 	if err != nil {
-		return nil, fmt.Errorf("redis url %q: %v: %w", o.URL, err, abi.ErrnoInvalid)
+		return nil, fmt.Errorf("redis url %q: %v: %w", url, err, abi.ErrnoInvalid)
 	}
-	if o.Prefix == "" {
-		o.Prefix = DefaultPrefix
-	}
-	if o.NodeTTL <= 0 {
-		o.NodeTTL = DefaultNodeTTL
-	}
-	if o.Timeout <= 0 {
-		o.Timeout = DefaultTimeout
-	}
-	ro.DialTimeout = o.Timeout
-	ro.ReadTimeout = o.Timeout
-	ro.WriteTimeout = o.Timeout
-	ro.PoolTimeout = o.Timeout
+	ro.DialTimeout = timeout
+	ro.ReadTimeout = timeout
+	ro.WriteTimeout = timeout
+	ro.PoolTimeout = timeout
 	ro.ContextTimeoutEnabled = true
 	// No retries: a script is not always safe to run twice, and a retry
 	// after a timeout doubles the time a caller waits on a dead Redis.
@@ -165,8 +177,29 @@ func New(o Options) (*Registry, error) {
 	// round trips on every new connection and are of no use here.
 	ro.DisableIdentity = true
 	ro.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
+	return redis.NewClient(ro), nil
+}
+
+// New returns the registry; it connects lazily (the first call dials).
+func New(o Options) (*Registry, error) {
+	if o.Prefix == "" {
+		o.Prefix = DefaultPrefix
+	}
+	if o.NodeTTL <= 0 {
+		o.NodeTTL = DefaultNodeTTL
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = DefaultTimeout
+	}
+	rdb := o.Client
+	if rdb == nil {
+		var err error
+		if rdb, err = NewClient(o.URL, o.Timeout); err != nil {
+			return nil, err
+		}
+	}
 	return &Registry{
-		rdb:    redis.NewClient(ro),
+		rdb:    rdb,
 		prefix: o.Prefix,
 		node:   fmt.Sprintf("%08x", o.Node),
 		limits: o.Limits,
@@ -612,7 +645,7 @@ func (r *Registry) Sweep(ctx context.Context) (int, error) {
 		if n == r.node {
 			continue
 		}
-		removed, err := r.dropNode(ctx, n, false)
+		removed, err := r.dropNode(ctx, n, dropIfDead)
 		total += removed
 		if err != nil {
 			return total, err
@@ -621,16 +654,18 @@ func (r *Registry) Sweep(ctx context.Context) (int, error) {
 	return total, nil
 }
 
-// dropNode removes node n's clients in batches: all of them when force
-// (this node leaving), else only while its heartbeat is absent.
-func (r *Registry) dropNode(ctx context.Context, n string, force bool) (int, error) {
+// Modes of scriptSweepNode.
+const (
+	dropIfDead = 0 // a survivor's sweep: only while the heartbeat is absent
+	dropLeave  = 1 // this node leaving: every client and the heartbeat
+	dropPurge  = 2 // this node starting: every client, keeping the heartbeat
+)
+
+// dropNode removes node n's clients in batches, as mode says.
+func (r *Registry) dropNode(ctx context.Context, n string, mode int) (int, error) {
 	total := 0
 	for {
-		f := 0
-		if force {
-			f = 1
-		}
-		v, err := r.run(ctx, "sweep node "+n, scriptSweepNode, n, sweepBatch, f)
+		v, err := r.run(ctx, "sweep node "+n, scriptSweepNode, n, sweepBatch, mode)
 		if err != nil {
 			return total, err
 		}
@@ -644,9 +679,33 @@ func (r *Registry) dropNode(ctx context.Context, n string, force bool) (int, err
 // Leave removes this node's clients and heartbeat, for a clean shutdown:
 // the other nodes need not wait for the TTL.
 func (r *Registry) Leave(ctx context.Context) error {
-	_, err := r.dropNode(ctx, r.node, true)
+	_, err := r.dropNode(ctx, r.node, dropLeave)
 	return err
 }
+
+// Claim makes node id this caller's if no live node holds it: it creates
+// the id's heartbeat (SET NX with ttl) and reports whether it did. An id
+// whose holder died is free again once its heartbeat's TTL has run out.
+func Claim(ctx context.Context, rdb redis.Scripter, prefix string, node uint32, ttl time.Duration) (bool, error) {
+	v, err := scriptClaim.Run(ctx, rdb, nil, prefix, fmt.Sprintf("%08x", node), ttl.Milliseconds()).Int64()
+	if err != nil {
+		return false, fail("claim node id", err)
+	}
+	return v == 1, nil
+}
+
+// Purge removes every client Redis holds for this node, keeping its
+// heartbeat. A node that has just claimed its id calls it: clients left by
+// an earlier holder of the id that died are gone with it, and must not pass
+// for this node's.
+func (r *Registry) Purge(ctx context.Context) (int, error) {
+	return r.dropNode(ctx, r.node, dropPurge)
+}
+
+// Client returns the go-redis client the registry uses, for the rest of a
+// cluster node (publish and subscribe, the module key-value store) to
+// share its connections and settings.
+func (r *Registry) Client() *redis.Client { return r.rdb }
 
 // Client is one client's whole state, as Republish stores it.
 type Client struct {

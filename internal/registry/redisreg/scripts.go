@@ -172,21 +172,35 @@ if old then return 1 end
 return 0
 `)
 
-// scriptSweepNode: ARGV node, batch, force. Removes up to batch clients of
-// the node if its heartbeat is gone (or force); returns how many, or -1
-// when the node is alive or has no client left (then it is forgotten).
+// scriptSweepNode: ARGV node, batch, mode. Removes up to batch clients of
+// the node; returns how many, or -1 when there is nothing (more) to do.
+// Mode 0 (sweep): only if the node's heartbeat is gone; a node with no
+// client left is forgotten. Mode 1 (leave): always, and the heartbeat goes
+// too. Mode 2 (purge): always, keeping the heartbeat (a node that just
+// claimed its id drops what an earlier owner of that id left).
 var scriptSweepNode = script(`
-local n, batch, force = ARGV[2], tonumber(ARGV[3]), ARGV[4] == '1'
+local n, batch, mode = ARGV[2], tonumber(ARGV[3]), ARGV[4]
 local hb = P .. 'node:' .. n
-if not force and redis.call('EXISTS', hb) == 1 then return -1 end
-if force then redis.call('DEL', hb) end
+if mode == '0' and redis.call('EXISTS', hb) == 1 then return -1 end
+if mode == '1' then redis.call('DEL', hb) end
 local ids = redis.call('SPOP', P .. 'node:' .. n .. ':clients', batch)
 for _, id in ipairs(ids) do remove_client(id) end
 if #ids == 0 then
-  redis.call('SREM', P .. 'nodes', n)
+  if mode ~= '2' then redis.call('SREM', P .. 'nodes', n) end
   return -1
 end
 return #ids
+`)
+
+// scriptClaim: ARGV node, ttl ms. Creates the node's heartbeat if absent:
+// 1 if this call created it (the id is now this caller's), 0 if a live
+// node holds it.
+var scriptClaim = script(`
+if redis.call('SET', P .. 'node:' .. ARGV[2], '1', 'PX', ARGV[3], 'NX') then
+  redis.call('SADD', P .. 'nodes', ARGV[2])
+  return 1
+end
+return 0
 `)
 
 // scriptRestore: ARGV id, node, uid ("" for none), session, groups...
