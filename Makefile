@@ -93,6 +93,7 @@ fuzz: redis-server
 	$(GO) test ./server -run '^$$' -fuzz FuzzLoadConfig -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/transport -run '^$$' -fuzz FuzzFrameGuard -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/wire -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/cluster -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME)
 	$(GO) test ./config -run '^$$' -fuzz FuzzClientAddr -fuzztime $(FUZZTIME)
 	$(GO) test ./runtime/internal/stopcheck -run '^$$' -fuzz FuzzInstrument -fuzztime $(FUZZTIME)
 	$(GO) test ./runtime -run '^$$' -fuzz FuzzGuestModules -fuzztime $(FUZZTIME)

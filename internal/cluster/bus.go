@@ -36,6 +36,7 @@ type bus struct {
 
 	requests chan envelope // from other nodes, run by work
 	isUp     atomic.Bool
+	everUp   atomic.Bool // the connection has been up once (later ups are reconnects)
 	closing  atomic.Bool
 }
 
@@ -232,7 +233,12 @@ func (b *bus) receive(ctx context.Context) {
 		backoff = 50 * time.Millisecond
 		b.n.lastPong.Store(time.Now().UnixNano())
 		if !b.isUp.Swap(true) {
-			b.n.wake() // heartbeat now: Redis may have come back empty
+			if b.everUp.Swap(true) {
+				// Reconnected: Redis may have restarted empty. Not healthy
+				// until maintain has re-published this node's clients.
+				b.n.dirty.Store(true)
+			}
+			b.n.wake()
 		}
 		switch v := m.(type) {
 		case *redis.Subscription:

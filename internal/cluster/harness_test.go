@@ -8,6 +8,7 @@ package cluster_test
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -16,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -75,16 +77,6 @@ func handlersDir(t *testing.T) string {
 	return dir
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // node is one wasmgate process.
 type node struct {
 	t        *testing.T
@@ -125,18 +117,29 @@ type clusterOpts struct {
 // and waits until its HTTP API answers.
 func startNode(t *testing.T, name, redisURL, handlers string, o clusterOpts) *node {
 	t.Helper()
+	n := newNode(t, name, redisURL, handlers, o)
+	n.start()
+	t.Cleanup(func() {
+		n.stop()
+		if t.Failed() {
+			t.Logf("node %s (%s) logs:\n%s", n.name, n.ws, n.logs)
+		}
+	})
+	return n
+}
+
+// newNode writes a node's config without starting it.
+func newNode(t *testing.T, name, redisURL, handlers string, o clusterOpts) *node {
+	t.Helper()
 	if o.nodeTTL == "" {
 		o.nodeTTL = "3s"
 	}
 	if o.heartbeat == "" {
 		o.heartbeat = "250ms"
 	}
-	n := &node{
-		t: t, name: name,
-		ws:    fmt.Sprintf("127.0.0.1:%d", freePort(t)),
-		text:  fmt.Sprintf("127.0.0.1:%d", freePort(t)),
-		admin: fmt.Sprintf("127.0.0.1:%d", freePort(t)),
-	}
+	// Port 0 everywhere: the node logs the addresses it got (start reads
+	// them), so no two processes can race for a port picked in advance.
+	n := &node{t: t, name: name, ws: "127.0.0.1:0", text: "127.0.0.1:0", admin: "127.0.0.1:0"}
 	dir := t.TempDir()
 	n.cfgPath = filepath.Join(dir, "config.toml")
 	cfg := fmt.Sprintf(`
@@ -169,9 +172,16 @@ config = "rate_limit=0"
 	if err := os.WriteFile(n.cfgPath, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	n.start()
-	t.Cleanup(n.stop)
 	return n
+}
+
+// run runs the node in the foreground until it exits (at most d) and
+// returns its output.
+func (n *node) run(d time.Duration) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, wasmgateBin(n.t), "start", "-c", n.cfgPath).CombinedOutput()
+	return string(out), err
 }
 
 func (n *node) start() {
@@ -192,6 +202,12 @@ func (n *node) start() {
 			t.Fatalf("node %s exited at start:\n%s", n.name, n.logs)
 		default:
 		}
+		logs := n.logs.String()
+		n.ws, n.text, n.admin = logAddr(logs, "listening"), logAddr(logs, `"text port listening"`), logAddr(logs, `"HTTP API listening"`)
+		if n.admin == "" {
+			time.Sleep(50 * time.Millisecond)
+			continue
+		}
 		if resp, err := http.Get("http://" + n.admin + "/healthz"); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
@@ -205,6 +221,15 @@ func (n *node) start() {
 	}
 }
 
+// logAddr finds the address a "msg=<msg> addr=<addr>" log line gives.
+func logAddr(logs, msg string) string {
+	m := regexp.MustCompile(`msg=` + regexp.QuoteMeta(msg) + ` addr=(\S+)`).FindStringSubmatch(logs)
+	if m == nil {
+		return ""
+	}
+	return m[1]
+}
+
 // stop ends the process gracefully (SIGTERM), then kills it.
 func (n *node) stop() {
 	if n.cmd == nil || n.cmd.Process == nil {
@@ -216,6 +241,8 @@ func (n *node) stop() {
 	default:
 	}
 	_ = n.cmd.Process.Signal(syscall.SIGTERM)
+	began := time.Now()
+	defer func() { n.t.Logf("node %s stopped in %v", n.name, time.Since(began).Round(time.Millisecond)) }()
 	select {
 	case <-n.done:
 	case <-time.After(15 * time.Second):
@@ -240,6 +267,19 @@ func (n *node) health() map[string]any {
 	var m map[string]any
 	_ = json.NewDecoder(resp.Body).Decode(&m)
 	return m
+}
+
+// clusterStatus returns the "cluster" object of GET /status.
+func (n *node) clusterStatus() map[string]any {
+	resp, err := http.Get("http://" + n.admin + "/status")
+	if err != nil {
+		return nil
+	}
+	defer resp.Body.Close()
+	var m map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&m)
+	c, _ := m["cluster"].(map[string]any)
+	return c
 }
 
 func (n *node) healthy() bool {
