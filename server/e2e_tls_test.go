@@ -16,14 +16,17 @@ import (
 
 	"github.com/fasthttp/websocket"
 
+	"github.com/wasmgate/wasmgate/internal/selfsigned"
 	"github.com/wasmgate/wasmgate/server"
 )
 
 // writeCert writes a fresh self-signed certificate for 127.0.0.1 and
-// localhost, with common name cn (server.WriteTestCert).
+// localhost, with common name cn.
 func writeCert(t *testing.T, certFile, keyFile, cn string) {
 	t.Helper()
-	server.WriteTestCert(t, certFile, keyFile, cn)
+	if err := selfsigned.Write(certFile, keyFile, cn); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // tlsServer is a server listening with TLS and the files of its certificate.

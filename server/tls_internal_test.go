@@ -2,23 +2,15 @@ package server
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"io"
 	"log/slog"
-	"math/big"
-	"net"
-	"os"
 	"testing"
 	"time"
 
 	"github.com/fasthttp/websocket"
 
+	"github.com/wasmgate/wasmgate/internal/selfsigned"
 	"github.com/wasmgate/wasmgate/internal/transport"
 )
 
@@ -32,7 +24,9 @@ func TestTLS_ClientsWriteThroughTLS(t *testing.T) {
 	cfg.Server.Listen, cfg.Push.Listen, cfg.Admin.Listen = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 	cfg.Server.HandlersDir = dir
 	cfg.Server.TLSCert, cfg.Server.TLSKey = dir+"/cert.pem", dir+"/key.pem"
-	WriteTestCert(t, cfg.Server.TLSCert, cfg.Server.TLSKey, "x")
+	if err := selfsigned.Write(cfg.Server.TLSCert, cfg.Server.TLSKey, "x"); err != nil {
+		t.Fatal(err)
+	}
 	srv, err := New(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), WithHandler("/x", nopHandler{}))
 	if err != nil {
 		t.Fatal(err)
@@ -62,39 +56,5 @@ func TestTLS_ClientsWriteThroughTLS(t *testing.T) {
 	}
 	if conns[0].DirectWrites() {
 		t.Fatal("a TLS client got the raw write path: its frames would bypass encryption")
-	}
-}
-
-// WriteTestCert writes a fresh self-signed certificate for 127.0.0.1 and
-// localhost, with common name cn, to certFile and its key to keyFile.
-func WriteTestCert(t *testing.T, certFile, keyFile, cn string) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()),
-		Subject:      pkix.Name{CommonName: cn},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		DNSNames:     []string{"localhost"},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
-		t.Fatal(err)
 	}
 }
