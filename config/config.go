@@ -84,6 +84,15 @@ type ServerConfig struct {
 	// TrustedProxies lists the proxies (CIDRs or addresses) whose
 	// X-Forwarded-For / X-Real-IP give the client's address (ClientAddr).
 	TrustedProxies []string `toml:"trusted_proxies" default:"" novalidate:""`
+	// TLSCert and TLSKey, both set, make the listener serve wss:// with
+	// this PEM certificate (chain) and key; both empty serve plain ws://.
+	// One without the other is an error (Validate); the files are read at
+	// start (server.New) and again on every reload.
+	TLSCert string `toml:"tls_cert" default:"" novalidate:""`
+	TLSKey  string `toml:"tls_key" default:"" novalidate:""`
+	// TLSHandshakeTimeout bounds a client's TLS handshake: a peer that
+	// opens TCP and never finishes it is closed after this long.
+	TLSHandshakeTimeout Duration `toml:"tls_handshake_timeout" default:"10s" min:"1ms" max:"10m"`
 }
 
 // RuntimeConfig is the [runtime] table: how handlers run. Its runtime tags
@@ -294,6 +303,8 @@ func (c *Config) resolvePaths(base string) {
 	}
 	c.Server.HandlersDir = abs(c.Server.HandlersDir)
 	c.Runtime.CacheDir = abs(c.Runtime.CacheDir)
+	c.Server.TLSCert = abs(c.Server.TLSCert)
+	c.Server.TLSKey = abs(c.Server.TLSKey)
 }
 
 var moduleName = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]*$`)
@@ -326,6 +337,13 @@ func (c *Config) Validate() error {
 	}
 	if _, err := ParsePrefixes(s.TrustedProxies); err != nil {
 		bad("server.trusted_proxies", "%v", err)
+	}
+	if (s.TLSCert == "") != (s.TLSKey == "") {
+		set, unset := "server.tls_cert", "server.tls_key"
+		if s.TLSCert == "" {
+			set, unset = unset, set
+		}
+		bad(unset, "must be set too: %s is set, and TLS needs both the certificate and its key (or neither, for plain ws://)", set)
 	}
 	c.validatePush(bad)
 	if cl := c.Cluster; cl.Redis != "" {

@@ -210,3 +210,23 @@ func TestValidate_Messages(t *testing.T) {
 		t.Errorf("a module repeats the [runtime] errors:\n%s", got)
 	}
 }
+
+// TLS needs both files: one without the other names the missing key.
+func TestValidate_TLSNeedsCertAndKey(t *testing.T) {
+	for _, tc := range []struct{ cert, key, want string }{
+		{"cert.pem", "", "server.tls_key: must be set too: server.tls_cert is set"},
+		{"", "key.pem", "server.tls_cert: must be set too: server.tls_key is set"},
+	} {
+		c := Default()
+		c.Server.TLSCert, c.Server.TLSKey = tc.cert, tc.key
+		err := c.Validate()
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("cert %q key %q: Validate() = %v, want %q", tc.cert, tc.key, err, tc.want)
+		}
+	}
+	c := Default()
+	c.Server.TLSCert, c.Server.TLSKey = "cert.pem", "key.pem"
+	if err := c.Validate(); err != nil {
+		t.Errorf("both set: %v", err)
+	}
+}

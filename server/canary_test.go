@@ -38,7 +38,7 @@ type canary struct {
 // cleanup do it) to stop it and fail the test on a missed answer.
 func (s *testServer) startCanary(t *testing.T, path string) *canary {
 	t.Helper()
-	ws, _, err := websocket.DefaultDialer.Dial(s.url+path, nil)
+	ws, _, err := s.wsDialer().Dial(s.url+path, nil)
 	if err != nil {
 		t.Fatalf("canary dial %s: %v", path, err)
 	}

@@ -100,6 +100,17 @@ type testServer struct {
 	*server.Server
 	url  string
 	logs *syncBuffer
+	// dialer dials url's clients; nil is websocket.DefaultDialer (a wss://
+	// server sets one that trusts its certificate).
+	dialer *websocket.Dialer
+}
+
+// wsDialer is the dialer of the server's clients.
+func (s *testServer) wsDialer() *websocket.Dialer {
+	if s.dialer != nil {
+		return s.dialer
+	}
+	return websocket.DefaultDialer
 }
 
 // startServer runs a real server on 127.0.0.1:0 serving the modules in dir,
@@ -157,7 +168,7 @@ type frame struct {
 
 func (s *testServer) dial(t *testing.T, path string) *wsClient {
 	t.Helper()
-	ws, resp, err := websocket.DefaultDialer.Dial(s.url+path, nil)
+	ws, resp, err := s.wsDialer().Dial(s.url+path, nil)
 	if err != nil {
 		status := 0
 		if resp != nil {

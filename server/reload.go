@@ -306,5 +306,12 @@ func (s *Server) reloadSummary(ctx context.Context) (int, string) {
 	for _, e := range rep.Refused {
 		msg += "\nrefused: " + e.Error()
 	}
+	if s.certs != nil {
+		if err := s.ReloadTLS(); err != nil {
+			msg += "\nrefused: " + err.Error()
+		} else {
+			msg += "\nTLS certificate reloaded"
+		}
+	}
 	return http.StatusOK, msg
 }

@@ -100,6 +100,7 @@ type Server struct {
 	trusted  []netip.Prefix // server.trusted_proxies
 	http     *fasthttp.Server
 	ln       net.Listener
+	certs    *certStore         // server.tls_cert and tls_key; nil: plain ws://
 	active   atomic.Int64       // upgraded connections not yet fully closed
 	connOpt  *transport.Options // shared by every client's connection
 	// handshaking counts upgrade requests in handleHTTP.
@@ -181,6 +182,15 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (*Se
 		ReadBufferSize:  1024,
 		WriteBufferSize: 1024,
 		WriteBufferPool: &sync.Pool{},
+	}
+	if cfg.Server.TLSCert != "" { // Validate has checked that both are set
+		var err error
+		if s.certs, err = newCertStore(cfg.Server.TLSCert, cfg.Server.TLSKey); err != nil {
+			return nil, err
+		}
+		if leaf := s.certs.cur.Load().Leaf; time.Now().After(leaf.NotAfter) {
+			log.Warn("server.tls_cert has expired: clients will refuse it", certAttrs(s.certs.cur.Load())...)
+		}
 	}
 	s.natives, s.slots = o.handlers, map[string]*moduleSlot{}
 	if err := s.newRuntime(ctx); err != nil {
@@ -271,6 +281,12 @@ func (s *Server) Start() error {
 		return fmt.Errorf("listen %s: %w", s.cfg.Server.Listen, err)
 	}
 	s.ln = accept.Retry(ln, "websocket", s.log)
+	scheme := "ws"
+	if s.certs != nil {
+		s.ln = newTLSListener(s.ln, s.certs.tlsConfig(), s.cfg.Server.TLSHandshakeTimeout.Duration, s.log)
+		scheme = "wss"
+		s.log.Info("TLS on", append([]any{"cert", s.cfg.Server.TLSCert}, certAttrs(s.certs.cur.Load())...)...)
+	}
 	s.http = &fasthttp.Server{
 		Handler:               s.handleHTTP,
 		Name:                  "wasmgate",
@@ -292,7 +308,7 @@ func (s *Server) Start() error {
 			s.log.Error("serve", "err", err)
 		}
 	}()
-	s.log.Info("listening", "addr", ln.Addr().String(), "routes", s.Routes())
+	s.log.Info("listening", "addr", ln.Addr().String(), "scheme", scheme, "routes", s.Routes())
 	for _, a := range webAssets() {
 		if s.route(a.path) != nil {
 			s.log.Warn("route shadowed by the browser client served at the same path; rename the module or map another path in [routes]", "path", a.path)

@@ -33,24 +33,52 @@ type benchFlags struct {
 	pushModes       []string
 }
 
-// echoRoute is one echo handler measured under load.
 // echoRoute is one measured route; eventTimeout is the serve process's
-// runtime.event_timeout ("" = the default, 100ms).
-type echoRoute struct{ path, label, eventTimeout string }
+// runtime.event_timeout ("" = the default, 100ms); tls serves it over
+// wss:// (serve -tls).
+type echoRoute struct {
+	path, label, eventTimeout string
+	tls                       bool
+}
 
 // echoRoutes are the routes measured under load. The others are reported
 // relative to the native echo, which runs first and last: the mean of its
 // two runs is the baseline and their spread shows how noisy the machine is.
 // The WASM echoes run with the default event deadline and without it: the
 // deadline's termination checks cost wazero a goroutine per call.
+//
+// The wss:// rows measure what TLS adds: their server CPU per message is
+// reported beside the plain row of the same route (plainOf).
 var echoRoutes = []echoRoute{
-	{"/native-echo", "native Go echo", ""},
-	{"/echo", "WASM echo (Go guest)", ""},
-	{"/rust-echo", "WASM echo (Rust guest)", ""},
-	{"/c-echo", "WASM echo (C guest)", ""},
-	{"/echo", "WASM echo (Go guest), event_timeout off", "0s"},
-	{"/rust-echo", "WASM echo (Rust guest), event_timeout off", "0s"},
-	{"/native-echo", "native Go echo (again)", "0s"},
+	{"/native-echo", "native Go echo", "", false},
+	{"/echo", "WASM echo (Go guest)", "", false},
+	{"/rust-echo", "WASM echo (Rust guest)", "", false},
+	{"/c-echo", "WASM echo (C guest)", "", false},
+	{"/native-echo", "native Go echo over TLS (wss)", "", true},
+	{"/echo", "WASM echo (Go guest) over TLS (wss)", "", true},
+	{"/echo", "WASM echo (Go guest), event_timeout off", "0s", false},
+	{"/rust-echo", "WASM echo (Rust guest), event_timeout off", "0s", false},
+	{"/native-echo", "native Go echo (again)", "0s", false},
+}
+
+// tlsRoutes are what -only tls measures: each route plain, then over TLS,
+// from one serve process per setting.
+var tlsRoutes = []echoRoute{
+	{"/native-echo", "native Go echo", "", false},
+	{"/echo", "WASM echo (Go guest)", "", false},
+	{"/native-echo", "native Go echo over TLS (wss)", "", true},
+	{"/echo", "WASM echo (Go guest) over TLS (wss)", "", true},
+}
+
+// plainOf returns the index in routes of the plain row measuring the same
+// path with the same event_timeout as the TLS row routes[i], or -1.
+func plainOf(routes []echoRoute, i int) int {
+	for j, r := range routes {
+		if !r.tls && r.path == routes[i].path && r.eventTimeout == routes[i].eventTimeout {
+			return j
+		}
+	}
+	return -1
 }
 
 // runBench is the default mode: load each echo route, measure the memory of
@@ -68,7 +96,7 @@ func runBench(args []string) error {
 	fs.DurationVar(&f.settle, "settle", 3*time.Second, "wait after the idle connections are open")
 	fs.StringVar(&f.idlePath, "idle-path", "/echo", "route the idle connections use")
 	fs.StringVar(&f.profile, "profile", "", "folder for CPU profiles of serve per echo route and push scenario (its measured window), and heap profiles with idle clients")
-	fs.StringVar(&f.only, "only", "", "run only the echo benchmarks (echo: load and idle memory), the idle memory (idle), the push scenarios (push) or the hostile-guest attacks (attack)")
+	fs.StringVar(&f.only, "only", "", "run only the echo benchmarks (echo: load and idle memory), the idle memory (idle), the echo plain vs over TLS (tls), the push scenarios (push) or the hostile-guest attacks (attack)")
 	fs.DurationVar(&f.attackDuration, "attack-duration", 3*time.Second, "measured time per hostile-guest attack")
 	fs.DurationVar(&f.pushDuration, "push-duration", 5*time.Second, "measured time per push scenario")
 	fs.IntVar(&f.pushClients, "push-clients", 1000, "WebSocket clients the push scenarios push to")
@@ -83,9 +111,9 @@ func runBench(args []string) error {
 		}
 	}
 	switch f.only {
-	case "", "echo", "idle", "push", "attack":
+	case "", "echo", "idle", "tls", "push", "attack":
 	default:
-		return fmt.Errorf("-only %q: want echo, idle, push or attack", f.only)
+		return fmt.Errorf("-only %q: want echo, idle, tls, push or attack", f.only)
 	}
 	runEcho := f.only == "" || f.only == "echo" || f.only == "idle"
 	runPush, runAttack := f.only == "" || f.only == "push", f.only == "" || f.only == "attack"
@@ -97,6 +125,9 @@ func runBench(args []string) error {
 	var limit time.Duration
 	if runEcho {
 		limit += 3*(f.warmup+f.duration) + 150*time.Second
+	}
+	if f.only == "tls" {
+		limit += time.Duration(len(tlsRoutes))*(f.warmup+f.duration) + 150*time.Second
 	}
 	if runPush {
 		limit += time.Duration(len(f.pushModes)) * (f.warmup + f.pushDuration + 60*time.Second)
@@ -116,13 +147,21 @@ func runBench(args []string) error {
 	if runEcho {
 		var err error
 		if f.only != "idle" {
-			if loads, err = loadPhase(ctx, f); err != nil {
+			if loads, err = loadPhase(ctx, f, echoRoutes); err != nil {
 				return err
 			}
 		}
 		if mem, err = idlePhase(ctx, f); err != nil {
 			return err
 		}
+	}
+	if f.only == "tls" {
+		loads, err := loadPhase(ctx, f, tlsRoutes)
+		if err != nil {
+			return err
+		}
+		printTLSReport(m, f, tlsRoutes, loads)
+		return ctx.Err()
 	}
 	var pushes []pushOutcome
 	if runPush {
@@ -173,20 +212,24 @@ func startServe(ctx context.Context, f benchFlags, modules string, extra ...stri
 // echoModules are the modules the echo and idle phases load.
 const echoModules = "echo,rust-echo,c-echo"
 
-// loadPhase runs `load` against every echo route of one serve process.
-// The results are in echoRoutes order.
-func loadPhase(ctx context.Context, f benchFlags) ([]loadResult, error) {
+// loadPhase runs `load` against every route, starting a serve process
+// per setting (event_timeout, TLS). The results are in routes order.
+func loadPhase(ctx context.Context, f benchFlags, routes []echoRoute) ([]loadResult, error) {
 	var srv *child
 	var addrs serveAddrs
-	current := "none"
+	type setting struct {
+		eventTimeout string
+		tls          bool
+	}
+	current := setting{eventTimeout: "none"}
 	defer func() {
 		if srv != nil {
 			_ = srv.stop(15 * time.Second)
 		}
 	}()
 	var out []loadResult
-	for _, r := range echoRoutes {
-		if r.eventTimeout != current { // a serve process per configuration
+	for _, r := range routes {
+		if (setting{r.eventTimeout, r.tls}) != current { // a serve process per configuration
 			if srv != nil {
 				_ = srv.stop(15 * time.Second)
 			}
@@ -194,19 +237,26 @@ func loadPhase(ctx context.Context, f benchFlags) ([]loadResult, error) {
 			if r.eventTimeout != "" {
 				extra = []string{"-event-timeout", r.eventTimeout}
 			}
+			if r.tls {
+				extra = append(extra, "-tls")
+			}
 			var err error
 			if srv, addrs, err = startServe(ctx, f, echoModules, extra...); err != nil {
 				srv = nil
 				return nil, err
 			}
-			current = r.eventTimeout
+			current = setting{r.eventTimeout, r.tls}
 		}
-		res, err := loadRoute(ctx, f, srv, "ws://"+addrs.ws+r.path)
+		scheme := "ws://"
+		if r.tls {
+			scheme = "wss://"
+		}
+		res, err := loadRoute(ctx, f, srv, scheme+addrs.ws+r.path)
 		if err != nil {
 			return nil, err
 		}
-		fmt.Printf("%-24s %9.0f msgs/s  p50 %6.0f µs  p99 %6.0f µs  p99.9 %6.0f µs  errors %d\n",
-			r.label, res.MsgsPerS, res.P50us, res.P99us, res.P999us, res.Errors)
+		fmt.Printf("%-24s %9.0f msgs/s  p50 %6.0f µs  p99 %6.0f µs  p99.9 %6.0f µs  server CPU %5.2f µs/msg  errors %d\n",
+			r.label, res.MsgsPerS, res.P50us, res.P99us, res.P999us, res.CPUPerMsgUs, res.Errors)
 		out = append(out, res)
 	}
 	return out, nil
@@ -221,15 +271,44 @@ func loadRoute(ctx context.Context, f benchFlags, srv *child, url string) (loadR
 		}
 		defer srv.ask("cpustop", "OK")
 	}
-	line, err := runChild(ctx, f.warmup+f.duration+time.Minute, "load", "-url", url,
+	cctx, cancel := context.WithTimeout(ctx, f.warmup+f.duration+time.Minute)
+	defer cancel()
+	c, err := startChild(cctx, "load", "-url", url,
 		"-conns", strconv.Itoa(f.conns), "-inflight", strconv.Itoa(f.inflight),
 		"-size", strconv.Itoa(f.size), "-warmup", f.warmup.String(), "-duration", f.duration.String())
 	if err != nil {
 		return loadResult{}, err
 	}
+	defer c.stop(5 * time.Second)
+	_ = c.stdin.Close()
+	// serve's CPU time at the measured window's edges (load's MARK lines).
+	var cpu0, cpu1 time.Duration
+	var cpuErr error
+	last := ""
+	for line := range c.lines {
+		switch line {
+		case "MARK begin":
+			cpu0, cpuErr = serveCPU(srv)
+		case "MARK end":
+			if cpu1, err = serveCPU(srv); err != nil {
+				cpuErr = err
+			}
+		default:
+			last = line
+		}
+	}
+	if err := c.cmd.Wait(); err != nil {
+		return loadResult{}, fmt.Errorf("load %s: %w", url, errors.Join(err, cctx.Err()))
+	}
 	var res loadResult
-	if err := json.Unmarshal([]byte(line), &res); err != nil {
-		return res, fmt.Errorf("load %s printed %q: %w", url, line, err)
+	if err := json.Unmarshal([]byte(last), &res); err != nil {
+		return res, fmt.Errorf("load %s printed %q: %w", url, last, err)
+	}
+	if cpuErr != nil {
+		return res, cpuErr
+	}
+	if res.Msgs > 0 {
+		res.CPUPerMsgUs = float64(cpu1-cpu0) / 1e3 / float64(res.Msgs)
 	}
 	return res, nil
 }

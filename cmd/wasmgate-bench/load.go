@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -29,6 +30,9 @@ type loadResult struct {
 	P99us    float64 `json:"p99_us"`
 	P999us   float64 `json:"p999_us"`
 	Errors   int     `json:"errors"`
+	// CPUPerMsgUs is serve's CPU time (user+system) over the measured
+	// window per echo received in it, in µs; the orchestrator fills it in.
+	CPUPerMsgUs float64 `json:"cpu_per_msg_us,omitempty"`
 }
 
 // loadSpec is one load run.
@@ -40,11 +44,14 @@ type loadSpec struct {
 
 // runLoad is the `load` subcommand: conns clients each keep inflight echo
 // messages in flight; after a warm-up it measures for duration and prints
-// one JSON line.
+// one JSON line. It prints "MARK begin" and "MARK end" at the measured
+// window's edges (the orchestrator reads serve's CPU time there). A wss://
+// URL is dialed with TLS, accepting any certificate (serve -tls makes a
+// self-signed one).
 func runLoad(args []string) error {
 	fs := flag.NewFlagSet("load", flag.ContinueOnError)
 	var s loadSpec
-	fs.StringVar(&s.url, "url", "", "ws://HOST:PORT/PATH of an echo handler")
+	fs.StringVar(&s.url, "url", "", "ws://HOST:PORT/PATH or wss://HOST:PORT/PATH of an echo handler")
 	fs.IntVar(&s.conns, "conns", 100, "connections")
 	fs.IntVar(&s.inflight, "inflight", 10, "messages in flight per connection")
 	fs.IntVar(&s.size, "size", 64, "message size in bytes (at least 8)")
@@ -71,6 +78,12 @@ func measure(s loadSpec) (loadResult, error) {
 	}
 	base := time.Now()
 	from, to := s.warmup, s.warmup+s.duration
+	go func() {
+		time.Sleep(time.Until(base.Add(from)))
+		fmt.Println("MARK begin")
+		time.Sleep(time.Until(base.Add(to)))
+		fmt.Println("MARK end")
+	}()
 	hists := make([]histogram, len(conns))
 	errs := make([]error, len(conns))
 	var wg sync.WaitGroup
@@ -109,7 +122,8 @@ func summarize(s loadSpec, hists []histogram, errs []error) loadResult {
 func dialAll(url string, n int) ([]*websocket.Conn, error) {
 	conns := make([]*websocket.Conn, n)
 	errs := make([]error, n)
-	d := &websocket.Dialer{HandshakeTimeout: 10 * time.Second, ReadBufferSize: 4096, WriteBufferSize: 4096}
+	d := &websocket.Dialer{HandshakeTimeout: 10 * time.Second, ReadBufferSize: 4096, WriteBufferSize: 4096,
+		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}} // serve -tls: self-signed
 	sem := make(chan struct{}, 32)
 	var wg sync.WaitGroup
 	for i := range conns {

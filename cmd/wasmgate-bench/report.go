@@ -63,6 +63,10 @@ func printEchoRows(f benchFlags, loads []loadResult, mem memResult) {
 	fmt.Printf("| native Go echo throughput (baseline) | %.0f msgs/s (runs: %.0f first, %.0f last) | — |\n", native, first, last)
 	for i, r := range echoRoutes[:len(echoRoutes)-1] {
 		l := loads[i]
+		if r.tls {
+			printTLSRow(echoRoutes, loads, i)
+			continue
+		}
 		if i > 0 {
 			pct := 100 * l.MsgsPerS / native
 			fmt.Printf("| %s throughput | %.0f msgs/s = %.0f%% of native | ≥ 70%% of native %s |\n",
@@ -70,8 +74,43 @@ func printEchoRows(f benchFlags, loads []loadResult, mem memResult) {
 		}
 		fmt.Printf("| %s latency p50 / p99 / p99.9 | %.0f / %.0f / %.0f µs (errors %d) | — |\n",
 			r.label, l.P50us, l.P99us, l.P999us, l.Errors)
+		fmt.Printf("| %s server CPU per message | %.2f µs | — |\n", r.label, l.CPUPerMsgUs)
 	}
 	printMemRows(mem)
+}
+
+// printTLSRow prints a wss:// route's throughput and server CPU per
+// message beside those of the same route over plain ws://.
+func printTLSRow(routes []echoRoute, loads []loadResult, i int) {
+	r, l := routes[i], loads[i]
+	vs := ""
+	if j := plainOf(routes, i); j >= 0 {
+		p := loads[j]
+		vs = fmt.Sprintf(" against %.0f msgs/s, %.2f µs plain (%+.0f%% CPU per message)",
+			p.MsgsPerS, p.CPUPerMsgUs, 100*(l.CPUPerMsgUs/p.CPUPerMsgUs-1))
+	}
+	fmt.Printf("| %s throughput, server CPU per message | %.0f msgs/s, %.2f µs%s | reported |\n",
+		r.label, l.MsgsPerS, l.CPUPerMsgUs, vs)
+	fmt.Printf("| %s latency p50 / p99 / p99.9 | %.0f / %.0f / %.0f µs (errors %d) | — |\n",
+		r.label, l.P50us, l.P99us, l.P999us, l.Errors)
+}
+
+// printTLSReport is -only tls's table: each route plain and over TLS.
+func printTLSReport(m machineInfo, f benchFlags, routes []echoRoute, loads []loadResult) {
+	fmt.Printf("\n%s, %d cores, %s, GOOS=%s GOARCH=%s; server and clients share the machine.\n",
+		m.cpu, m.cores, m.goVersion, runtime.GOOS, runtime.GOARCH)
+	fmt.Printf("Load: %d conns × %d in flight, %d-byte binary messages, %s measured after %s warm-up; server CPU from getrusage over the window.\n\n",
+		f.conns, f.inflight, f.size, f.duration, f.warmup)
+	fmt.Println("| benchmark | value | target |")
+	fmt.Println("|---|---|---|")
+	for i, r := range routes {
+		if r.tls {
+			printTLSRow(routes, loads, i)
+			continue
+		}
+		l := loads[i]
+		fmt.Printf("| %s throughput, server CPU per message | %.0f msgs/s, %.2f µs | — |\n", r.label, l.MsgsPerS, l.CPUPerMsgUs)
+	}
 }
 
 // printEchoWarning, after the table, flags a machine too busy for stable

@@ -46,6 +46,7 @@ func runServe(args []string) error {
 	pool := fs.Int("pool", runtime.NumCPU()*2, "runtime.pool_size")
 	eventTimeout := fs.Duration("event-timeout", server.DefaultConfig().Runtime.EventTimeout.Duration, "runtime.event_timeout (0: off)")
 	moduleConfig := fs.String("module-config", "", "NAME:CONFIG;…, the on_start config of modules (e.g. chat:rate_limit=0)")
+	withTLS := fs.Bool("tls", false, "serve wss:// with a self-signed certificate made at start")
 	crashLimit := fs.Int("crash-limit", server.DefaultConfig().Runtime.CrashLimit, "runtime.crash_limit (0: never quarantine; the attack phase keeps hostile modules serving)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -64,7 +65,13 @@ func runServe(args []string) error {
 	if err != nil {
 		return err
 	}
-	srv, err := startServer(dir, *pool, *eventTimeout, *crashLimit, *moduleConfig)
+	tlsFiles := [2]string{}
+	if *withTLS {
+		if tlsFiles, err = selfSignedCert(dir); err != nil {
+			return err
+		}
+	}
+	srv, err := startServer(dir, *pool, *eventTimeout, *crashLimit, *moduleConfig, tlsFiles)
 	if err != nil {
 		return err
 	}
@@ -79,8 +86,8 @@ func runServe(args []string) error {
 }
 
 // startServer builds and starts the gateway with the modules in dir and
-// the native echo.
-func startServer(dir string, poolSize int, eventTimeout time.Duration, crashLimit int, moduleConfig string) (*server.Server, error) {
+// the native echo; tlsFiles, if set, are the certificate and key of wss://.
+func startServer(dir string, poolSize int, eventTimeout time.Duration, crashLimit int, moduleConfig string, tlsFiles [2]string) (*server.Server, error) {
 	cfg := server.DefaultConfig()
 	cfg.Server.Listen = "127.0.0.1:0"
 	cfg.Push.Listen = "127.0.0.1:0"
@@ -90,6 +97,7 @@ func startServer(dir string, poolSize int, eventTimeout time.Duration, crashLimi
 	cfg.Runtime.PoolSize = poolSize
 	cfg.Runtime.EventTimeout.Duration = eventTimeout
 	cfg.Runtime.CrashLimit = crashLimit
+	cfg.Server.TLSCert, cfg.Server.TLSKey = tlsFiles[0], tlsFiles[1]
 	cfg.Modules = map[string]server.ModuleConfig{}
 	for _, mc := range strings.Split(moduleConfig, ";") {
 		if name, conf, ok := strings.Cut(mc, ":"); ok {

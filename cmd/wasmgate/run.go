@@ -34,6 +34,7 @@ commands:
   start [-c config.toml]   start the gateway in the foreground
   check [-c config.toml]   validate the config and load every handler module
   reload [-c config.toml]  make the running gateway reload changed handler modules
+                           and its TLS certificate
   version                  print the version, commit, Go and wazero versions
   help                     print this text (also -h, --help)
 `
@@ -177,7 +178,8 @@ func start(cfg server.Config, stderr io.Writer, ready chan<- *server.Server) int
 	return 0
 }
 
-// reloadOnHUP reloads the handler modules on every SIGHUP until ctx ends.
+// reloadOnHUP reloads the handler modules, and the TLS certificate if
+// any, on every SIGHUP until ctx ends.
 func reloadOnHUP(ctx context.Context, srv *server.Server, log *slog.Logger) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -190,6 +192,7 @@ func reloadOnHUP(ctx context.Context, srv *server.Server, log *slog.Logger) {
 			case <-hup:
 				rep, err := srv.Reload(ctx)
 				log.Info("reload on SIGHUP", "replaced", rep.Replaced, "loaded", rep.Loaded, "removed", rep.Removed, "refused", len(rep.Refused), "err", err)
+				_ = srv.ReloadTLS() // logs its outcome
 			}
 		}
 	}()

@@ -61,8 +61,12 @@ type Conn struct {
 
 	ws  *websocket.Conn
 	nc  net.Conn   // the socket, as the websocket package has it (Close)
-	tc  net.Conn   // the socket underneath fasthttp's wrapper (writes, deadlines)
+	tc  net.Conn   // the socket underneath fasthttp's wrapper (writes, deadlines); a *tls.Conn over TLS
 	raw *rawWriter // non-blocking writes on tc; nil: always use a writer goroutine
+	// kill is what Abort and Drop close: nc, or under TLS the TCP socket
+	// itself, since closing a *tls.Conn first writes a close_notify alert,
+	// which may block for seconds on a peer that does not read.
+	kill net.Conn
 	// deadlineSetAt is when the reader last moved the idle read deadline;
 	// only the reader touches it.
 	deadlineSetAt time.Time
@@ -125,7 +129,13 @@ func NewConn(id, module string, ws *websocket.Conn, opt *Options) *Conn {
 	if u, ok := c.nc.(interface{ UnsafeConn() net.Conn }); ok { // fasthttp's hijacked conn
 		c.tc = u.UnsafeConn()
 	}
+	// A *tls.Conn is not a syscall.Conn, so TLS clients get no raw writer:
+	// their frames must go through tls.Conn.Write to be encrypted.
 	c.raw = newRawWriter(c.tc)
+	c.kill = c.nc
+	if tc, ok := c.tc.(interface{ NetConn() net.Conn }); ok { // *tls.Conn
+		c.kill = tc.NetConn()
+	}
 	// Control frames go through the writer too (the websocket package's
 	// handlers would write them around it).
 	ws.SetPingHandler(func(data string) error {
@@ -333,7 +343,7 @@ func (c *Conn) Abort() {
 	c.mu.Lock()
 	c.dropLocked()
 	c.mu.Unlock()
-	_ = c.nc.Close()
+	_ = c.kill.Close()
 }
 
 func (c *Conn) startWriterLocked() {

@@ -102,7 +102,7 @@ func (c *Conn) Finish() {
 
 // Drop closes the socket under the reader and writer (a shutdown out of
 // time): both end at once.
-func (c *Conn) Drop() { _ = c.nc.Close() }
+func (c *Conn) Drop() { _ = c.kill.Close() }
 
 // Liveness: a peer that vanished without closing (a laptop lid shut, a NAT
 // that forgot the mapping) would otherwise hold its connection, uid and
