@@ -13,6 +13,9 @@ import (
 // Status is what GET /status answers (push.Status).
 type Status = push.Status
 
+// HandshakesRefused is Status's count of refusals by the edge limits.
+type HandshakesRefused = push.HandshakesRefused
+
 // ModuleStatus is one module's line in Status.
 type ModuleStatus = push.ModuleStatus
 
@@ -28,6 +31,7 @@ func (s *Server) Status() Status {
 	st := Status{NodeID: s.cfg.Server.NodeID, Clients: s.hub.Count()}
 	st.Backends, st.BackendsRefused = s.push.Backends()
 	st.OriginsRefused = s.originsRefused.Load()
+	st.HandshakesRefused = s.edge.refusedTotals()
 	routes := map[string][]string{}
 	for path, r := range *s.routes.Load() {
 		routes[r.module] = append(routes[r.module], path)
