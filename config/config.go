@@ -37,6 +37,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/BurntSushi/toml"
 )
@@ -93,6 +94,17 @@ type ServerConfig struct {
 	// TLSHandshakeTimeout bounds a client's TLS handshake: a peer that
 	// opens TCP and never finishes it is closed after this long.
 	TLSHandshakeTimeout Duration `toml:"tls_handshake_timeout" default:"10s" min:"1ms" max:"10m"`
+
+	// The public edge's admission limits (server/edge.go). The per-IP ones
+	// key on the client address (ClientAddr; IPv6 by /64).
+	MaxConnectionsPerIP     int      `toml:"max_connections_per_ip" default:"1000" min:"0" max:"100_000_000" why:"(0: no limit)"`
+	HandshakeRatePerIP      int      `toml:"handshake_rate_per_ip" default:"100" min:"0" max:"100_000_000" why:"(per second; 0: no limit)"`
+	HandshakeBurstPerIP     int      `toml:"handshake_burst_per_ip" default:"500" min:"1" max:"100_000_000"`
+	MaxHandshakesInProgress int      `toml:"max_handshakes_in_progress" default:"4096" min:"0" max:"100_000_000" why:"(0: no limit)"`
+	HandshakeTimeout        Duration `toml:"handshake_timeout" default:"10s" min:"0s"`
+	MaxTrackedIPs           int      `toml:"max_tracked_ips" default:"200000" min:"16" max:"100_000_000"`
+	// PingData is checked by hand (valid UTF-8, at most 64 KiB).
+	PingData string `toml:"ping_data" default:"" novalidate:""`
 }
 
 // RuntimeConfig is the [runtime] table: how handlers run. Its runtime tags
@@ -334,6 +346,9 @@ func (c *Config) Validate() error {
 		if err := checkOriginPattern(o); err != nil {
 			bad(fmt.Sprintf("server.allowed_origins[%d]", i), "%q: %v", o, err)
 		}
+	}
+	if !utf8.ValidString(s.PingData) || len(s.PingData) > 65536 {
+		bad("server.ping_data", "must be valid UTF-8 (it is sent as a text message) and at most 65536 bytes, got %d bytes", len(s.PingData))
 	}
 	if _, err := ParsePrefixes(s.TrustedProxies); err != nil {
 		bad("server.trusted_proxies", "%v", err)

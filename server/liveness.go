@@ -3,17 +3,32 @@ package server
 import (
 	"time"
 
+	"github.com/wasmgate/wasmgate/abi"
 	"github.com/wasmgate/wasmgate/internal/transport"
 )
 
 // startPings runs the liveness sweep until Shutdown: every client is pinged
 // every server.ping_interval from this one goroutine (no timer per
-// connection); transport.Conn.WatchLiveness ends a client that stays
-// silent for server.idle_timeout.
+// connection), and sent server.ping_data, if set, as a text message (for
+// clients that cannot see WebSocket pings: GatewayWorker's pingData);
+// transport.Conn.WatchLiveness ends a client that stays silent (no
+// message, no pong) for server.idle_timeout.
 func (s *Server) startPings() {
 	interval := s.cfg.Server.PingInterval.Duration
 	if interval <= 0 {
 		return
+	}
+	ping := func(c *transport.Conn) { c.Ping() }
+	if s.cfg.Server.PingData != "" {
+		// One buffer shared by every send: it is never written to.
+		msg := abi.Message{Data: []byte(s.cfg.Server.PingData)}
+		ping = func(c *transport.Conn) {
+			c.Ping()
+			// Behind the client's pending fan-out, written from here if
+			// its socket takes it at once; a full queue closes it as any
+			// send would.
+			_ = s.hub.SendOrdered(c, msg, true, false)
+		}
 	}
 	s.stopPings = make(chan struct{})
 	go func() {
@@ -24,7 +39,7 @@ func (s *Server) startPings() {
 			case <-s.stopPings:
 				return
 			case <-tick.C:
-				s.hub.Each((*transport.Conn).Ping)
+				s.hub.Each(ping)
 			}
 		}
 	}()

@@ -98,6 +98,7 @@ type Server struct {
 	loadErrs []error
 	upgrader websocket.Upgrader
 	trusted  []netip.Prefix // server.trusted_proxies
+	edge     *edge          // per-IP limits, handshakes in progress, the handshake deadline
 	http     *fasthttp.Server
 	ln       net.Listener
 	certs    *certStore         // server.tls_cert and tls_key; nil: plain ws://
@@ -177,6 +178,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (*Se
 		MaxMessageSize: cfg.Server.MaxMessageSize, Log: log,
 	}
 	s.trusted, _ = config.ParsePrefixes(cfg.Server.TrustedProxies) // Validate has checked them
+	s.edge = newEdge(cfg.Server, s.trusted, log)
 	s.upgrader = websocket.Upgrader{
 		CheckOrigin:     func(*http.Request) bool { return true }, // origin policy is the handler's (on_handshake)
 		ReadBufferSize:  1024,
@@ -300,11 +302,20 @@ func (s *Server) Start() error {
 		Logger:            fasthttpLogger{s.log},
 	}
 	s.http.CloseOnShutdown = true
+	serveLn := s.ln
+	if s.edge.tracking {
+		serveLn = edgeListener{s.ln, s.edge}
+		s.http.ConnState = func(c net.Conn, st fasthttp.ConnState) {
+			if st == fasthttp.StateClosed {
+				s.edge.closed(c)
+			}
+		}
+	}
 	s.served = make(chan struct{})
 	s.startPings()
 	go func() {
 		defer close(s.served)
-		if err := s.http.Serve(s.ln); err != nil {
+		if err := s.http.Serve(serveLn); err != nil {
 			s.log.Error("serve", "err", err)
 		}
 	}()

@@ -13,6 +13,9 @@ import (
 // Status is what GET /status answers (push.Status).
 type Status = push.Status
 
+// HandshakesRefused is Status's count of refusals by the edge limits.
+type HandshakesRefused = push.HandshakesRefused
+
 // ModuleStatus is one module's line in Status.
 type ModuleStatus = push.ModuleStatus
 
@@ -33,6 +36,7 @@ func (s *Server) Status() Status {
 		cs := s.cluster.Status()
 		st.Cluster = &cs
 	}
+	st.HandshakesRefused = s.edge.refusedTotals()
 	routes := map[string][]string{}
 	for path, r := range *s.routes.Load() {
 		routes[r.module] = append(routes[r.module], path)

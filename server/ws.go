@@ -53,15 +53,26 @@ func (s *Server) handleHTTP(ctx *fasthttp.RequestCtx) {
 		ctx.Error("origin not allowed (server.allowed_origins)", fasthttp.StatusForbidden)
 		return
 	}
+	// The per-IP limits (server/edge.go), on the address handlers see.
+	client := clientAddr(ctx, s.trusted)
+	if status, retry := s.edge.admit(ctx.Conn(), client.Addr()); status != 0 {
+		ctx.Error("too many handshakes or connections from this address; retry later", status)
+		setRetryAfter(ctx, retry)
+		return
+	}
 	// handshaking counts upgrades under way, so that concurrent handshakes
 	// cannot overshoot max_connections together.
 	n := s.handshaking.Add(1)
 	defer s.handshaking.Add(-1)
 	if s.closing.Load() || s.active.Load()+n > int64(s.maxConns) {
 		ctx.Error("too many connections, or shutting down", fasthttp.StatusServiceUnavailable)
+		setRetryAfter(ctx, retryAfterBusy)
+		if !s.closing.Load() {
+			s.edge.count(refusedMaxConns, client.Addr())
+		}
 		return
 	}
-	hs := handshakeOf(ctx, s.ids.next(), s.trusted)
+	hs := handshakeOf(ctx, s.ids.next(), client)
 	status, err := rt.handler.OnHandshake(s.ctx, hs)
 	if err != nil || status != 0 {
 		status = refusalStatus(status, err)
@@ -73,13 +84,21 @@ func (s *Server) handleHTTP(ctx *fasthttp.RequestCtx) {
 	}
 	key := string(ctx.Request.Header.Peek("Sec-WebSocket-Key"))
 	ctx.HijackSetNoResponse(true) // the Upgrader writes the 101
+	sock := ctx.Conn()            // the accepted socket: the edge's key for it
 	ctx.Hijack(func(nc net.Conn) {
 		ws, err := transport.Upgrade(&s.upgrader, nc, key)
 		if err != nil { // the Upgrader has closed nc
 			s.log.Debug("upgrade failed", "path", hs.Path, "remote", hs.RemoteAddr, "err", err)
+			if s.edge.tracking {
+				s.edge.closed(sock)
+			}
 			return
 		}
-		s.serveConn(ws, rt, hs.ClientID)
+		var ip ipHold
+		if s.edge.tracking {
+			ip.key, ip.keyed = s.edge.upgraded(sock)
+		}
+		s.serveConn(ws, rt, hs.ClientID, ip)
 	})
 }
 
@@ -95,17 +114,26 @@ func refusalStatus(status int, err error) int {
 	return fasthttp.StatusInternalServerError
 }
 
-func handshakeOf(ctx *fasthttp.RequestCtx, id string, trusted []netip.Prefix) *abi.Handshake {
+// clientAddr is the client's address: the peer's, or from a trusted
+// proxy's headers (config.ClientAddr). Invalid if the peer is not TCP.
+func clientAddr(ctx *fasthttp.RequestCtx, trusted []netip.Prefix) netip.AddrPort {
+	peer, ok := ctx.RemoteAddr().(*net.TCPAddr)
+	if !ok {
+		return netip.AddrPort{}
+	}
+	return config.ClientAddr(peer.AddrPort(), string(ctx.Request.Header.Peek("X-Forwarded-For")),
+		string(ctx.Request.Header.Peek("X-Real-IP")), trusted)
+}
+
+func handshakeOf(ctx *fasthttp.RequestCtx, id string, client netip.AddrPort) *abi.Handshake {
 	hs := &abi.Handshake{
 		ClientID: id,
 		Method:   string(ctx.Method()),
 		Path:     string(ctx.Path()),
 		Query:    string(ctx.QueryArgs().QueryString()),
 	}
-	// The client's address: the peer's, or from a trusted proxy's headers.
-	if peer, ok := ctx.RemoteAddr().(*net.TCPAddr); ok {
-		hs.RemoteAddr = config.ClientAddr(peer.AddrPort(), string(ctx.Request.Header.Peek("X-Forwarded-For")),
-			string(ctx.Request.Header.Peek("X-Real-IP")), trusted).String()
+	if client.IsValid() {
+		hs.RemoteAddr = client.String()
 	} else {
 		hs.RemoteAddr = ctx.RemoteAddr().String()
 	}
@@ -120,12 +148,13 @@ func handshakeOf(ctx *fasthttp.RequestCtx, id string, trusted []netip.Prefix) *a
 // Returning lets fasthttp release its request buffers, and drops this
 // goroutine's stack, grown by the guest call: an idle client keeps only a
 // small reader goroutine (see docs/BENCHMARKS.md, memory per connection).
-func (s *Server) serveConn(ws *websocket.Conn, rt *route, id string) {
+func (s *Server) serveConn(ws *websocket.Conn, rt *route, id string, ip ipHold) {
 	s.mem.connected(s.active.Add(1))
 	if s.closing.Load() { // upgraded just as Shutdown began: no events
 		_ = ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseGoingAway, "server shutting down"), time.Now().Add(time.Second))
 		_ = ws.Close()
 		s.active.Add(-1)
+		s.releaseIP(ip)
 		return
 	}
 	ws.SetReadLimit(int64(s.cfg.Server.MaxMessageSize))
@@ -134,18 +163,32 @@ func (s *Server) serveConn(ws *websocket.Conn, rt *route, id string) {
 		s.log.Error("register client", "client", id, "err", err)
 		_ = ws.Close()
 		s.active.Add(-1)
+		s.releaseIP(ip)
 		return
 	}
 	c.WatchLiveness()
 	_ = rt.handler.OnConnect(s.ctx, id)
-	go s.readConn(c, rt)
+	go s.readConn(c, rt, ip)
+}
+
+// ipHold is the per-IP connection an upgraded client holds (edge.upgraded).
+type ipHold struct {
+	key   netip.Addr
+	keyed bool
+}
+
+func (s *Server) releaseIP(ip ipHold) {
+	if ip.keyed {
+		s.edge.releaseIP(ip.key)
+	}
 }
 
 // readConn is the client's reader: it delivers every message in order, then
 // on_close, and closes the socket (fasthttp leaves that to us:
 // KeepHijackedConns).
-func (s *Server) readConn(c *transport.Conn, rt *route) {
+func (s *Server) readConn(c *transport.Conn, rt *route, ip ipHold) {
 	defer func() { s.mem.disconnected(s.active.Add(-1)) }()
+	defer s.releaseIP(ip)
 	c.ReadLoop(func(msg abi.Message) { _ = rt.handler.OnMessage(s.ctx, c.ID(), msg) })
 	s.unregister(c)
 	_ = rt.handler.OnClose(s.ctx, c.ID())

@@ -26,10 +26,24 @@ type Status struct {
 	BackendsRefused uint64 `json:"backends_refused"`
 	// OriginsRefused counts WebSocket handshakes refused with 403 by
 	// server.allowed_origins.
-	OriginsRefused uint64         `json:"origins_refused"`
-	Modules        []ModuleStatus `json:"modules"`
+	OriginsRefused uint64 `json:"origins_refused"`
+	// HandshakesRefused counts sockets and handshakes refused by the
+	// edge's limits, by kind.
+	HandshakesRefused HandshakesRefused `json:"handshakes_refused"`
+	Modules           []ModuleStatus    `json:"modules"`
 	// Cluster is the node's view of the cluster; nil on a single node.
 	Cluster *cluster.Status `json:"cluster,omitempty"`
+}
+
+// HandshakesRefused counts, per limit, the WebSocket handshakes refused
+// (429 for a per-IP limit, 503 for a global one) or cut at the deadline.
+type HandshakesRefused struct {
+	IPConnections  uint64 `json:"ip_connections"`  // server.max_connections_per_ip
+	IPRate         uint64 `json:"ip_rate"`         // server.handshake_rate_per_ip
+	InProgress     uint64 `json:"in_progress"`     // server.max_handshakes_in_progress
+	IPTableFull    uint64 `json:"ip_table_full"`   // server.max_tracked_ips
+	MaxConnections uint64 `json:"max_connections"` // server.max_connections
+	Timeout        uint64 `json:"timeout"`         // server.handshake_timeout (closed)
 }
 
 // ModuleStatus is one module's line in Status.
@@ -112,6 +126,17 @@ func formatMetrics(st Status) string {
 		gauge("republished_total", "counter", "Times this node re-published its clients to Redis.", float64(c.Republished))
 		gauge("swept_total", "counter", "Dead nodes' clients this node removed.", float64(c.Swept))
 		gauge("redis_errors_total", "counter", "Failed Redis calls.", float64(c.RedisErrors))
+	}
+	fmt.Fprintf(&b, "# HELP wasmgate_handshakes_refused_total WebSocket handshakes refused by the edge limits (reason: the server key), or cut at server.handshake_timeout.\n# TYPE wasmgate_handshakes_refused_total counter\n")
+	hr := st.HandshakesRefused
+	for _, r := range []struct {
+		reason string
+		n      uint64
+	}{
+		{"ip_connections", hr.IPConnections}, {"ip_rate", hr.IPRate}, {"in_progress", hr.InProgress},
+		{"ip_table_full", hr.IPTableFull}, {"max_connections", hr.MaxConnections}, {"timeout", hr.Timeout},
+	} {
+		fmt.Fprintf(&b, "wasmgate_handshakes_refused_total{reason=\"%s\"} %d\n", r.reason, r.n)
 	}
 	metric("events_total", "counter", "Guest calls made.", func(m ModuleStatus) float64 { return float64(m.Events) })
 	metric("traps_total", "counter", "Guest calls that trapped or broke the ABI.", func(m ModuleStatus) float64 { return float64(m.Traps) })
