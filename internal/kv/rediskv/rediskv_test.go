@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -226,10 +228,55 @@ func TestRedis_ScriptErrorIsInternal(t *testing.T) {
 	}
 }
 
+// FuzzIncrAgainstLocal: kv_incr of any stored bytes by any delta gives the
+// Redis store the local store's answer — the same sum, or the same errno
+// with the value unchanged — so the Lua parser and int64 arithmetic agree
+// with strconv.ParseInt and Go's overflow check.
+func FuzzIncrAgainstLocal(f *testing.F) {
+	for _, s := range []struct {
+		v string
+		d int64
+	}{
+		{"41", 1}, {"+007", -8}, {"-0", 0}, {"9223372036854775807", 1}, {"-9223372036854775808", -1},
+		{"999999999", 1}, {"-1000000000", 1}, {"1e3", 1}, {" 1", 1}, {"", 1}, {"١", 1},
+		{"00000000000000000000000001", 1}, {"9223372036854775808", -1},
+	} {
+		f.Add([]byte(s.v), s.d)
+	}
+	srv := redistest.Start(f)
+	rs := open(f, newStores(f, srv, "fuzz:", nil), "m", 1<<20)
+	ctx := context.Background()
+	f.Fuzz(func(t *testing.T, value []byte, delta int64) {
+		if len(value) > 1000 {
+			return
+		}
+		local := kv.New(1 << 20)
+		for _, st := range []kv.KV{local, rs} {
+			if err := st.Set(ctx, "k", value, 0); err != nil {
+				t.Fatal(err)
+			}
+		}
+		ln, lerr := local.Incr(ctx, "k", delta, 0)
+		rn, rerr := rs.Incr(ctx, "k", delta, 0)
+		if abi.ErrnoOf(lerr) != abi.ErrnoOf(rerr) || ln != rn {
+			t.Fatalf("incr %q by %d: local %d, %v; redis %d, %v", value, delta, ln, lerr, rn, rerr)
+		}
+		lv, _ := local.Get(ctx, "k")
+		rv, err := rs.Get(ctx, "k")
+		if err != nil || string(lv) != string(rv) {
+			t.Fatalf("after incr %q by %d: local %q, redis %q, %v", value, delta, lv, rv, err)
+		}
+	})
+}
+
 // BenchmarkKV compares one call on the Redis store (a loopback
-// redis-server, one client) with the in-process store.
+// redis-server, one client) with the in-process store. For Redis it also
+// reports redis-us/op: the time Redis itself spent in the scripts per call
+// (INFO commandstats), which is what the store costs Redis's one thread.
 func BenchmarkKV(b *testing.B) {
 	srv := redistest.Start(b)
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	defer rdb.Close()
 	stores := map[string]kv.KV{
 		"local": kv.New(16 << 20),
 		"redis": open(b, newStores(b, srv, "", nil), "bench", 16<<20),
@@ -238,22 +285,31 @@ func BenchmarkKV(b *testing.B) {
 	ctx := context.Background()
 	for _, name := range []string{"local", "redis"} {
 		st := stores[name]
-		b.Run(name+"/set", func(b *testing.B) {
+		bench := func(op string, fn func(b *testing.B)) {
+			b.Run(name+"/"+op, func(b *testing.B) {
+				before := scriptUsec(b, rdb)
+				fn(b)
+				if name == "redis" {
+					b.ReportMetric((scriptUsec(b, rdb)-before)/float64(b.N), "redis-us/op")
+				}
+			})
+		}
+		bench("set", func(b *testing.B) {
 			for b.Loop() {
 				_ = st.Set(ctx, "key", val, 0)
 			}
 		})
-		b.Run(name+"/get", func(b *testing.B) {
+		bench("get", func(b *testing.B) {
 			for b.Loop() {
 				_, _ = st.Get(ctx, "key")
 			}
 		})
-		b.Run(name+"/incr", func(b *testing.B) {
+		bench("incr", func(b *testing.B) {
 			for b.Loop() {
 				_, _ = st.Incr(ctx, "counter", 1, 0)
 			}
 		})
-		b.Run(name+"/incr-parallel", func(b *testing.B) {
+		bench("incr-parallel", func(b *testing.B) {
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
 					_, _ = st.Incr(ctx, "counter", 1, 0)
@@ -261,4 +317,25 @@ func BenchmarkKV(b *testing.B) {
 			})
 		})
 	}
+}
+
+// scriptUsec is the microseconds Redis has spent in EVALSHA and EVAL.
+func scriptUsec(b *testing.B, rdb *redis.Client) float64 {
+	info, err := rdb.Info(context.Background(), "commandstats").Result()
+	if err != nil {
+		b.Fatal(err)
+	}
+	var total float64
+	for _, line := range strings.Split(info, "\n") {
+		if !strings.HasPrefix(line, "cmdstat_evalsha:") && !strings.HasPrefix(line, "cmdstat_eval:") {
+			continue
+		}
+		for _, f := range strings.Split(strings.TrimSpace(line[strings.IndexByte(line, ':')+1:]), ",") {
+			if v, ok := strings.CutPrefix(f, "usec="); ok {
+				n, _ := strconv.ParseFloat(v, 64)
+				total += n
+			}
+		}
+	}
+	return total
 }
