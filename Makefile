@@ -85,6 +85,7 @@ bench: build guests redis-server
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 1s ./runtime ./internal/registry ./internal/registry/redisreg ./internal/transport
 	$(GO) test -run '^$$' -bench 'BenchmarkHandshake$$' -benchtime 2000x ./server
 	$(GO) test -run '^$$' -bench 'BenchmarkEdgeBookkeeping' -benchmem ./server
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 1s ./runtime ./internal/registry ./internal/registry/redisreg ./internal/kv/rediskv ./internal/transport
 	$(GO) run ./cmd/wasmgate-bench
 	$(GO) run ./cmd/wasmgate-bench/floor
 
@@ -92,6 +93,7 @@ fuzz: redis-server
 	$(GO) test ./abi -run '^$$' -fuzz FuzzDecodeList -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/registry -run '^$$' -fuzz FuzzUpdateSession -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/registry/redisreg -run '^$$' -fuzz FuzzSessionAgainstLocal -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/kv/rediskv -run '^$$' -fuzz FuzzIncrAgainstLocal -fuzztime $(FUZZTIME)
 	$(GO) test ./server -run '^$$' -fuzz FuzzLoadConfig -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/transport -run '^$$' -fuzz FuzzFrameGuard -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/wire -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)

@@ -41,7 +41,7 @@ func (h hostFuncs) kvGet(ctx context.Context, mod api.Module, stack []uint64) {
 		setErrno(stack, e)
 		return
 	}
-	v, err := st.kv.Get(key)
+	v, err := st.kv.Get(ctx, key)
 	if err == nil && len(v) == 0 {
 		setResult(stack, 0) // present but empty: 0, not NotFound
 		return
@@ -60,7 +60,7 @@ func (h hostFuncs) kvSet(ctx context.Context, mod api.Module, stack []uint64) {
 		setErrno(stack, e)
 		return
 	}
-	setErr(stack, st.kv.Set(key, val, ttl))
+	setErr(stack, st.kv.Set(ctx, key, val, ttl))
 }
 
 // kv_delete(key_ptr, key_len) -> 1 deleted | 0 absent | -errno
@@ -71,7 +71,8 @@ func (h hostFuncs) kvDelete(ctx context.Context, mod api.Module, stack []uint64)
 		setErrno(stack, e)
 		return
 	}
-	setBool(stack, st.kv.Delete(key), nil)
+	ok, err := st.kv.Delete(ctx, key)
+	setBool(stack, ok, err)
 }
 
 // kv_incr(key_ptr, key_len, delta i64, ttl_ms i64, out_ptr) -> 0 | -errno;
@@ -89,7 +90,7 @@ func (h hostFuncs) kvIncr(ctx context.Context, mod api.Module, stack []uint64) {
 		setErrno(stack, e)
 		return
 	}
-	n, err := st.kv.Incr(key, int64(stack[2]), ttl)
+	n, err := st.kv.Incr(ctx, key, int64(stack[2]), ttl)
 	if err == nil {
 		mem.WriteUint64Le(out, uint64(n))
 	}
@@ -113,7 +114,7 @@ func (h hostFuncs) kvCAS(ctx context.Context, mod api.Module, stack []uint64) {
 		setErrno(stack, e)
 		return
 	}
-	ok, err := st.kv.CompareAndSwap(key, old, flags&abi.KVAbsent != 0, val, ttl)
+	ok, err := st.kv.CompareAndSwap(ctx, key, old, flags&abi.KVAbsent != 0, val, ttl)
 	setBool(stack, ok, err)
 }
 

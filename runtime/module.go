@@ -32,8 +32,8 @@ type Module struct {
 	logLimit *guestlog.Limiter // shared by the instances' log lines
 }
 
-func newModule(rt *Runtime, name string, compiled wazero.CompiledModule, exports exportSet, config string, cfg Config) *Module {
-	m := &Module{rt: rt, cfg: cfg, name: name, config: config, compiled: compiled, exports: exports, state: rt.state(name, cfg)}
+func newModule(rt *Runtime, name string, compiled wazero.CompiledModule, exports exportSet, config string, cfg Config, st *State) *Module {
+	m := &Module{rt: rt, cfg: cfg, name: name, config: config, compiled: compiled, exports: exports, state: st}
 	m.health.cfg, m.health.calls = cfg, &m.events
 	m.health.onLift = func(why string) {
 		rt.log.Warn("module quarantine lifted after its cool-down", "module", name, "cooldown", cfg.QuarantineCooldown, "was", why)

@@ -27,6 +27,7 @@ import (
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 
 	"github.com/wasmgate/wasmgate/abi"
+	"github.com/wasmgate/wasmgate/internal/kv"
 	"github.com/wasmgate/wasmgate/runtime/internal/guestlog"
 	"github.com/wasmgate/wasmgate/runtime/internal/stopcheck"
 )
@@ -69,6 +70,12 @@ type Config struct {
 	// KVMaxBytes bounds each module's key-value store (keys + values + 64
 	// bytes per entry). Default 16 MiB.
 	KVMaxBytes int
+	// KVStore, if set, gives each module its key-value store: called once
+	// per module name, with the module's KVMaxBytes, when its State is
+	// created (cluster mode passes the Redis store's, rediskv.Stores.Open).
+	// Nil: an in-process kv.Store per module. A runtime-wide setting, like
+	// CacheDir.
+	KVStore func(module string, maxBytes int) (kv.KV, error)
 	// MaxTimers bounds each module's timers not yet delivered: pending, or
 	// fired and waiting for an instance (timers.go). Default 1000.
 	MaxTimers int
@@ -241,7 +248,7 @@ type LoadOption func(*Config)
 // WithLimits gives one module its own limits: edit changes a copy of the
 // runtime's Config. Only the per-module fields count — PoolSize,
 // EventQueue, EventTimeout, the Task*, KV, timer, crash and log fields;
-// the others (CacheDir, MemoryLimitPages, MaxMessageSize, MaxCallDepth,
+// the others (CacheDir, KVStore, MemoryLimitPages, MaxMessageSize, MaxCallDepth,
 // OnQuarantine) are the runtime's. A module cannot have a deadline in a
 // runtime without one (EventTimeout 0 starts no watchdog).
 func WithLimits(edit func(*Config)) LoadOption { return edit }
@@ -263,7 +270,13 @@ func (r *Runtime) Load(ctx context.Context, name string, wasm []byte, moduleConf
 		_ = compiled.Close(ctx)
 		return nil, err
 	}
-	m := newModule(r, name, compiled, exports, moduleConfig, r.moduleConfig(opts))
+	cfg := r.moduleConfig(opts)
+	st, err := r.state(name, cfg)
+	if err != nil {
+		_ = compiled.Close(ctx)
+		return nil, err
+	}
+	m := newModule(r, name, compiled, exports, moduleConfig, cfg, st)
 	inst, err := m.pool.get(ctx)
 	if err != nil {
 		_ = m.Close(ctx)

@@ -3,6 +3,7 @@ package runtime
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 
@@ -25,7 +26,7 @@ type Target interface {
 // creates it with the first Load of a name and keeps it until Forget.
 type State struct {
 	name   string
-	kv     *kv.Store
+	kv     kv.KV
 	timers *timerSet
 	tasks  *taskQueue
 
@@ -34,11 +35,18 @@ type State struct {
 	external bool // set by SetTarget: Load no longer retargets
 }
 
-func newState(name string, cfg Config, log *slog.Logger) *State {
-	st := &State{name: name, kv: kv.New(cfg.KVMaxBytes)}
+func newState(name string, cfg Config, log *slog.Logger) (*State, error) {
+	var store kv.KV = kv.New(cfg.KVMaxBytes)
+	if cfg.KVStore != nil {
+		var err error
+		if store, err = cfg.KVStore(name, cfg.KVMaxBytes); err != nil {
+			return nil, fmt.Errorf("key-value store of module %q: %w", name, err)
+		}
+	}
+	st := &State{name: name, kv: store}
 	st.timers = newTimerSet(cfg.MaxTimers, cfg.PoolSize, st.currentTarget, log.With("module", name))
 	st.tasks = newTaskQueue(cfg.TaskWorkers, cfg.TaskQueue, st.currentTarget, log.With("module", name))
-	return st
+	return st, nil
 }
 
 // SetTarget makes t receive this module's timers and tasks from now on.
@@ -76,20 +84,32 @@ func (st *State) wait(ctx context.Context) error {
 }
 
 // state returns name's State, creating it with cfg's limits on first use.
-func (r *Runtime) state(name string, cfg Config) *State {
+// Only creating its key-value store (Config.KVStore) can fail.
+func (r *Runtime) state(name string, cfg Config) (*State, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	st := r.states[name]
 	if st == nil {
-		st = newState(name, cfg, r.log)
+		var err error
+		if st, err = newState(name, cfg, r.log); err != nil {
+			return nil, err
+		}
 		r.states[name] = st
+	}
+	return st, nil
+}
+
+// State returns the shared state of the module loaded under name, or nil
+// if no module was ever loaded under name (or it was forgotten) and its
+// state cannot be created (Config.KVStore failed).
+func (r *Runtime) State(name string) *State {
+	st, err := r.state(name, r.cfg)
+	if err != nil {
+		r.log.Error("module state", "module", name, "err", err)
+		return nil
 	}
 	return st
 }
-
-// State returns the shared state of the module loaded under name, creating
-// it if need be.
-func (r *Runtime) State(name string) *State { return r.state(name, r.cfg) }
 
 // Forget drops name's State: its timers stop, its queued tasks are
 // dropped, a running on_task or on_timer is stopped (it does not wait for

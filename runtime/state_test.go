@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/wasmgate/wasmgate/abi"
+	"github.com/wasmgate/wasmgate/internal/kv"
 )
 
 // waitSent waits until host has recorded a send to `to` and returns the
@@ -88,7 +89,7 @@ func TestKV_ConcurrentIncrFromAllInstances(t *testing.T) {
 	for _, inst := range insts {
 		m.pool.put(inst, true)
 	}
-	v, err := m.state.kv.Get("n")
+	v, err := m.state.kv.Get(ctx, "n")
 	if err != nil || string(v) != "1000" {
 		t.Fatalf("n = %q, %v; want 1000", v, err)
 	}
@@ -98,7 +99,7 @@ func TestKV_CASSetIfAbsent(t *testing.T) {
 	m := loadWith(t, Config{PoolSize: 1}, &recordingHost{}, "state")
 	send(t, m, "cfirst")
 	send(t, m, "csecond") // key exists now: no swap
-	if v, _ := m.state.kv.Get("k"); string(v) != "first" {
+	if v, _ := m.state.kv.Get(context.Background(), "k"); string(v) != "first" {
 		t.Fatalf("k = %q, want first", v)
 	}
 }
@@ -400,5 +401,49 @@ func TestLoad_HugeDeclaredCountsRefused(t *testing.T) {
 		if _, err := r.Load(context.Background(), "bomb", bomb, ""); err == nil || !strings.Contains(err.Error(), "not a valid wasm module") {
 			t.Fatalf("deadline %s: %v", timeout, err)
 		}
+	}
+}
+
+// TestKV_StoreFromConfig: Config.KVStore gives each module its store, as
+// cluster mode gives every node's runtime the same Redis store: two
+// runtimes whose factory returns one shared store count into one counter,
+// the factory sees the module's name and bound, and a factory that fails
+// refuses the Load.
+func TestKV_StoreFromConfig(t *testing.T) {
+	shared := kv.New(1 << 20)
+	var mu sync.Mutex
+	var asked []string
+	cfg := Config{PoolSize: 1, KVMaxBytes: 12345, KVStore: func(module string, maxBytes int) (kv.KV, error) {
+		mu.Lock()
+		asked = append(asked, fmt.Sprintf("%s/%d", module, maxBytes))
+		mu.Unlock()
+		return shared, nil
+	}}
+	a := loadWith(t, cfg, &recordingHost{}, "state")
+	b := loadWith(t, cfg, &recordingHost{}, "state")
+	for range 3 {
+		send(t, a, "i")
+		send(t, b, "i")
+	}
+	if v, err := shared.Get(context.Background(), "n"); err != nil || string(v) != "6" {
+		t.Fatalf("n = %q, %v; want 6 (both runtimes count into the shared store)", v, err)
+	}
+	if keys := a.Stats().KVKeys; keys != 1 {
+		t.Errorf("stats: %d keys, want 1", keys)
+	}
+	mu.Lock()
+	if len(asked) != 2 || asked[0] != "state/12345" {
+		t.Errorf("factory calls = %q, want state/12345 once per runtime", asked)
+	}
+	mu.Unlock()
+
+	cfg.KVStore = func(string, int) (kv.KV, error) { return nil, abi.ErrnoUnavailable }
+	r, err := New(context.Background(), cfg, &recordingHost{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = r.Close(context.Background()) })
+	if _, err := loadFixture(t, r, "state", ""); !errors.Is(err, abi.ErrnoUnavailable) || !strings.Contains(err.Error(), `module "state"`) {
+		t.Fatalf("load with a failing store factory: %v, want the factory's error naming the module", err)
 	}
 }

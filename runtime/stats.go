@@ -1,5 +1,7 @@
 package runtime
 
+import "context"
+
 // Stats is a snapshot of one module version and of its shared State, for
 // status pages and metrics.
 type Stats struct {
@@ -22,14 +24,17 @@ type Stats struct {
 	TasksFail  int64 `json:"tasks_failed"` // status other than TaskOK
 	Timers     int   `json:"timers"`       // not yet delivered: pending or fired and waiting
 	TimersRun  int64 `json:"timers_fired"`
-	KVKeys     int   `json:"kv_keys"`
-	KVBytes    int   `json:"kv_bytes"`
+	KVKeys     int   `json:"kv_keys"`  // -1: unknown (cluster store unreachable)
+	KVBytes    int   `json:"kv_bytes"` // -1: unknown
 }
 
 // Stats returns the module's counters.
 func (m *Module) Stats() Stats {
 	ps := m.pool.stats()
-	keys, bytes := m.state.kv.Usage()
+	keys, bytes, err := m.state.kv.Usage(context.Background())
+	if err != nil { // a cluster store that cannot be reached: unknown
+		keys, bytes = -1, -1
+	}
 	timers, fired := m.state.timers.counts()
 	return Stats{
 		Module:      m.name,

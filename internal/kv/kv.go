@@ -1,12 +1,14 @@
 // Package kv is the key-value store every instance of one module shares
 // (ABI.md §5.6): values with optional TTLs, atomic increment and
 // compare-and-swap, bounded in bytes. The runtime gives each module one
-// Store; a cluster store (Redis) can sit beside this one with the same
-// semantics.
+// KV: the in-process Store here, or in cluster mode the Redis one
+// (internal/kv/rediskv), with the same semantics; internal/kv/kvtest is the
+// conformance suite both pass.
 package kv
 
 import (
 	"bytes"
+	"context"
 	"strconv"
 	"sync"
 	"time"
@@ -20,6 +22,39 @@ const MaxKey = 1024
 // entryOverhead is what one entry is charged on top of its key and value,
 // so that a store of many empty values is bounded too.
 const entryOverhead = 64
+
+// KV is one module's key-value store, with the semantics of ABI.md §5.6:
+// keys are non-empty and at most MaxKey bytes (ErrnoInvalid, ErrnoTooLarge
+// on writes), an expired key is absent for every method, a write that
+// would exceed the byte bound (keys + values + 64 bytes per entry) is
+// ErrnoLimit after expired entries were dropped, and each call is atomic
+// with respect to every other caller of the same store — in cluster mode
+// every node's. Errors wrap an abi.Errno; a store that cannot reach its
+// data (Redis down) fails with one wrapping ErrnoUnavailable.
+type KV interface {
+	// Get returns key's value (a copy); ErrnoNotFound if absent.
+	Get(ctx context.Context, key string) ([]byte, error)
+	// Set stores value under key, replacing the value and the expiry; ttl
+	// 0 keeps it until deleted. The store does not keep value.
+	Set(ctx context.Context, key string, value []byte, ttl time.Duration) error
+	// Delete removes key and reports whether it was there.
+	Delete(ctx context.Context, key string) (bool, error)
+	// Incr adds delta to the decimal int64 stored at key and returns the
+	// sum. An absent key counts as 0 and is created with ttl; an existing
+	// key keeps its expiry. A value that is not a decimal int64 (as
+	// strconv.ParseInt reads it), or a sum that overflows, is ErrnoInvalid
+	// and changes nothing.
+	Incr(ctx context.Context, key string, delta int64, ttl time.Duration) (int64, error)
+	// CompareAndSwap sets key to value (with ttl) if its current value
+	// equals old byte for byte — or, with absent, if there is none — and
+	// reports whether it did. An absent key never equals old.
+	CompareAndSwap(ctx context.Context, key string, old []byte, absent bool, value []byte, ttl time.Duration) (bool, error)
+	// Usage returns the number of keys and the bytes charged against the
+	// bound. Expired entries not yet dropped still count.
+	Usage(ctx context.Context) (keys, bytes int, err error)
+}
+
+var _ KV = (*Store)(nil)
 
 // Store is the key-value store every instance of one module shares
 // (ABI.md §5.6). Instances do not share memory; this is how they share
@@ -45,8 +80,12 @@ type entry struct {
 
 // New returns an empty store of at most maxBytes (keys, values and
 // EntryOverhead per entry).
-func New(maxBytes int) *Store {
-	return &Store{maxBytes: maxBytes, now: time.Now, entries: map[string]entry{}}
+func New(maxBytes int) *Store { return NewWithClock(maxBytes, time.Now) }
+
+// NewWithClock is New reading the time from now, for tests that move the
+// clock instead of waiting for TTLs.
+func NewWithClock(maxBytes int, now func() time.Time) *Store {
+	return &Store{maxBytes: maxBytes, now: now, entries: map[string]entry{}}
 }
 
 func cost(key string, value []byte) int { return len(key) + len(value) + entryOverhead }
@@ -74,13 +113,12 @@ func (s *Store) deleteLocked(key string, e entry) {
 // putLocked stores value (owned by the store from now on), replacing what
 // is there, if the size bound allows.
 func (s *Store) putLocked(key string, value []byte, ttl time.Duration) error {
-	old, had := s.entries[key]
-	grow := cost(key, value)
-	if had {
-		grow -= cost(key, old.value)
-	}
+	grow := s.growLocked(key, value)
 	if s.used+grow > s.maxBytes {
 		s.sweepLocked(s.now().UnixNano())
+		// The sweep may have dropped key itself (Set does not check that
+		// the entry it replaces is live): it is no longer there to replace.
+		grow = s.growLocked(key, value)
 		if s.used+grow > s.maxBytes {
 			return abi.ErrnoLimit
 		}
@@ -94,6 +132,15 @@ func (s *Store) putLocked(key string, value []byte, ttl time.Duration) error {
 	return nil
 }
 
+// growLocked is how much storing value under key adds to used.
+func (s *Store) growLocked(key string, value []byte) int {
+	grow := cost(key, value)
+	if old, had := s.entries[key]; had {
+		grow -= cost(key, old.value)
+	}
+	return grow
+}
+
 func (s *Store) sweepLocked(now int64) {
 	for k, e := range s.entries {
 		if e.expires != 0 && e.expires <= now {
@@ -102,8 +149,8 @@ func (s *Store) sweepLocked(now int64) {
 	}
 }
 
-// Get returns a copy of key's value.
-func (s *Store) Get(key string) ([]byte, error) {
+// Get implements KV.
+func (s *Store) Get(_ context.Context, key string) ([]byte, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	e, ok := s.liveLocked(key)
@@ -113,8 +160,8 @@ func (s *Store) Get(key string) ([]byte, error) {
 	return bytes.Clone(e.value), nil
 }
 
-// Set stores value (copied) under key; ttl 0 keeps it until deleted.
-func (s *Store) Set(key string, value []byte, ttl time.Duration) error {
+// Set implements KV.
+func (s *Store) Set(_ context.Context, key string, value []byte, ttl time.Duration) error {
 	if err := checkKey(key); err != nil {
 		return err
 	}
@@ -123,23 +170,20 @@ func (s *Store) Set(key string, value []byte, ttl time.Duration) error {
 	return s.putLocked(key, bytes.Clone(value), ttl)
 }
 
-// Delete removes key and reports whether it was there.
-func (s *Store) Delete(key string) bool {
+// Delete implements KV.
+func (s *Store) Delete(_ context.Context, key string) (bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	e, ok := s.liveLocked(key)
 	if ok {
 		s.deleteLocked(key, e)
 	}
-	return ok
+	return ok, nil
 }
 
-// Incr adds delta to the decimal integer stored at key and returns the new
-// value. A missing key counts as 0 and is created with ttl (an existing
-// key keeps its expiry: fixed-window rate limits need exactly that). A
-// value that is not a decimal int64, or a sum that overflows, is
-// abi.ErrnoInvalid.
-func (s *Store) Incr(key string, delta int64, ttl time.Duration) (int64, error) {
+// Incr implements KV. An existing key keeps its expiry: fixed-window rate
+// limits need exactly that.
+func (s *Store) Incr(_ context.Context, key string, delta int64, ttl time.Duration) (int64, error) {
 	if err := checkKey(key); err != nil {
 		return 0, err
 	}
@@ -168,9 +212,8 @@ func (s *Store) Incr(key string, delta int64, ttl time.Duration) (int64, error) 
 	return sum, s.putLocked(key, value, ttl)
 }
 
-// CompareAndSwap sets key to value if its current value equals old (or, with
-// absent, if there is no current value), and reports whether it did.
-func (s *Store) CompareAndSwap(key string, old []byte, absent bool, value []byte, ttl time.Duration) (bool, error) {
+// CompareAndSwap implements KV.
+func (s *Store) CompareAndSwap(_ context.Context, key string, old []byte, absent bool, value []byte, ttl time.Duration) (bool, error) {
 	if err := checkKey(key); err != nil {
 		return false, err
 	}
@@ -186,11 +229,11 @@ func (s *Store) CompareAndSwap(key string, old []byte, absent bool, value []byte
 	return true, nil
 }
 
-// Usage returns the number of keys and the bytes charged against the bound.
-func (s *Store) Usage() (keys, bytes int) {
+// Usage implements KV.
+func (s *Store) Usage(context.Context) (keys, bytes int, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return len(s.entries), s.used
+	return len(s.entries), s.used, nil
 }
 
 func checkKey(key string) error {
