@@ -20,6 +20,7 @@ import (
 	"github.com/wasmgate/wasmgate/config"
 	"github.com/wasmgate/wasmgate/internal/accept"
 	"github.com/wasmgate/wasmgate/internal/cluster"
+	"github.com/wasmgate/wasmgate/internal/kv/rediskv"
 	"github.com/wasmgate/wasmgate/internal/push"
 	"github.com/wasmgate/wasmgate/internal/registry"
 	"github.com/wasmgate/wasmgate/internal/transport"
@@ -111,8 +112,9 @@ type Server struct {
 	closing        atomic.Bool // Shutdown has begun
 	stopPings      chan struct{}
 	served         chan struct{}
-	push           *push.Ports   // the text port and the HTTP API
-	cluster        *cluster.Node // nil on a single node
+	push           *push.Ports     // the text port and the HTTP API
+	cluster        *cluster.Node   // nil on a single node
+	kvStores       *rediskv.Stores // the modules' KV stores in cluster mode
 
 	// maxConns is server.max_connections lowered to fit RLIMIT_NOFILE
 	// (connectionLimit).
@@ -160,6 +162,13 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (*Se
 			return nil, err
 		}
 		node, s.reg, local = s.cluster.ID(), s.cluster.Registry(), s.cluster.Local()
+		// The module key-value stores live in the same Redis, on the
+		// node's connection pool.
+		s.kvStores, err = rediskv.New(rediskv.Options{Client: s.cluster.Client(), Prefix: cl.Prefix, Timeout: cl.Timeout.Duration})
+		if err != nil {
+			s.leaveCluster()
+			return nil, fmt.Errorf("cluster key-value store: %w", err)
+		}
 		log.Info("cluster: joined", "node", fmt.Sprintf("%08x", node), "redis", cluster.Redacted(cl.Redis))
 	}
 	if s.reg == nil {
@@ -255,6 +264,9 @@ func (s *Server) runtimeConfig(rc RuntimeConfig) runtime.Config {
 	c.KVMaxBytes = rc.KVMaxMB << 20
 	c.MaxMessageSize = s.cfg.Server.MaxMessageSize
 	c.OnQuarantine = s.quarantined
+	if s.kvStores != nil {
+		c.KVStore = s.kvStores.Open // cluster mode: one store per module in Redis
+	}
 	return c
 }
 
