@@ -6,7 +6,7 @@ LDFLAGS  := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 HANDLERS := $(CURDIR)/handlers
 FUZZTIME ?= 20s
 
-.PHONY: all build guests run demo test test-web test-long check fmt vet staticcheck tidy crossbuild bench fuzz testdata clean redis-server
+.PHONY: all build guests run demo cluster-demo test test-web test-long check fmt vet staticcheck tidy crossbuild bench fuzz testdata clean redis-server
 
 all: build guests
 
@@ -27,6 +27,11 @@ demo: build guests
 	./bin/wasmgate start -c config.toml & pid=$$!; \
 	trap "kill $$pid" EXIT INT TERM; \
 	./bin/demo-backend -listen 127.0.0.1:8080 -push 127.0.0.1:5678
+
+# Three nodes and one redis-server on this machine, joined into one
+# gateway (docs/CLUSTER.md, "Walk-through").
+cluster-demo: build guests redis-server
+	./scripts/cluster-demo.sh
 
 # The checks every change passes before its tests: formatting, vet, the
 # pinned staticcheck (tools/go.mod), tidy module files, and builds for the

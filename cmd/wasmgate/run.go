@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/wasmgate/wasmgate/internal/cluster"
 	"github.com/wasmgate/wasmgate/server"
 )
 
@@ -148,6 +149,7 @@ func printVersion(w io.Writer) {
 
 func start(cfg server.Config, stderr io.Writer, ready chan<- *server.Server) int {
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	cluster.RouteRedisLogs(log)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	srv, err := server.New(ctx, cfg, log)

@@ -243,16 +243,33 @@ func Join(ctx context.Context, o Options) (*Node, error) {
 	return n, nil
 }
 
+// startWait is how long a starting node waits for Redis to answer: nodes
+// and Redis are often started together (a machine boots, a demo script).
+const startWait = 10 * time.Second
+
 // claim returns the node id this node may use.
 func claim(ctx context.Context, rdb *redis.Client, o Options) (uint32, error) {
+	reachable := false
 	try := func(id uint32) (bool, error) {
-		cctx, cancel := context.WithTimeout(ctx, o.Timeout)
-		defer cancel()
-		ok, err := redisreg.Claim(cctx, rdb, o.Prefix, id, o.NodeTTL)
-		if err != nil {
-			return false, fmt.Errorf("cluster: redis %s: %w", redactURL(o.URL), err)
+		deadline := time.Now().Add(startWait)
+		for {
+			cctx, cancel := context.WithTimeout(ctx, o.Timeout)
+			ok, err := redisreg.Claim(cctx, rdb, o.Prefix, id, o.NodeTTL)
+			cancel()
+			if err == nil {
+				reachable = true
+				return ok, nil
+			}
+			if reachable || !isUnavailable(err) || time.Now().After(deadline) {
+				return false, fmt.Errorf("cluster: redis %s: %w", redactURL(o.URL), err)
+			}
+			o.Log.Warn("cluster: waiting for redis", "redis", redactURL(o.URL), "err", err)
+			select {
+			case <-ctx.Done():
+				return false, ctx.Err()
+			case <-time.After(500 * time.Millisecond):
+			}
 		}
-		return ok, nil
 	}
 	if o.NodeID != 0 {
 		deadline := time.Now().Add(o.NodeTTL + o.Heartbeat)
@@ -539,3 +556,14 @@ func redactURL(u string) string {
 
 // Redacted returns a Redis URL with its password hidden, for logs.
 func Redacted(url string) string { return redactURL(url) }
+
+// RouteRedisLogs sends go-redis's own log lines to log at debug level.
+// go-redis has one logger for the whole process (it prints reconnect
+// attempts to stderr by default); the program's main calls this once.
+func RouteRedisLogs(log *slog.Logger) { redis.SetLogger(redisLogger{log}) }
+
+type redisLogger struct{ log *slog.Logger }
+
+func (l redisLogger) Printf(_ context.Context, format string, v ...any) {
+	l.log.Debug(fmt.Sprintf(format, v...), "component", "go-redis")
+}
