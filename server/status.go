@@ -28,6 +28,7 @@ func (s *Server) Status() Status {
 	st := Status{NodeID: s.cfg.Server.NodeID, Clients: s.hub.Count()}
 	st.Backends, st.BackendsRefused = s.push.Backends()
 	st.OriginsRefused = s.originsRefused.Load()
+	st.Reloads = s.history.list()
 	routes := map[string][]string{}
 	for path, r := range *s.routes.Load() {
 		routes[r.module] = append(routes[r.module], path)
