@@ -385,6 +385,10 @@ func (p *Page) Errors() []string {
 
 // Screenshot writes a PNG of the page's viewport to path.
 func (p *Page) Screenshot(ctx context.Context, path string) error {
+	// Only the tab in front renders: a background tab's capture waits.
+	if _, err := p.b.call(ctx, p.session, "Page.bringToFront", nil); err != nil {
+		return err
+	}
 	res, err := p.b.call(ctx, p.session, "Page.captureScreenshot", map[string]any{"format": "png"})
 	if err != nil {
 		return err

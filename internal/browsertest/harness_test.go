@@ -101,7 +101,8 @@ type gateway struct {
 }
 
 // startGateway runs the wasmgate binary on free ports with the example
-// handlers (make guests) and the given extra [push] lines.
+// handlers (make guests) and push.secret secret. The compiled modules are
+// cached for the whole run (the binaries' folder).
 func startGateway(t *testing.T, secret string) *gateway {
 	t.Helper()
 	exe, _ := binaries(t)
@@ -117,6 +118,7 @@ func startGateway(t *testing.T, secret string) *gateway {
 listen = %q
 handlers_dir = %q
 watch_handlers = false
+cache_dir = %q
 
 [push]
 listen = %q
@@ -130,7 +132,7 @@ config = "rate_limit=0"
 
 [modules.c-chat]
 config = "rate_limit=0"
-`, g.listen, handlers, g.push, secret, g.admn)
+`, g.listen, handlers, filepath.Join(binDir, "cache"), g.push, secret, g.admn)
 	g.config = filepath.Join(dir, "wasmgate.toml")
 	if err := os.WriteFile(g.config, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
