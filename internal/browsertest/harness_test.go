@@ -118,6 +118,8 @@ func startGateway(t *testing.T, secret string) *gateway {
 listen = %q
 handlers_dir = %q
 watch_handlers = false
+
+[runtime]
 cache_dir = %q
 
 [push]
