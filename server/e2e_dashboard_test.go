@@ -2,9 +2,12 @@ package server_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -58,7 +61,8 @@ func TestServer_ServesTheDemoPages(t *testing.T) {
 // time percentiles per module and the reload history with each version's
 // SHA-256.
 func TestAdmin_Dashboard(t *testing.T) {
-	srv := startServer(t, handlersWith(t, "echo"), func(c *server.Config) { c.Push.Secret = "pw" })
+	dir := handlersWith(t, "echo")
+	srv := startServer(t, dir, func(c *server.Config) { c.Push.Secret = "pw"; c.Server.WatchHandlers = false })
 	admin := "http://" + srv.AdminAddr().String()
 	status, h, body := getPage(t, admin+"/ui", "")
 	if status != 200 || !bytes.Equal(body, web.Dashboard) || !strings.HasPrefix(h.Get("Content-Type"), "text/html") {
@@ -88,5 +92,31 @@ func TestAdmin_Dashboard(t *testing.T) {
 	if len(st.Reloads) != 1 || st.Reloads[0].Module != "echo" || st.Reloads[0].Action != "loaded" ||
 		st.Reloads[0].SHA256 != st.Modules[0].SHA256 || st.Reloads[0].Time.IsZero() {
 		t.Fatalf("reloads = %+v, want echo loaded with its sha256 %s", st.Reloads, st.Modules[0].SHA256)
+	}
+	first := st.Modules[0].SHA256
+
+	// A new version (c-echo's code under the name echo), then a broken one.
+	data, err := readGuest(guestDir, "c-echo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "echo.wasm")
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(os.WriteFile(path, data, 0o644))
+	_, err = srv.Reload(context.Background())
+	must(err)
+	must(os.WriteFile(path, []byte("not wasm"), 0o644))
+	_, err = srv.Reload(context.Background())
+	must(err)
+	st = srv.Status()
+	r := st.Reloads
+	if len(r) != 3 || r[1].Action != "replaced" || r[1].Previous != first || r[1].SHA256 != st.Modules[0].SHA256 ||
+		r[2].Action != "refused" || r[2].Error == "" || r[2].SHA256 == st.Modules[0].SHA256 {
+		t.Fatalf("reloads = %+v, want loaded, replaced (previous %s), refused", r, first)
 	}
 }
