@@ -70,6 +70,7 @@ func Launch(ctx context.Context, exe, dir string) (*Browser, error) {
 		"--password-store=basic", "--use-mock-keychain", "--mute-audio",
 		"--remote-debugging-address=127.0.0.1", "--remote-debugging-port=0",
 		"--user-data-dir="+dir, "about:blank")
+	cmd.SysProcAttr = ChildAttr()
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		return nil, err

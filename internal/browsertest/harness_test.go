@@ -158,6 +158,7 @@ func (g *gateway) start() {
 	g.t.Helper()
 	g.cmd = exec.Command(g.exe, "start", "-c", g.config)
 	g.cmd.Stdout, g.cmd.Stderr = g.logs, g.logs
+	g.cmd.SysProcAttr = ChildAttr()
 	if err := g.cmd.Start(); err != nil {
 		g.t.Fatal(err)
 	}
@@ -210,6 +211,7 @@ func startBackend(t *testing.T, g *gateway, secret string) string {
 		t.Fatal(err)
 	}
 	cmd.Stdout, cmd.Stderr = logs, logs
+	cmd.SysProcAttr = ChildAttr()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
