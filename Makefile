@@ -6,7 +6,7 @@ LDFLAGS  := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 HANDLERS := $(CURDIR)/handlers
 FUZZTIME ?= 20s
 
-.PHONY: all build guests run demo cluster-demo test test-web test-long check fmt vet staticcheck tidy crossbuild bench fuzz testdata clean redis-server
+.PHONY: all build guests run demo cluster-demo test test-web test-browser screenshots chromium test-long check fmt vet staticcheck tidy crossbuild bench fuzz testdata clean redis-server
 
 all: build guests
 
@@ -18,12 +18,15 @@ guests:
 	$(MAKE) -C guest-examples OUT=$(HANDLERS)
 
 run: build guests
+	@echo "chat demo: http://127.0.0.1:8282/demo/chat   admin dashboard: http://127.0.0.1:8290/ui"
 	./bin/wasmgate start -c config.toml
 
 # The seed flow to watch in a browser: wasmgate plus the demo backend on
-# http://127.0.0.1:8080 (docs/PUSH.md, examples/demo-backend).
+# http://127.0.0.1:8080 (docs/PUSH.md, examples/demo-backend); the page is
+# the gateway's http://127.0.0.1:8282/demo/tasks.
 demo: build guests
 	$(GO) build -o bin/demo-backend ./examples/demo-backend
+	@echo "open http://127.0.0.1:8282/demo/tasks in two tabs (and http://127.0.0.1:8282/demo/chat)"
 	./bin/wasmgate start -c config.toml & pid=$$!; \
 	trap "kill $$pid" EXIT INT TERM; \
 	./bin/demo-backend -listen 127.0.0.1:8080 -push 127.0.0.1:5678
@@ -60,7 +63,7 @@ crossbuild:
 	GOOS=darwin GOARCH=arm64 CGO_ENABLED=0 $(GO) build -o /dev/null ./cmd/wasmgate
 	GOOS=windows GOARCH=amd64 CGO_ENABLED=0 $(GO) build -o /dev/null ./cmd/wasmgate
 
-test: guests check redis-server test-web
+test: guests check redis-server chromium test-web
 	$(GO) test -race -count=1 -timeout 15m ./...
 	cd guest-examples && $(GO) test -count=1 ./...
 	$(MAKE) -C guest-examples c-readme
@@ -70,6 +73,25 @@ test: guests check redis-server test-web
 test-web:
 	@test -d web/node_modules/terser || (cd web && npm install --no-save --no-audit --no-fund terser@5.51.4)
 	node --test web/test/
+
+# The demo pages and the admin dashboard in a real headless Chromium
+# (internal/browsertest, also part of make test): two chat pages and a
+# third room, the task flow with the demo backend, a reconnect after the
+# gateway is killed and restarted, the dashboard's connection count.
+test-browser: guests chromium
+	$(GO) test -count=1 -timeout 10m -v -run '^TestBrowser' ./internal/browsertest/
+
+# The screenshots in docs/img (shown in the README), taken by the same tests.
+screenshots: guests chromium
+	WASMGATE_SCREENSHOTS=docs/img $(GO) test -count=1 -timeout 10m -run '^TestBrowser' ./internal/browsertest/
+
+# Debian's chromium for the browser tests, installed when missing. If it
+# cannot be installed, say so loudly: the browser tests then skip with the
+# same message (the only case in which they skip).
+chromium:
+	@command -v chromium >/dev/null || apt-get install -y chromium || \
+		{ apt-get update && apt-get install -y chromium; } || \
+		echo "*** chromium could not be installed: the browser tests (internal/browsertest) will SKIP ***"
 
 # The cluster-mode tests start private redis-servers (internal/redistest)
 # and fail without one: install Debian's when missing.

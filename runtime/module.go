@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync/atomic"
+	"time"
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
@@ -29,6 +30,7 @@ type Module struct {
 	state    *State
 	health   health
 	events   atomic.Int64      // guest calls made, for Stats
+	times    eventTimes        // how long they took, for Stats
 	logLimit *guestlog.Limiter // shared by the instances' log lines
 }
 
@@ -202,7 +204,9 @@ func (m *Module) event(ctx context.Context, p *pool, event, clientID string, fn 
 		return 0, fmt.Errorf("%s %s: %w", m.name, event, err)
 	}
 	m.events.Add(1)
+	start := time.Now()
 	rc, err := m.runWithDeadline(ctx, inst, fn)
+	m.times.record(time.Since(start))
 	p.put(inst, err == nil)
 	if errors.Is(err, errCancelled) { // not the guest's fault: no crash count, no back-off
 		m.rt.log.Warn("guest call stopped: its caller is gone", "module", m.name, "event", event, "client", clientID, "err", err)

@@ -41,8 +41,11 @@ func TestCChat_ErrorsMatchGoChat(t *testing.T) {
 		`{"type":"session_set","session":{"a":"x"}}`, `{"TYPE":"whoami","Uid":null}`, `{"type":"login","uid":"` + strings.Repeat("u", 300) + `"}`,
 		`{"type":"kick","client_id":"00000000000000000000"}`, `{"type":"to_uid","uid":"nobody","text":"\ud800 \u2028"}`,
 		`{"type":"stats","room":"r","uid":"u"}`,
+		`{"type":"presence"}`, `{"type":"presence","room":"nobody"}`, `{"type":"join","presence":true}`,
+		`{"type":"leave","room":"never-joined","presence":null}`,
 	}
-	bad := []string{`{`, `[1]`, `{"type":5}`, `"x"`, `{"type":"whoami"} x`, `{"type":"whoami",}`}
+	bad := []string{`{`, `[1]`, `{"type":5}`, `"x"`, `{"type":"whoami"} x`, `{"type":"whoami",}`,
+		`{"type":"join","room":"r","presence":"yes"}`, `{"type":"join","room":"r","presence":1}`}
 	goC, cC := srv.dial(t, "/chat"), srv.dial(t, "/c-chat")
 	ids := map[*wsClient]string{}
 	for _, c := range []*wsClient{goC, cC} {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -352,4 +353,64 @@ func startChat(t *testing.T, module string) chatServer {
 		c.Modules = map[string]server.ModuleConfig{module: {Config: "rate_limit=0"}}
 	})
 	return chatServer{srv, "/" + module}
+}
+
+// TestChat_PresenceEvents: a join with "presence":true tells the room who
+// is in it, and so do that client's leave and disconnect; a client that
+// joined without it triggers nothing (the protocol's old messages are
+// unchanged), and {"type":"presence"} answers the sender alone.
+func TestChat_PresenceEvents(t *testing.T) {
+	eachChat(t, func(t *testing.T, module string) {
+		srv := startChat(t, module)
+		joinPresence := func(c *chatClient, room string) {
+			t.Helper()
+			c.sendJSON(map[string]any{"type": "join", "room": room, "presence": true})
+			c.expectType("joined")
+		}
+		expectPresence := func(c *chatClient, room, event, id string, clients int, uids ...string) {
+			t.Helper()
+			m := c.expectType("presence")
+			if m["room"] != room || m["clients"] != float64(clients) || !slices.Equal(strs(m["uids"]), sorted(uids...)) {
+				t.Fatalf("presence = %v, want room %s, %d clients, uids %v", m, room, clients, uids)
+			}
+			if event != "" && (m["event"] != event || m["client_id"] != id) {
+				t.Fatalf("presence = %v, want event %s of %s", m, event, id)
+			}
+		}
+		old, a, b, other := srv.chat(t), srv.chat(t), srv.chat(t), srv.chat(t)
+		old.login("old")
+		a.login("ann")
+		b.login("bob")
+		other.login("eve")
+		old.join("room")
+		old.expectSilence(50 * time.Millisecond) // no presence for an old-style join
+		joinPresence(a, "room")
+		expectPresence(a, "room", "join", a.id, 2, "old", "ann")
+		expectPresence(old, "room", "join", a.id, 2, "old", "ann")
+		joinPresence(b, "room")
+		for _, c := range []*chatClient{old, a, b} {
+			expectPresence(c, "room", "join", b.id, 3, "old", "ann", "bob")
+		}
+		joinPresence(other, "elsewhere")
+		expectPresence(other, "elsewhere", "join", other.id, 1, "eve")
+
+		b.sendJSON(map[string]any{"type": "leave", "room": "room"})
+		b.expectType("left")
+		for _, c := range []*chatClient{old, a} {
+			expectPresence(c, "room", "leave", b.id, 2, "old", "ann")
+		}
+		b.expectSilence(50 * time.Millisecond)
+
+		other.sendJSON(map[string]any{"type": "presence", "room": "room"})
+		expectPresence(other, "room", "", "", 2, "old", "ann")
+
+		a.ws.Close()
+		expectPresence(old, "room", "close", a.id, 1, "old")
+		other.expectSilence(50 * time.Millisecond)
+
+		old.sendJSON(map[string]any{"type": "join", "room": "x", "presence": "yes"})
+		if e := old.expectType("error")["error"].(string); !strings.HasPrefix(e, "bad json: ") {
+			t.Fatalf("a non-boolean presence: %q, want a bad json error", e)
+		}
+	})
 }

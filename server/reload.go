@@ -17,6 +17,7 @@ import (
 
 	"github.com/wasmgate/wasmgate/abi"
 	"github.com/wasmgate/wasmgate/config"
+	"github.com/wasmgate/wasmgate/internal/push"
 	"github.com/wasmgate/wasmgate/runtime"
 )
 
@@ -186,6 +187,7 @@ func (s *Server) Reload(ctx context.Context) (ReloadReport, error) {
 			s.rt.Forget(name) // its timers, tasks and key-value store
 			slot.remove()     // closed once its connected clients have left
 			rep.Removed = append(rep.Removed, name)
+			s.history.add(push.ReloadEvent{Module: name, Action: "removed", SHA256: slot.cur.Load().sha})
 			s.log.Info("module removed; its connected clients keep their version", "module", name)
 		}
 	}
@@ -198,6 +200,7 @@ func (s *Server) reloadFile(ctx context.Context, name, path string, rep *ReloadR
 	wasm, err := os.ReadFile(path)
 	if err != nil {
 		rep.Refused = append(rep.Refused, fmt.Errorf("load %s: %w", path, err))
+		s.history.add(push.ReloadEvent{Module: name, Action: "refused", Error: err.Error()})
 		return
 	}
 	sum := sha256.Sum256(wasm)
@@ -219,6 +222,7 @@ func (s *Server) reloadFile(ctx context.Context, name, path string, rep *ReloadR
 		}
 		rep.Refused = append(rep.Refused, err)
 		s.log.Error("module refused", "module", name, "sha256", sha, "err", err)
+		s.history.add(push.ReloadEvent{Module: name, Action: "refused", SHA256: sha, Error: err.Error()})
 		return
 	}
 	lm := &liveModule{mod: mod, sha: sha}
@@ -232,12 +236,14 @@ func (s *Server) reloadFile(ctx context.Context, name, path string, rep *ReloadR
 		s.rt.State(name).SetTarget(slot)
 		rep.Loaded = append(rep.Loaded, name)
 		s.log.Info("module loaded", "module", name, "file", path, "sha256", sha, "took", took)
+		s.history.add(push.ReloadEvent{Module: name, Action: "loaded", SHA256: sha})
 		return
 	}
 	old := slot.cur.Swap(lm)
 	old.retire()
 	rep.Replaced = append(rep.Replaced, name)
 	s.log.Info("module reloaded", "module", name, "sha256", sha, "previous_sha256", old.sha, "took", took)
+	s.history.add(push.ReloadEvent{Module: name, Action: "replaced", SHA256: sha, Previous: old.sha})
 }
 
 // publishRoutes builds the route table from the native handlers, the module
@@ -314,4 +320,34 @@ func (s *Server) reloadSummary(ctx context.Context) (int, string) {
 		}
 	}
 	return http.StatusOK, msg
+}
+
+// reloadHistory keeps the last maxReloadHistory module events for /status
+// (the admin dashboard's reload history). Reload adds under serialMu,
+// Status reads; its own mutex keeps Status off serialMu, which a reload
+// holds while it compiles.
+type reloadHistory struct {
+	mu     sync.Mutex
+	events []push.ReloadEvent
+}
+
+const maxReloadHistory = 50
+
+func (h *reloadHistory) add(e push.ReloadEvent) {
+	if e.Time.IsZero() {
+		e.Time = time.Now().UTC()
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.events) == maxReloadHistory {
+		h.events = append(h.events[:0], h.events[1:]...)
+	}
+	h.events = append(h.events, e)
+}
+
+// list returns a copy, oldest first.
+func (h *reloadHistory) list() []push.ReloadEvent {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]push.ReloadEvent{}, h.events...)
 }

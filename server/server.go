@@ -119,7 +119,8 @@ type Server struct {
 	// maxConns is server.max_connections lowered to fit RLIMIT_NOFILE
 	// (connectionLimit).
 	maxConns int
-	mem      *memReturn // returns memory after a large drop in clients
+	mem      *memReturn    // returns memory after a large drop in clients
+	history  reloadHistory // module loads and reloads, for /status
 }
 
 // New builds a Server from cfg and loads every module in the handlers

@@ -37,6 +37,7 @@ func (s *Server) Status() Status {
 		st.Cluster = &cs
 	}
 	st.HandshakesRefused = s.edge.refusedTotals()
+	st.Reloads = s.history.list()
 	routes := map[string][]string{}
 	for path, r := range *s.routes.Load() {
 		routes[r.module] = append(routes[r.module], path)

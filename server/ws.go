@@ -214,7 +214,7 @@ func (s *Server) unregister(c *transport.Conn) {
 
 // webAsset is a file the public listener serves besides its WebSocket
 // routes: the browser client, so that a page loads it from the gateway it
-// talks to. Assets take precedence over a module route at the same path (a
+// talks to, and the demo pages (/demo/chat, /demo/tasks). Assets take precedence over a module route at the same path (a
 // module named wasmgate.js); Start warns about such a route.
 type webAsset struct {
 	path, contentType string
@@ -223,17 +223,19 @@ type webAsset struct {
 
 // webAssets lists the assets.
 func webAssets() []webAsset {
-	const js = "text/javascript; charset=utf-8"
+	const js, html = "text/javascript; charset=utf-8", "text/html; charset=utf-8"
 	return []webAsset{
 		{"/wasmgate.js", js, web.Script},
 		{"/wasmgate.mjs", js, web.Module},
 		{"/wasmgate.d.ts", "application/typescript; charset=utf-8", web.Types},
+		{"/demo/chat", html, web.ChatDemo},
+		{"/demo/tasks", html, web.TasksDemo},
 	}
 }
 
 // asset finds the asset served at path.
 func asset(path string) (webAsset, bool) {
-	if !strings.HasPrefix(path, "/wasmgate.") {
+	if !strings.HasPrefix(path, "/wasmgate.") && !strings.HasPrefix(path, "/demo/") {
 		return webAsset{}, false // the common case: a module route
 	}
 	for _, a := range webAssets() {
@@ -257,8 +259,13 @@ func serveAsset(ctx *fasthttp.RequestCtx) bool {
 		return true
 	}
 	ctx.SetContentType(a.contentType)
-	// Short: a gateway upgrade brings a new client, and pages should see it.
-	ctx.Response.Header.Set("Cache-Control", "public, max-age=300")
+	// Short: a gateway upgrade brings a new client, and pages should see it;
+	// the demo pages are not cached at all.
+	if strings.HasPrefix(a.contentType, "text/html") {
+		ctx.Response.Header.Set("Cache-Control", "no-cache")
+	} else {
+		ctx.Response.Header.Set("Cache-Control", "public, max-age=300")
+	}
 	ctx.Response.Header.Set("X-Content-Type-Options", "nosniff")
 	ctx.SetBody(a.body)
 	return true

@@ -21,3 +21,21 @@ var Module []byte
 //
 //go:embed wasmgate.d.ts
 var Types []byte
+
+// ChatDemo is the chat demo page, served at /demo/chat on the public
+// listener: a name, a room, presence and messages through the chat module.
+//
+//go:embed demo/chat.html
+var ChatDemo []byte
+
+// TasksDemo is the task notification demo page, served at /demo/tasks: the
+// seed flow with examples/demo-backend.
+//
+//go:embed demo/tasks.html
+var TasksDemo []byte
+
+// Dashboard is the admin dashboard, served at /ui on the admin listener
+// only. It holds no data: it reads GET /status with the push secret.
+//
+//go:embed admin/ui.html
+var Dashboard []byte

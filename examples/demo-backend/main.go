@@ -5,7 +5,8 @@
 //     {"type":"init","client_id":"…"};
 //  2. the page POSTs that client_id and a user id to /bind, and the backend
 //     binds them over the wasmgate text port (BindUid);
-//  3. "start task" POSTs /task; two seconds later the backend pushes
+//  3. "start task" POSTs /task; while the job runs (two seconds) the backend
+//     pushes {"type":"task_progress","id":329,"percent":25} and then
 //     {"type":"task_done","id":329,…} to the user (SendToUid), reaching
 //     every tab that user has open.
 //
@@ -13,7 +14,11 @@
 //
 //	go run ./examples/demo-backend [-listen 127.0.0.1:8080] [-push 127.0.0.1:5678] [-secret S]
 //
-// and open http://127.0.0.1:8080/ in two tabs.
+// and open http://127.0.0.1:8282/demo/tasks (the gateway's page, `make demo`
+// runs both) or this backend's own page, http://127.0.0.1:8080/, in two tabs.
+// The gateway's page is on another origin: /bind, /task and /healthz answer
+// CORS requests from any origin (a demo; a real backend lists its origins
+// and authenticates the user).
 package main
 
 import (
@@ -48,7 +53,11 @@ func main() {
 	push := flag.String("push", "127.0.0.1:5678", "wasmgate text port (push.listen)")
 	secret := flag.String("secret", "", "wasmgate push.secret, if set")
 	ws := flag.String("ws", "", "WebSocket URL for the page (default ws://<page host>:8282/notify)")
+	job := flag.Duration("job", 2*time.Second, "how long the simulated task runs")
 	flag.Parse()
+	if *job <= 0 {
+		log.Fatalf("-job %v: must be positive", *job)
+	}
 
 	gw, err := dialWithRetry(*push, *secret, 30*time.Second)
 	if err != nil {
@@ -63,6 +72,12 @@ func main() {
 	lastTask.Store(328) // the first task is 329
 
 	mux := http.NewServeMux()
+	// GET /healthz: the gateway's /demo/tasks page asks whether the backend
+	// is up before it offers "start task".
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, map[string]any{"ok": true})
+	})
+
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		w.Write([]byte(page))
@@ -91,8 +106,8 @@ func main() {
 		}
 	})
 
-	// POST /task {"uid":"4"}: start a simulated two-second job that notifies
-	// the user when it is done.
+	// POST /task {"uid":"4"}: start a simulated job (-job, two seconds) that
+	// reports its progress to the user and notifies them when it is done.
 	mux.HandleFunc("POST /task", func(w http.ResponseWriter, r *http.Request) {
 		var req struct {
 			UID string `json:"uid"`
@@ -102,7 +117,17 @@ func main() {
 		}
 		id := lastTask.Add(1)
 		go func() {
-			time.Sleep(2 * time.Second) // the "job"
+			const steps = 4
+			for i := 1; i < steps; i++ { // the "job", in steps
+				time.Sleep(*job / steps)
+				msg, _ := json.Marshal(map[string]any{"type": "task_progress", "id": id, "percent": 100 * i / steps})
+				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+				if _, err := gw.SendToUid(ctx, []string{req.UID}, msg); err != nil {
+					log.Printf("task %d: progress to user %s: %v", id, req.UID, err)
+				}
+				cancel()
+			}
+			time.Sleep(*job / steps)
 			msg, _ := json.Marshal(map[string]any{"type": "task_done", "id": id, "result": "report is ready"})
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 			defer cancel()
@@ -118,8 +143,26 @@ func main() {
 	})
 
 	log.Printf("demo backend on http://%s/ (text port %s)", *listen, *push)
-	srv := &http.Server{Addr: *listen, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Addr: *listen, Handler: cors(mux), ReadHeaderTimeout: 5 * time.Second}
 	log.Fatal(srv.ListenAndServe())
+}
+
+// cors lets a page of any origin (the gateway's /demo/tasks) call the
+// backend: the JSON POSTs are preflighted, so OPTIONS is answered here.
+func cors(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Origin") != "" {
+			w.Header().Set("Access-Control-Allow-Origin", "*")
+		}
+		if r.Method == http.MethodOptions {
+			w.Header().Set("Access-Control-Allow-Methods", "GET, POST")
+			w.Header().Set("Access-Control-Allow-Headers", "Content-Type")
+			w.Header().Set("Access-Control-Max-Age", "600")
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // readJSON decodes a small JSON body into v, answering 400 on failure.
@@ -197,6 +240,8 @@ ws.onmessage = e => {
     $("cid").textContent = clientId;
     $("bind").disabled = false;
     bind();
+  } else if (m.type === "task_progress") {
+    $("status").textContent = "task " + m.id + " running… " + m.percent + "%";
   } else if (m.type === "task_done") {
     $("status").textContent = "task " + m.id + " finished";
   }

@@ -3,7 +3,8 @@
  * limit (kv_incr on "rate:<client id>", config "rate_limit=N") and rooms kept
  * in the session as {"rooms":{"r":true}}. See chat/main.go's header comment
  * for the protocol. Only the text after "bad json: " differs: it names the
- * problem in this parser's words, not encoding/json's.
+ * problem in this parser's words, not encoding/json's. Presence ("presence"
+ * in a join, {"type":"presence"}, kept under "presence:<client id>") too.
  *
  * Build: clang --target=wasm32 -Oz -nostdlib -ffreestanding -Wl,--no-entry \
  *              -I ../c -o c-chat.wasm chat.c
@@ -233,6 +234,7 @@ static int members(wg_bytes b, void *ctx, member_fn fn) {
 
 typedef struct {
 	wg_bytes type, uid, room, text, client_id, session;
+	int presence;
 	const char *err;
 } request;
 
@@ -261,6 +263,13 @@ static int request_member(void *ctx, wg_bytes k, wg_bytes raw) {
 	else if (key_is(k, "text")) field(q, raw, &q->text, "cannot unmarshal into Go struct field request.text of type string");
 	else if (key_is(k, "client_id")) field(q, raw, &q->client_id, "cannot unmarshal into Go struct field request.client_id of type string");
 	else if (key_is(k, "session")) q->session = raw;
+	else if (key_is(k, "presence")) {
+		if (raw.n && raw.p[0] == 't') q->presence = 1;
+		else if (raw.n && raw.p[0] == 'f') q->presence = 0;
+		else if (!raw.n || raw.p[0] != 'n') {
+			if (!q->err) q->err = "cannot unmarshal into Go struct field request.presence of type bool";
+		}
+	}
 	return 0;
 }
 
@@ -489,13 +498,111 @@ static int login(wg_bytes id, request *q) {
 	return reply(id, &b);
 }
 
+/* ---- Presence (chat/main.go's header) ----------------------------------- */
+
+static wg_bytes presence_key(wg_bytes id) {
+	wg_buf b = {0};
+	wg_puts(&b, WG_LIT("presence:"));
+	wg_puts(&b, id);
+	return wg_buf_bytes(&b);
+}
+
+/* presence_rooms lists the rooms the client joined with presence: the
+ * object {"r":true} stored under presence_key. */
+static int presence_rooms(wg_bytes id, rooms *rs) {
+	wg_bytes v;
+	if (wg_kv_get(presence_key(id), &v) < 0) return 0;
+	if (v.n && v.p[0] == '{') TRY(members(v, rs, room_member));
+	return 0;
+}
+
+/* set_presence_rooms stores rs's rooms but skip (or deletes the key). */
+static int set_presence_rooms(wg_bytes id, rooms *rs, wg_bytes skip) {
+	wg_buf b = {0};
+	int n = 0;
+	wg_putc(&b, '{');
+	for (int i = 0; i < rs->n; i++) {
+		if (wg_eq(rs->list[i], skip)) continue;
+		if (n++) wg_putc(&b, ',');
+		jstr(&b, rs->list[i]);
+		wg_puts(&b, WG_LIT(":true"));
+	}
+	wg_putc(&b, '}');
+	if (b.err) return b.err;
+	if (!n) {
+		wg_kv_delete(presence_key(id));
+		return 0;
+	}
+	int rc = wg_kv_set(presence_key(id), wg_buf_bytes(&b), 0);
+	return rc < 0 ? rc : 0;
+}
+
+/* presence_of builds the room's presence message (event 0: none). */
+static int presence_of(wg_bytes room, const char *event, wg_bytes id, wg_buf *b) {
+	wg_bytes uids;
+	int n;
+	*b = obj("presence");
+	kstr(b, "room", room);
+	if (event) kstr(b, "event", wg_cstr(event)), kstr(b, "client_id", id);
+	TRY(wg_uids_by_group(room, &uids));
+	klist(b, "uids", uids);
+	TRY(n = wg_client_count_by_group(room));
+	kint(b, "clients", n);
+	wg_putc(b, '}');
+	return b->err;
+}
+
+static int announce(wg_bytes room, const char *event, wg_bytes id) {
+	wg_buf b;
+	TRY(presence_of(room, event, id, &b));
+	TRY(wg_send_to_group(wg_list1(room), wg_buf_bytes(&b), 0, (wg_bytes){0, 0}));
+	return 0;
+}
+
+static int presence(wg_bytes id, request *q) {
+	TRY(need("room", q->room));
+	wg_buf b;
+	TRY(presence_of(q->room, 0, id, &b));
+	int rc = wg_send(id, wg_buf_bytes(&b), 0);
+	return rc < 0 ? rc : 0;
+}
+
+static void presence_closed(wg_bytes id) {
+	rooms rs = {0};
+	if (presence_rooms(id, &rs) < 0 || !rs.n) return;
+	wg_kv_delete(presence_key(id));
+	for (int i = 1; i < rs.n; i++)
+		for (int j = i; j > 0 && less(rs.list[j], rs.list[j - 1]); j--) {
+			wg_bytes t = rs.list[j];
+			rs.list[j] = rs.list[j - 1];
+			rs.list[j - 1] = t;
+		}
+	for (int i = 0; i < rs.n; i++) {
+		int rc = announce(rs.list[i], "close", id);
+		if (rc < 0) {
+			wg_buf m = {0};
+			wg_puts(&m, WG_LIT("chat: presence of ")), wg_puts(&m, id), wg_puts(&m, WG_LIT(" in "));
+			wg_puts(&m, rs.list[i]), wg_puts(&m, WG_LIT(": ")), wg_puts(&m, err_text(rc));
+			wg_log(WG_WARN, wg_buf_bytes(&m));
+		}
+	}
+}
+
+/* ---- Requests, continued ------------------------------------------------ */
+
 static int join(wg_bytes id, request *q) {
 	TRY(need("room", q->room));
 	TRY(wg_join_group(id, q->room));
 	TRY(mark_room(id, q->room, 1));
 	wg_buf b = obj("joined");
 	kstr(&b, "room", q->room);
-	return reply(id, &b);
+	TRY(reply(id, &b));
+	if (!q->presence) return 0;
+	rooms rs = {0};
+	TRY(presence_rooms(id, &rs));
+	TRY(room_member(&rs, q->room, WG_LIT("true")));
+	TRY(set_presence_rooms(id, &rs, (wg_bytes){0, 0}));
+	return announce(q->room, "join", id);
 }
 
 static int leave(wg_bytes id, request *q) {
@@ -504,7 +611,14 @@ static int leave(wg_bytes id, request *q) {
 	TRY(mark_room(id, q->room, 0));
 	wg_buf b = obj("left");
 	kstr(&b, "room", q->room);
-	return reply(id, &b);
+	TRY(reply(id, &b));
+	rooms rs = {0};
+	TRY(presence_rooms(id, &rs));
+	int had = 0;
+	for (int i = 0; i < rs.n; i++) had |= wg_eq(rs.list[i], q->room);
+	if (!had) return 0;
+	TRY(set_presence_rooms(id, &rs, q->room));
+	return announce(q->room, "leave", id);
 }
 
 static int say(wg_bytes id, request *q) {
@@ -679,6 +793,7 @@ static int dispatch(wg_bytes id, request *q) {
 	if (wg_eq(t, WG_LIT("broadcast"))) return broadcast(id, q);
 	if (wg_eq(t, WG_LIT("online"))) return online(id, q);
 	if (wg_eq(t, WG_LIT("kick"))) return kick(q);
+	if (wg_eq(t, WG_LIT("presence"))) return presence(id, q);
 	if (!t.n) return user(WG_LIT("missing type"));
 	wg_buf b = {0};
 	wg_puts(&b, WG_LIT("unknown type "));
@@ -709,6 +824,7 @@ WASMGATE_ON_MESSAGE(on_message)
 
 static int on_close(wg_bytes id) {
 	wg_kv_delete(rate_key(id));
+	presence_closed(id);
 	return 0;
 }
 WASMGATE_ON_CLOSE(on_close)

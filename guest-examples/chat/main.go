@@ -17,6 +17,21 @@
 //	{"type":"online","client_id":"c"}    → {"type":"online","client_id":"c","online":true|false}
 //	{"type":"kick","client_id":"c","text":"t"}  c gets {"type":"kicked","error":"t"}, then a normal close
 //
+// Presence (added for the browser demo, web/demo/chat.html; every message
+// above is unchanged): a join with "presence":true,
+//
+//	{"type":"join","room":"r","presence":true}  → {"type":"joined","room":"r"}, then to the room:
+//	    {"type":"presence","room":"r","event":"join","client_id":id,"uids":[…],"clients":n}
+//
+// also tells the room when that client leaves it ("event":"leave", after
+// the "left" reply) or disconnects ("event":"close"): uids are the distinct
+// uids of the room's members after the change, in no particular order, and
+// clients the number of its members. {"type":"presence","room":"r"} asks
+// for the same message (without event and client_id), answered to the
+// sender only. The rooms a client joined with presence are kept in the
+// module's key-value store under "presence:<client id>" as {"r":true},
+// since the session is gone by on_close.
+//
 // Bad JSON, an unknown type or a failed host call gets {"type":"error",
 // "error":"…"}. to_uid and ungroup send nothing back when they succeed.
 //
@@ -50,6 +65,7 @@ type request struct {
 	Text     string          `json:"text"`
 	Session  json.RawMessage `json:"session"`
 	ClientID string          `json:"client_id"`
+	Presence bool            `json:"presence"`
 }
 
 type errorReply struct {
@@ -114,7 +130,10 @@ type statsReply struct {
 func init() {
 	gateway.OnStart(configure)
 	gateway.OnMessage(onMessage)
-	gateway.OnClose(func(c gateway.Client) { gateway.KV.Delete(rateKey(c.ID)) })
+	gateway.OnClose(func(c gateway.Client) {
+		gateway.KV.Delete(rateKey(c.ID))
+		presenceClosed(c)
+	})
 }
 
 func main() {}
@@ -202,6 +221,8 @@ func onMessage(c gateway.Client, msg []byte) {
 		err = online(c, req)
 	case "kick":
 		err = kick(req)
+	case "presence":
+		err = presence(c, req)
 	case "":
 		err = errorf("missing type")
 	default:
@@ -296,7 +317,15 @@ func join(c gateway.Client, req request) error {
 	if err := markRoom(c, req.Room, true); err != nil {
 		return err
 	}
-	return reply(c, roomReply{Type: "joined", Room: req.Room})
+	if err := reply(c, roomReply{Type: "joined", Room: req.Room}); err != nil || !req.Presence {
+		return err
+	}
+	rooms := presenceRooms(c.ID)
+	rooms[req.Room] = true
+	if err := setPresenceRooms(c.ID, rooms); err != nil {
+		return err
+	}
+	return announce(req.Room, "join", c.ID)
 }
 
 func leave(c gateway.Client, req request) error {
@@ -309,7 +338,107 @@ func leave(c gateway.Client, req request) error {
 	if err := markRoom(c, req.Room, false); err != nil {
 		return err
 	}
-	return reply(c, roomReply{Type: "left", Room: req.Room})
+	if err := reply(c, roomReply{Type: "left", Room: req.Room}); err != nil {
+		return err
+	}
+	rooms := presenceRooms(c.ID)
+	if !rooms[req.Room] {
+		return nil
+	}
+	delete(rooms, req.Room)
+	if err := setPresenceRooms(c.ID, rooms); err != nil {
+		return err
+	}
+	return announce(req.Room, "leave", c.ID)
+}
+
+func presenceKey(id string) string { return "presence:" + id }
+
+// presenceRooms returns the rooms the client joined with presence (never
+// nil).
+func presenceRooms(id string) map[string]bool {
+	rooms := map[string]bool{}
+	if b, err := gateway.KV.Get(presenceKey(id)); err == nil {
+		_ = json.Unmarshal(b, &rooms)
+	}
+	return rooms
+}
+
+func setPresenceRooms(id string, rooms map[string]bool) error {
+	if len(rooms) == 0 {
+		_, err := gateway.KV.Delete(presenceKey(id))
+		return err
+	}
+	b, err := json.Marshal(rooms)
+	if err != nil {
+		return err
+	}
+	return gateway.KV.Set(presenceKey(id), b, 0)
+}
+
+type presenceMessage struct {
+	Type     string   `json:"type"`
+	Room     string   `json:"room"`
+	Event    string   `json:"event,omitempty"`
+	ClientID string   `json:"client_id,omitempty"`
+	Uids     []string `json:"uids"`
+	Clients  int      `json:"clients"`
+}
+
+// presenceOf is the room's presence message.
+func presenceOf(room, event, id string) ([]byte, error) {
+	m := presenceMessage{Type: "presence", Room: room, Event: event, ClientID: id, Uids: []string{}}
+	uids, err := gateway.GetUidListByGroup(room)
+	if err != nil {
+		return nil, err
+	}
+	m.Uids = append(m.Uids, uids...)
+	if m.Clients, err = gateway.GetClientIdCountByGroup(room); err != nil {
+		return nil, err
+	}
+	return json.Marshal(m)
+}
+
+// announce tells the room that client id joined, left or disconnected.
+func announce(room, event, id string) error {
+	b, err := presenceOf(room, event, id)
+	if err != nil {
+		return err
+	}
+	_, err = gateway.SendToOneGroup(room, b, nil)
+	return err
+}
+
+// presence answers {"type":"presence","room":"r"} to the sender.
+func presence(c gateway.Client, req request) error {
+	if err := need("room", req.Room); err != nil {
+		return err
+	}
+	b, err := presenceOf(req.Room, "", "")
+	if err != nil {
+		return err
+	}
+	return c.Send(b)
+}
+
+// presenceClosed tells each room the closing client joined with presence
+// that it is gone (on_close: the host has already removed it).
+func presenceClosed(c gateway.Client) {
+	rooms := presenceRooms(c.ID)
+	if len(rooms) == 0 {
+		return
+	}
+	_, _ = gateway.KV.Delete(presenceKey(c.ID))
+	names := make([]string, 0, len(rooms))
+	for r := range rooms {
+		names = append(names, r)
+	}
+	sort.Strings(names)
+	for _, r := range names {
+		if err := announce(r, "close", c.ID); err != nil {
+			gateway.Warn("chat: presence of " + c.ID + " in " + r + ": " + err.Error())
+		}
+	}
 }
 
 func contains(list []string, s string) bool {

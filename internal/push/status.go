@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/valyala/fasthttp"
 
@@ -33,6 +34,9 @@ type Status struct {
 	Modules           []ModuleStatus    `json:"modules"`
 	// Cluster is the node's view of the cluster; nil on a single node.
 	Cluster *cluster.Status `json:"cluster,omitempty"`
+	// Reloads is the node's recent module history, oldest first: every
+	// load, replacement, removal and refusal since start (the last 50).
+	Reloads []ReloadEvent `json:"reloads"`
 }
 
 // HandshakesRefused counts, per limit, the WebSocket handshakes refused
@@ -44,6 +48,19 @@ type HandshakesRefused struct {
 	IPTableFull    uint64 `json:"ip_table_full"`   // server.max_tracked_ips
 	MaxConnections uint64 `json:"max_connections"` // server.max_connections
 	Timeout        uint64 `json:"timeout"`         // server.handshake_timeout (closed)
+}
+
+// ReloadEvent is one line of Status.Reloads.
+type ReloadEvent struct {
+	Time   time.Time `json:"time"`
+	Module string    `json:"module"`
+	// Action is "loaded", "replaced", "removed" or "refused".
+	Action string `json:"action"`
+	// SHA256 is the file's digest (the refused one for "refused"; the
+	// version that left for "removed").
+	SHA256   string `json:"sha256,omitempty"`
+	Previous string `json:"previous_sha256,omitempty"` // the replaced version's
+	Error    string `json:"error,omitempty"`           // why it was refused
 }
 
 // ModuleStatus is one module's line in Status.
@@ -141,6 +158,8 @@ func formatMetrics(st Status) string {
 	metric("events_total", "counter", "Guest calls made.", func(m ModuleStatus) float64 { return float64(m.Events) })
 	metric("traps_total", "counter", "Guest calls that trapped or broke the ABI.", func(m ModuleStatus) float64 { return float64(m.Traps) })
 	metric("timeouts_total", "counter", "Guest calls stopped at their deadline.", func(m ModuleStatus) float64 { return float64(m.Timeouts) })
+	metric("event_p50_seconds", "gauge", "Median guest call time since the module version loaded (histogram bucket edge).", func(m ModuleStatus) float64 { return float64(m.EventP50) / 1e6 })
+	metric("event_p99_seconds", "gauge", "99th percentile guest call time since the module version loaded (histogram bucket edge).", func(m ModuleStatus) float64 { return float64(m.EventP99) / 1e6 })
 	metric("quarantined", "gauge", "1 if the module is quarantined.", func(m ModuleStatus) float64 { return bool01(m.Quarantined != "") })
 	metric("instances", "gauge", "Live event instances.", func(m ModuleStatus) float64 { return float64(m.Instances) })
 	metric("busy_instances", "gauge", "Event instances running a call.", func(m ModuleStatus) float64 { return float64(m.Busy) })
