@@ -26,11 +26,14 @@ type benchFlags struct {
 	settle          time.Duration
 	profile         string
 	idlePath        string
-	only            string // "", "echo", "push" or "attack"
+	only            string // "", "echo", "idle", "tls", "push", "attack" or "cluster"
 	attackDuration  time.Duration
 	pushDuration    time.Duration
 	pushClients     int
 	pushModes       []string
+	clusterMembers  int
+	clusterBurst    int
+	clusterPaced    time.Duration
 }
 
 // echoRoute is one measured route; eventTimeout is the serve process's
@@ -100,6 +103,9 @@ func runBench(args []string) error {
 	fs.DurationVar(&f.attackDuration, "attack-duration", 3*time.Second, "measured time per hostile-guest attack")
 	fs.DurationVar(&f.pushDuration, "push-duration", 5*time.Second, "measured time per push scenario")
 	fs.IntVar(&f.pushClients, "push-clients", 1000, "WebSocket clients the push scenarios push to")
+	fs.IntVar(&f.clusterMembers, "cluster-members", 3000, "members of the cluster phase's group, spread over the nodes")
+	fs.IntVar(&f.clusterBurst, "cluster-burst", 100, "sendToGroup messages of the cluster phase's burst")
+	fs.DurationVar(&f.clusterPaced, "cluster-paced", 4*time.Second, "how long the cluster phase sends 50 group messages/s")
 	modes := fs.String("push-modes", strings.Join(pushModes, ","), "push scenarios to run, comma-separated")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -111,10 +117,11 @@ func runBench(args []string) error {
 		}
 	}
 	switch f.only {
-	case "", "echo", "idle", "tls", "push", "attack":
+	case "", "echo", "idle", "tls", "push", "attack", "cluster":
 	default:
-		return fmt.Errorf("-only %q: want echo, idle, tls, push or attack", f.only)
+		return fmt.Errorf("-only %q: want echo, idle, tls, push, attack or cluster", f.only)
 	}
+	runCluster := f.only == "" || f.only == "cluster"
 	runEcho := f.only == "" || f.only == "echo" || f.only == "idle"
 	runPush, runAttack := f.only == "" || f.only == "push", f.only == "" || f.only == "attack"
 	if f.profile != "" {
@@ -131,6 +138,9 @@ func runBench(args []string) error {
 	}
 	if runPush {
 		limit += time.Duration(len(f.pushModes)) * (f.warmup + f.pushDuration + 60*time.Second)
+	}
+	if runCluster {
+		limit += 3 * (f.clusterPaced + 4*time.Minute)
 	}
 	if runAttack {
 		limit += time.Duration(len(attacks))*(f.attackDuration+30*time.Second) + 2*time.Minute
@@ -171,10 +181,17 @@ func runBench(args []string) error {
 	if runAttack {
 		attacked = attackPhase(ctx, f)
 	}
+	var clustered []clusterResult
+	if runCluster {
+		clustered = clusterPhase(ctx, f)
+	}
 	if runEcho || runPush {
 		printReport(m, f, loads, mem, pushes)
 	}
 	printAttackRows(attacked)
+	if runCluster {
+		printClusterRows(f, clustered)
+	}
 	for _, o := range pushes {
 		if o.err != nil {
 			return fmt.Errorf("push scenario %s failed", o.Mode)

@@ -47,6 +47,8 @@ func runServe(args []string) error {
 	eventTimeout := fs.Duration("event-timeout", server.DefaultConfig().Runtime.EventTimeout.Duration, "runtime.event_timeout (0: off)")
 	moduleConfig := fs.String("module-config", "", "NAME:CONFIG;…, the on_start config of modules (e.g. chat:rate_limit=0)")
 	withTLS := fs.Bool("tls", false, "serve wss:// with a self-signed certificate made at start")
+	redisURL := fs.String("redis", "", "join a cluster on this Redis ([cluster] redis)")
+	redisPrefix := fs.String("redis-prefix", "", "the cluster's key prefix ([cluster] prefix)")
 	crashLimit := fs.Int("crash-limit", server.DefaultConfig().Runtime.CrashLimit, "runtime.crash_limit (0: never quarantine; the attack phase keeps hostile modules serving)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -71,7 +73,7 @@ func runServe(args []string) error {
 			return err
 		}
 	}
-	srv, err := startServer(dir, *pool, *eventTimeout, *crashLimit, *moduleConfig, tlsFiles)
+	srv, err := startServer(dir, *pool, *eventTimeout, *crashLimit, *moduleConfig, tlsFiles, *redisURL, *redisPrefix)
 	if err != nil {
 		return err
 	}
@@ -87,7 +89,7 @@ func runServe(args []string) error {
 
 // startServer builds and starts the gateway with the modules in dir and
 // the native echo; tlsFiles, if set, are the certificate and key of wss://.
-func startServer(dir string, poolSize int, eventTimeout time.Duration, crashLimit int, moduleConfig string, tlsFiles [2]string) (*server.Server, error) {
+func startServer(dir string, poolSize int, eventTimeout time.Duration, crashLimit int, moduleConfig string, tlsFiles [2]string, redisURL, redisPrefix string) (*server.Server, error) {
 	cfg := server.DefaultConfig()
 	cfg.Server.Listen = "127.0.0.1:0"
 	cfg.Push.Listen = "127.0.0.1:0"
@@ -103,6 +105,12 @@ func startServer(dir string, poolSize int, eventTimeout time.Duration, crashLimi
 	cfg.Runtime.EventTimeout.Duration = eventTimeout
 	cfg.Runtime.CrashLimit = crashLimit
 	cfg.Server.TLSCert, cfg.Server.TLSKey = tlsFiles[0], tlsFiles[1]
+	if redisURL != "" {
+		cfg.Cluster.Redis = redisURL
+		if redisPrefix != "" {
+			cfg.Cluster.Prefix = redisPrefix
+		}
+	}
 	cfg.Modules = map[string]server.ModuleConfig{}
 	for _, mc := range strings.Split(moduleConfig, ";") {
 		if name, conf, ok := strings.Cut(mc, ":"); ok {
