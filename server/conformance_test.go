@@ -468,3 +468,40 @@ func checkConfMessages(t *testing.T, tc confCase, st *confState) {
 		}
 	}
 }
+
+// TestConformance_NothingAfterLibraryClose: when the websocket package
+// fails a connection itself (here: RSV2 on a frame), its close frame
+// reaches the client, after the echoes already written and before nothing
+// else. Its close frame used to go around the connection's write lock
+// (queued echoes could follow it, RFC 6455 §5.5.1), and the server closed
+// the socket at once over unread input, whose reset could destroy it.
+func TestConformance_NothingAfterLibraryClose(t *testing.T) {
+	srv := startServer(t, handlersWith(t, "c-echo"), nil)
+	c := dialRaw(t, srv.Addr().String(), "/c-echo", "")
+	// Enough echoes to fill the socket buffers while we do not read, so
+	// that some are still queued when the bad frame is read.
+	var batch []byte
+	msg := cframe(true, 0, opBinary, fill(16<<10, 0xab))
+	for range 200 {
+		batch = append(batch, msg...)
+	}
+	batch = append(batch, cframe(true, 2, opText, []byte("RSV2"))...)
+	// More input behind the bad frame, unread when the server fails the
+	// connection: closing the socket over it sends a reset, which used to
+	// destroy the close frame (and the echoes before it) in the client's
+	// receive buffer.
+	for range 8 {
+		batch = append(batch, msg...)
+	}
+	go func() { _, _ = c.nc.Write(batch) }()
+	st := &confState{}
+	for st.closed == nil {
+		c.next(st, false)
+	}
+	if code := binary.BigEndian.Uint16(st.closed.payload); code != 1002 {
+		t.Errorf("close code %d, want 1002", code)
+	}
+	if f, err := c.readFrame(); err == nil {
+		t.Errorf("frame after the close frame (after %d echoes): opcode %#x, %d bytes", len(st.msgs), f.op, len(f.payload))
+	}
+}
