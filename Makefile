@@ -92,6 +92,8 @@ fuzz: redis-server
 	$(GO) test ./internal/registry/redisreg -run '^$$' -fuzz FuzzSessionAgainstLocal -fuzztime $(FUZZTIME)
 	$(GO) test ./server -run '^$$' -fuzz FuzzLoadConfig -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/transport -run '^$$' -fuzz FuzzFrameGuard -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/transport -run '^$$' -fuzz FuzzAcceptDeflate -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/transport -run '^$$' -fuzz FuzzMsgReader -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/wire -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
 	$(GO) test ./config -run '^$$' -fuzz FuzzClientAddr -fuzztime $(FUZZTIME)
 	$(GO) test ./runtime/internal/stopcheck -run '^$$' -fuzz FuzzInstrument -fuzztime $(FUZZTIME)
