@@ -46,6 +46,7 @@ func runServe(args []string) error {
 	pool := fs.Int("pool", runtime.NumCPU()*2, "runtime.pool_size")
 	eventTimeout := fs.Duration("event-timeout", server.DefaultConfig().Runtime.EventTimeout.Duration, "runtime.event_timeout (0: off)")
 	moduleConfig := fs.String("module-config", "", "NAME:CONFIG;…, the on_start config of modules (e.g. chat:rate_limit=0)")
+	deflate := fs.String("deflate", "", "comma-separated modules with permessage-deflate on ([modules.NAME] deflate)")
 	crashLimit := fs.Int("crash-limit", server.DefaultConfig().Runtime.CrashLimit, "runtime.crash_limit (0: never quarantine; the attack phase keeps hostile modules serving)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -64,7 +65,7 @@ func runServe(args []string) error {
 	if err != nil {
 		return err
 	}
-	srv, err := startServer(dir, *pool, *eventTimeout, *crashLimit, *moduleConfig)
+	srv, err := startServer(dir, *pool, *eventTimeout, *crashLimit, *moduleConfig, *deflate)
 	if err != nil {
 		return err
 	}
@@ -80,7 +81,7 @@ func runServe(args []string) error {
 
 // startServer builds and starts the gateway with the modules in dir and
 // the native echo.
-func startServer(dir string, poolSize int, eventTimeout time.Duration, crashLimit int, moduleConfig string) (*server.Server, error) {
+func startServer(dir string, poolSize int, eventTimeout time.Duration, crashLimit int, moduleConfig, deflate string) (*server.Server, error) {
 	cfg := server.DefaultConfig()
 	cfg.Server.Listen = "127.0.0.1:0"
 	cfg.Push.Listen = "127.0.0.1:0"
@@ -94,6 +95,13 @@ func startServer(dir string, poolSize int, eventTimeout time.Duration, crashLimi
 	for _, mc := range strings.Split(moduleConfig, ";") {
 		if name, conf, ok := strings.Cut(mc, ":"); ok {
 			cfg.Modules[name] = server.ModuleConfig{Config: conf}
+		}
+	}
+	for _, name := range strings.Split(deflate, ",") {
+		if name != "" {
+			mc := cfg.Modules[name]
+			mc.Deflate = true
+			cfg.Modules[name] = mc
 		}
 	}
 	cfg.Runtime.CacheDir = filepath.Join(os.TempDir(), "wasmgate-bench-cache")

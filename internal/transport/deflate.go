@@ -31,11 +31,6 @@ import (
 // block header and Huffman tables cost more than they save.
 const minDeflate = 64
 
-// deflateLevel is klauspost/compress's fastest level, as the websocket
-// package's own default: a gateway's messages are small, and CPU per
-// message matters more than the last percent of size.
-const deflateLevel = 1
-
 // AcceptDeflate reports whether the server accepts a permessage-deflate
 // offer among values, the request's Sec-WebSocket-Extensions header lines.
 // It accepts the first acceptable offer; an offer is declined (RFC 7692
@@ -101,12 +96,6 @@ func windowBits(v string) bool {
 	return err == nil && n >= 8 && n <= 15 && strconv.Itoa(n) == v
 }
 
-// compressor is a pooled DEFLATE writer appending to out.
-type compressor struct {
-	fw  *flate.Writer
-	out appendWriter
-}
-
 type appendWriter struct{ b []byte }
 
 func (w *appendWriter) Write(p []byte) (int, error) {
@@ -114,11 +103,7 @@ func (w *appendWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-var compressors = sync.Pool{New: func() any {
-	c := &compressor{}
-	c.fw, _ = flate.NewWriter(&c.out, deflateLevel) // a valid level: no error
-	return c
-}}
+var appendWriters = sync.Pool{New: func() any { return new(appendWriter) }}
 
 // syncTail ends every sync-flushed DEFLATE stream; RFC 7692 §7.2.1 has the
 // sender remove it and the receiver add it back.
@@ -131,14 +116,16 @@ func deflateAppend(dst, src []byte) ([]byte, bool) {
 	if len(src) < minDeflate {
 		return dst, false
 	}
-	c := compressors.Get().(*compressor)
-	c.out.b = dst
-	c.fw.Reset(&c.out)
-	_, _ = c.fw.Write(src) // appendWriter never fails
-	_ = c.fw.Flush()
-	out := c.out.b
-	c.out.b = nil
-	compressors.Put(c)
+	// klauspost's stateless deflate: no writer kept per message or pooled
+	// (a flate.Writer holds hundreds of KiB), about the same CPU as a
+	// reset level-1 writer on chat-sized messages; without eof it ends
+	// with the sync flush's empty stored block.
+	w := appendWriters.Get().(*appendWriter)
+	w.b = dst
+	_ = flate.StatelessDeflate(w, src, false, nil) // appendWriter never fails
+	out := w.b
+	w.b = nil
+	appendWriters.Put(w)
 	if !bytes.HasSuffix(out, syncTail) || len(out)-len(syncTail)-len(dst) >= len(src) {
 		return dst, false
 	}
