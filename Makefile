@@ -123,6 +123,8 @@ fuzz: redis-server
 	$(GO) test ./internal/kv/rediskv -run '^$$' -fuzz FuzzIncrAgainstLocal -fuzztime $(FUZZTIME)
 	$(GO) test ./server -run '^$$' -fuzz FuzzLoadConfig -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/transport -run '^$$' -fuzz FuzzFrameGuard -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/transport -run '^$$' -fuzz FuzzAcceptDeflate -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/transport -run '^$$' -fuzz FuzzMsgReader -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/wire -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/cluster -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME)
 	$(GO) test ./config -run '^$$' -fuzz FuzzClientAddr -fuzztime $(FUZZTIME)

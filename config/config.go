@@ -20,6 +20,8 @@
 // A [runtime] key a module may override also gets a pointer field of the
 // same toml key and type in ModuleConfig (no tags: it takes the [runtime]
 // key's), and its name in config.toml's per-module comment.
+// A key that exists only per module (config, deflate) is a plain field of
+// ModuleConfig tagged novalidate, described in that same comment.
 // Tests fail when a step is missing: TestEveryKeyIsTagged,
 // TestConfigReferenceIsCurrent,
 // TestModuleKeysOverrideRuntimeKeys, server's TestRuntimeConfig_MapsEveryKey
@@ -209,6 +211,9 @@ func checkRedisURL(raw string) error {
 type ModuleConfig struct {
 	// Config is passed to the module's on_start.
 	Config string `toml:"config" novalidate:""`
+	// Deflate offers permessage-deflate (RFC 7692, no context takeover) to
+	// the module's clients: messages both ways may be compressed.
+	Deflate bool `toml:"deflate" novalidate:""`
 
 	// Per-module limits: a key set here replaces the [runtime] key of the
 	// same name for this module only (Limits). Each is a pointer to the

@@ -163,6 +163,10 @@ func (g *Gateway) deliver(ctx context.Context, ids []string, unique bool, skip m
 		return g.hub.Fanout(ids, skip, msg)
 	}
 	direct := g.writeNow && len(ids) <= directFanout
+	var z *transport.Deflated // one compression for every deflate client
+	if len(ids) > 1 {
+		z = transport.NewDeflated()
+	}
 	n := 0
 	seen := make(map[string]struct{}, len(ids))
 	for _, id := range ids {
@@ -173,7 +177,7 @@ func (g *Gateway) deliver(ctx context.Context, ids []string, unique bool, skip m
 		if _, ok := skip[id]; ok {
 			continue
 		}
-		if c := g.hub.Get(id); c != nil && g.hub.SendOrdered(c, msg, direct, false) == nil {
+		if c := g.hub.Get(id); c != nil && g.hub.SendOrderedShared(c, msg, z, direct) == nil {
 			n++
 		}
 	}

@@ -254,7 +254,7 @@ func (s *Server) publishRoutes(rep *ReloadReport) {
 		routes[path] = &route{path: path, module: "native", handler: h}
 	}
 	for name, slot := range s.slots {
-		routes["/"+name] = &route{path: "/" + name, module: name, handler: slot}
+		routes["/"+name] = &route{path: "/" + name, module: name, handler: slot, deflate: s.cfg.Modules[name].Deflate}
 	}
 	for _, path := range config.SortedKeys(s.cfg.Routes) {
 		name := s.cfg.Routes[path]
@@ -265,7 +265,7 @@ func (s *Server) publishRoutes(rep *ReloadReport) {
 			s.log.Error("module refused", "err", err)
 			continue
 		}
-		routes[path] = &route{path: path, module: name, handler: slot}
+		routes[path] = &route{path: path, module: name, handler: slot, deflate: s.cfg.Modules[name].Deflate}
 	}
 	s.routes.Store(&routes)
 }

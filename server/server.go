@@ -49,6 +49,7 @@ type route struct {
 	path    string
 	module  string
 	handler Handler
+	deflate bool // the module's permessage-deflate ([modules.NAME] deflate)
 }
 
 // Option changes how New builds a Server.

@@ -83,10 +83,13 @@ func (s *Server) handleHTTP(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	key := string(ctx.Request.Header.Peek("Sec-WebSocket-Key"))
+	// permessage-deflate, if the module has it on ([modules.NAME] deflate)
+	// and the client offers what the server speaks.
+	deflate := rt.deflate && transport.AcceptDeflate(ctx.Request.Header.PeekAll("Sec-WebSocket-Extensions"))
 	ctx.HijackSetNoResponse(true) // the Upgrader writes the 101
 	sock := ctx.Conn()            // the accepted socket: the edge's key for it
 	ctx.Hijack(func(nc net.Conn) {
-		ws, err := transport.Upgrade(&s.upgrader, nc, key)
+		ws, err := transport.Upgrade(&s.upgrader, nc, key, deflate)
 		if err != nil { // the Upgrader has closed nc
 			s.log.Debug("upgrade failed", "path", hs.Path, "remote", hs.RemoteAddr, "err", err)
 			if s.edge.tracking {
@@ -98,7 +101,7 @@ func (s *Server) handleHTTP(ctx *fasthttp.RequestCtx) {
 		if s.edge.tracking {
 			ip.key, ip.keyed = s.edge.upgraded(sock)
 		}
-		s.serveConn(ws, rt, hs.ClientID, ip)
+		s.serveConn(ws, rt, hs.ClientID, ip, deflate)
 	})
 }
 
@@ -148,7 +151,7 @@ func handshakeOf(ctx *fasthttp.RequestCtx, id string, client netip.AddrPort) *ab
 // Returning lets fasthttp release its request buffers, and drops this
 // goroutine's stack, grown by the guest call: an idle client keeps only a
 // small reader goroutine (see docs/BENCHMARKS.md, memory per connection).
-func (s *Server) serveConn(ws *websocket.Conn, rt *route, id string, ip ipHold) {
+func (s *Server) serveConn(ws *websocket.Conn, rt *route, id string, ip ipHold, deflate bool) {
 	s.mem.connected(s.active.Add(1))
 	if s.closing.Load() { // upgraded just as Shutdown began: no events
 		_ = ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseGoingAway, "server shutting down"), time.Now().Add(time.Second))
@@ -159,6 +162,9 @@ func (s *Server) serveConn(ws *websocket.Conn, rt *route, id string, ip ipHold) 
 	}
 	ws.SetReadLimit(int64(s.cfg.Server.MaxMessageSize))
 	c := transport.NewConn(id, rt.module, ws, s.connOpt)
+	if deflate {
+		c.EnableDeflate()
+	}
 	if err := s.register(c); err != nil {
 		s.log.Error("register client", "client", id, "err", err)
 		_ = ws.Close()

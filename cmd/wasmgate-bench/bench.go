@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -34,6 +35,9 @@ type benchFlags struct {
 	clusterMembers  int
 	clusterBurst    int
 	clusterPaced    time.Duration
+	// deflate adds the permessage-deflate rows to the echo phase: the C
+	// echo with deflate off and on, JSON chat payloads (deflatePhase).
+	deflate bool
 }
 
 // echoRoute is one measured route; eventTimeout is the serve process's
@@ -95,11 +99,12 @@ func runBench(args []string) error {
 	fs.IntVar(&f.conns, "conns", 100, "load connections")
 	fs.IntVar(&f.inflight, "inflight", 10, "messages in flight per load connection")
 	fs.IntVar(&f.size, "size", 64, "message size in bytes")
+	fs.BoolVar(&f.deflate, "deflate", false, "echo phase: also measure the C echo with permessage-deflate off and on, with JSON chat messages of -size bytes")
 	fs.IntVar(&f.idle, "idle", 8000, "idle connections for the memory measurement")
 	fs.DurationVar(&f.settle, "settle", 3*time.Second, "wait after the idle connections are open")
 	fs.StringVar(&f.idlePath, "idle-path", "/echo", "route the idle connections use")
 	fs.StringVar(&f.profile, "profile", "", "folder for CPU profiles of serve per echo route and push scenario (its measured window), and heap profiles with idle clients")
-	fs.StringVar(&f.only, "only", "", "run only the echo benchmarks (echo: load and idle memory), the idle memory (idle), the echo plain vs over TLS (tls), the push scenarios (push) or the hostile-guest attacks (attack)")
+	fs.StringVar(&f.only, "only", "", "run only the echo benchmarks (echo: load and idle memory), the idle memory (idle), the echo plain vs over TLS (tls), the push scenarios (push), the hostile-guest attacks (attack), the cluster phase (cluster), or the permessage-deflate rows alone (deflate)")
 	fs.DurationVar(&f.attackDuration, "attack-duration", 3*time.Second, "measured time per hostile-guest attack")
 	fs.DurationVar(&f.pushDuration, "push-duration", 5*time.Second, "measured time per push scenario")
 	fs.IntVar(&f.pushClients, "push-clients", 1000, "WebSocket clients the push scenarios push to")
@@ -118,8 +123,12 @@ func runBench(args []string) error {
 	}
 	switch f.only {
 	case "", "echo", "idle", "tls", "push", "attack", "cluster":
+	case "deflate":
+		ctx, cancel := context.WithTimeout(context.Background(), 2*(f.warmup+f.duration)+2*time.Minute)
+		defer cancel()
+		return deflatePhase(ctx, f)
 	default:
-		return fmt.Errorf("-only %q: want echo, idle, tls, push, attack or cluster", f.only)
+		return fmt.Errorf("-only %q: want echo, idle, tls, push, attack, cluster or deflate", f.only)
 	}
 	runCluster := f.only == "" || f.only == "cluster"
 	runEcho := f.only == "" || f.only == "echo" || f.only == "idle"
@@ -276,11 +285,79 @@ func loadPhase(ctx context.Context, f benchFlags, routes []echoRoute) ([]loadRes
 			r.label, res.MsgsPerS, res.P50us, res.P99us, res.P999us, res.CPUPerMsgUs, res.Errors)
 		out = append(out, res)
 	}
+	if f.deflate {
+		if err := deflatePhase(ctx, f); err != nil {
+			return nil, err
+		}
+	}
 	return out, nil
+}
+
+// deflatePhase measures permessage-deflate's cost: the C echo served as
+// c-echo (deflate off) and as c-echo-z (the same module with deflate on),
+// loaded with JSON chat messages, the serve process's CPU time per echoed
+// message beside the throughput (load's numbers include the client's own
+// compression, so CPU per message is the figure to compare).
+func deflatePhase(ctx context.Context, f benchFlags) error {
+	srv, addrs, err := startServe(ctx, f, echoModules+","+filepath.Join(f.handlers, "c-echo")+"@c-echo-z", "-deflate", "c-echo-z")
+	if err != nil {
+		return err
+	}
+	defer srv.stop(15 * time.Second)
+	for _, r := range []struct{ path, label string }{{"/c-echo", "C echo, JSON, deflate off"}, {"/c-echo-z", "C echo, JSON, deflate on"}} {
+		cpu0, err := processCPU(srv.cmd.Process.Pid)
+		if err != nil {
+			return err
+		}
+		extra := []string{"-json"}
+		if r.path == "/c-echo-z" {
+			extra = append(extra, "-deflate")
+		}
+		res, err := loadRouteWith(ctx, f, srv, "ws://"+addrs.ws+r.path, extra...)
+		if err != nil {
+			return err
+		}
+		cpu1, err := processCPU(srv.cmd.Process.Pid)
+		if err != nil {
+			return err
+		}
+		// CPU over the whole load run (warm-up included), per message
+		// echoed in the whole run (estimated from the measured rate).
+		msgs := res.MsgsPerS * (f.warmup + f.duration).Seconds()
+		fmt.Printf("%-28s %9.0f msgs/s  p50 %6.0f µs  p99 %6.0f µs  serve CPU %.1f µs/msg  errors %d\n",
+			r.label, res.MsgsPerS, res.P50us, res.P99us, (cpu1-cpu0).Seconds()*1e6/msgs, res.Errors)
+	}
+	return nil
+}
+
+// processCPU is a process's user+system CPU time, from /proc.
+func processCPU(pid int) (time.Duration, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, fmt.Errorf("read CPU time: %w", err)
+	}
+	// Fields after the command name (which may hold spaces): utime is the
+	// 14th field of the line, stime the 15th.
+	rest := string(data[bytes.LastIndexByte(data, ')')+2:])
+	fields := strings.Fields(rest)
+	if len(fields) < 13 {
+		return 0, fmt.Errorf("parse %q", data)
+	}
+	ut, err1 := strconv.ParseInt(fields[11], 10, 64)
+	st, err2 := strconv.ParseInt(fields[12], 10, 64)
+	if err := errors.Join(err1, err2); err != nil {
+		return 0, fmt.Errorf("parse CPU time: %w", err)
+	}
+	return time.Duration(ut+st) * time.Second / 100, nil // USER_HZ is 100 on Linux
 }
 
 // loadRoute runs one `load` child, with a CPU profile of serve if asked.
 func loadRoute(ctx context.Context, f benchFlags, srv *child, url string) (loadResult, error) {
+	return loadRouteWith(ctx, f, srv, url)
+}
+
+// loadRouteWith is loadRoute with extra `load` flags.
+func loadRouteWith(ctx context.Context, f benchFlags, srv *child, url string, extra ...string) (loadResult, error) {
 	if f.profile != "" {
 		name := strings.TrimPrefix(url[strings.LastIndex(url, "/"):], "/")
 		if _, err := srv.ask("cpuprofile "+filepath.Join(f.profile, "cpu-"+name+".pprof"), "OK"); err != nil {
@@ -290,9 +367,9 @@ func loadRoute(ctx context.Context, f benchFlags, srv *child, url string) (loadR
 	}
 	cctx, cancel := context.WithTimeout(ctx, f.warmup+f.duration+time.Minute)
 	defer cancel()
-	c, err := startChild(cctx, "load", "-url", url,
+	c, err := startChild(cctx, append([]string{"load", "-url", url,
 		"-conns", strconv.Itoa(f.conns), "-inflight", strconv.Itoa(f.inflight),
-		"-size", strconv.Itoa(f.size), "-warmup", f.warmup.String(), "-duration", f.duration.String())
+		"-size", strconv.Itoa(f.size), "-warmup", f.warmup.String(), "-duration", f.duration.String()}, extra...)...)
 	if err != nil {
 		return loadResult{}, err
 	}

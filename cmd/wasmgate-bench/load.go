@@ -40,6 +40,7 @@ type loadSpec struct {
 	url                   string
 	conns, inflight, size int
 	warmup, duration      time.Duration
+	deflate, json         bool // -deflate, -json
 }
 
 // runLoad is the `load` subcommand: conns clients each keep inflight echo
@@ -57,6 +58,8 @@ func runLoad(args []string) error {
 	fs.IntVar(&s.size, "size", 64, "message size in bytes (at least 8)")
 	fs.DurationVar(&s.warmup, "warmup", time.Second, "warm-up before measuring")
 	fs.DurationVar(&s.duration, "duration", 10*time.Second, "measured time")
+	fs.BoolVar(&s.deflate, "deflate", false, "offer permessage-deflate and compress what is sent")
+	fs.BoolVar(&s.json, "json", false, "fill messages with a JSON chat message (after the 8-byte timestamp), not zeros")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -72,7 +75,7 @@ func runLoad(args []string) error {
 
 // measure dials every client, then runs them all over the same window.
 func measure(s loadSpec) (loadResult, error) {
-	conns, err := dialAll(s.url, s.conns)
+	conns, err := dialAll(s.url, s.conns, s.deflate)
 	if err != nil {
 		return loadResult{}, err
 	}
@@ -119,10 +122,10 @@ func summarize(s loadSpec, hists []histogram, errs []error) loadResult {
 }
 
 // dialAll opens n clients to url, a few at a time.
-func dialAll(url string, n int) ([]*websocket.Conn, error) {
+func dialAll(url string, n int, deflate bool) ([]*websocket.Conn, error) {
 	conns := make([]*websocket.Conn, n)
 	errs := make([]error, n)
-	d := &websocket.Dialer{HandshakeTimeout: 10 * time.Second, ReadBufferSize: 4096, WriteBufferSize: 4096,
+	d := &websocket.Dialer{HandshakeTimeout: 10 * time.Second, ReadBufferSize: 4096, WriteBufferSize: 4096, EnableCompression: deflate,
 		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}} // serve -tls: self-signed
 	sem := make(chan struct{}, 32)
 	var wg sync.WaitGroup
@@ -153,6 +156,9 @@ func pingPong(ws *websocket.Conn, s loadSpec, base time.Time, from, to time.Dura
 	_ = ws.SetWriteDeadline(base.Add(to + 5*time.Second))
 	out := make([]byte, s.size)
 	in := make([]byte, s.size)
+	if s.json {
+		fillJSON(out[8:])
+	}
 	send := func() error {
 		binary.LittleEndian.PutUint64(out, uint64(time.Since(base)))
 		return ws.WriteMessage(websocket.BinaryMessage, out)
@@ -197,4 +203,13 @@ func readEcho(ws *websocket.Conn, buf []byte) error {
 func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// chatMessage is a typical JSON chat message, for -json payloads.
+const chatMessage = `{"type":"say","room":"lobby","from":"user-4711","text":"hello everyone, how is it going?","ts":1718000000123}`
+
+// fillJSON fills b with chatMessage, repeated as needed.
+func fillJSON(b []byte) {
+	for i := 0; i < len(b); i += copy(b[i:], chatMessage) {
+	}
 }

@@ -49,6 +49,7 @@ func runServe(args []string) error {
 	withTLS := fs.Bool("tls", false, "serve wss:// with a self-signed certificate made at start")
 	redisURL := fs.String("redis", "", "join a cluster on this Redis ([cluster] redis)")
 	redisPrefix := fs.String("redis-prefix", "", "the cluster's key prefix ([cluster] prefix)")
+	deflate := fs.String("deflate", "", "comma-separated modules with permessage-deflate on ([modules.NAME] deflate)")
 	crashLimit := fs.Int("crash-limit", server.DefaultConfig().Runtime.CrashLimit, "runtime.crash_limit (0: never quarantine; the attack phase keeps hostile modules serving)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -73,7 +74,7 @@ func runServe(args []string) error {
 			return err
 		}
 	}
-	srv, err := startServer(dir, *pool, *eventTimeout, *crashLimit, *moduleConfig, tlsFiles, *redisURL, *redisPrefix)
+	srv, err := startServer(dir, *pool, *eventTimeout, *crashLimit, *moduleConfig, tlsFiles, *redisURL, *redisPrefix, *deflate)
 	if err != nil {
 		return err
 	}
@@ -88,8 +89,9 @@ func runServe(args []string) error {
 }
 
 // startServer builds and starts the gateway with the modules in dir and
-// the native echo; tlsFiles, if set, are the certificate and key of wss://.
-func startServer(dir string, poolSize int, eventTimeout time.Duration, crashLimit int, moduleConfig string, tlsFiles [2]string, redisURL, redisPrefix string) (*server.Server, error) {
+// the native echo; tlsFiles, if set, are the certificate and key of wss://;
+// deflate lists the modules with permessage-deflate on.
+func startServer(dir string, poolSize int, eventTimeout time.Duration, crashLimit int, moduleConfig string, tlsFiles [2]string, redisURL, redisPrefix, deflate string) (*server.Server, error) {
 	cfg := server.DefaultConfig()
 	cfg.Server.Listen = "127.0.0.1:0"
 	cfg.Push.Listen = "127.0.0.1:0"
@@ -115,6 +117,13 @@ func startServer(dir string, poolSize int, eventTimeout time.Duration, crashLimi
 	for _, mc := range strings.Split(moduleConfig, ";") {
 		if name, conf, ok := strings.Cut(mc, ":"); ok {
 			cfg.Modules[name] = server.ModuleConfig{Config: conf}
+		}
+	}
+	for _, name := range strings.Split(deflate, ",") {
+		if name != "" {
+			mc := cfg.Modules[name]
+			mc.Deflate = true
+			cfg.Modules[name] = mc
 		}
 	}
 	cfg.Runtime.CacheDir = filepath.Join(os.TempDir(), "wasmgate-bench-cache")

@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/fasthttp/websocket"
@@ -76,16 +77,20 @@ type Conn struct {
 	// socket to fasthttp, which recycles it.
 	writer sync.WaitGroup
 
+	// deflate: the client negotiated permessage-deflate; data messages are
+	// compressed as they are framed (deflate.go). Set before any send.
+	deflate bool
+
 	mu          sync.Mutex // guards the fields below up to wmu
-	queue       []abi.Message
-	spare       []abi.Message // the writer's last batch, reused as the next queue
-	queuedBytes int           // payload bytes in queue
-	flightBytes int           // payload bytes of the batch the writer is writing
-	writing     bool          // the writer role is held (and counted in writer)
-	closing     bool          // no more sends are accepted
-	closeMsg    []byte        // close frame payload the writer sends after the queue, if closing
-	pingDue     bool          // a ping waits for the writer
-	pongDue     bool          // a pong waits for the writer, with payload pong (the latest ping's)
+	queue       []outMsg
+	spare       []outMsg // the writer's last batch, reused as the next queue
+	queuedBytes int      // payload bytes in queue
+	flightBytes int      // payload bytes of the batch the writer is writing
+	writing     bool     // the writer role is held (and counted in writer)
+	closing     bool     // no more sends are accepted
+	closeMsg    []byte   // close frame payload the writer sends after the queue, if closing
+	pingDue     bool     // a ping waits for the writer
+	pongDue     bool     // a pong waits for the writer, with payload pong (the latest ping's)
 	pong        []byte
 
 	wmu sync.Mutex // owns the socket for writing; guards the fields below
@@ -95,6 +100,18 @@ type Conn struct {
 	partialBuf *[]byte
 	closeSent  bool      // a close frame has been written; nothing may follow it
 	deadlineAt time.Time // when the write deadline was last armed (zero: none armed)
+
+	// libraryClosed: the websocket package failed the connection and wrote
+	// its close frame (libraryWrite); the reader lingers after it.
+	libraryClosed atomic.Bool
+}
+
+// outMsg is a queued message. z, for a message sent to many clients, is
+// its compressed form shared by their writers; nil: a deflate client's
+// writer compresses the message itself.
+type outMsg struct {
+	abi.Message
+	z *Deflated
 }
 
 // Options are what every connection of a server shares: its bounds, its
@@ -136,6 +153,9 @@ func NewConn(id, module string, ws *websocket.Conn, opt *Options) *Conn {
 	if tc, ok := c.tc.(interface{ NetConn() net.Conn }); ok { // *tls.Conn
 		c.kill = tc.NetConn()
 	}
+	if g, ok := c.nc.(*frameGuard); ok {
+		g.write = c.libraryWrite
+	}
 	// Control frames go through the writer too (the websocket package's
 	// handlers would write them around it).
 	ws.SetPingHandler(func(data string) error {
@@ -153,17 +173,28 @@ func NewConn(id, module string, ws *websocket.Conn, opt *Options) *Conn {
 	return c
 }
 
+// EnableDeflate makes the client's data messages go out compressed
+// (permessage-deflate was negotiated: Upgrade with deflate). Call it
+// before the client is registered: it must precede every send.
+func (c *Conn) EnableDeflate() { c.deflate = true }
+
 // enqueue queues msg for the client's writer goroutine. It never blocks:
 // over a queue bound it closes the client as a slow consumer and reports
 // abi.ErrnoQueueFull; a closing client reports abi.ErrnoNotFound. borrowed
 // means msg.Data belongs to the caller: it is copied.
 func (c *Conn) enqueue(msg abi.Message, borrowed bool) error {
+	return c.enqueueShared(msg, nil, borrowed)
+}
+
+// enqueueShared is enqueue of a message sent to many clients, with z its
+// shared compressed form.
+func (c *Conn) enqueueShared(msg abi.Message, z *Deflated, borrowed bool) error {
 	c.mu.Lock()
 	if c.closing {
 		c.mu.Unlock()
 		return abi.ErrnoNotFound
 	}
-	return c.enqueueLocked(msg, borrowed)
+	return c.enqueueLocked(outMsg{msg, z}, borrowed)
 }
 
 // sendNow is enqueue for a caller with nothing else to do: when the client
@@ -171,23 +202,29 @@ func (c *Conn) enqueue(msg abi.Message, borrowed bool) error {
 // borrowed data is not copied (the write is done when sendNow returns; a
 // frame the socket takes only in part is kept in a buffer of the conn).
 func (c *Conn) sendNow(msg abi.Message, borrowed bool) error {
+	return c.sendNowShared(msg, nil, borrowed)
+}
+
+// sendNowShared is sendNow of a message with its shared compressed form z
+// (one of many recipients; nil: compressed here if need be).
+func (c *Conn) sendNowShared(msg abi.Message, z *Deflated, borrowed bool) error {
 	c.mu.Lock()
 	if c.closing {
 		c.mu.Unlock()
 		return abi.ErrnoNotFound
 	}
 	if c.writing || c.raw == nil {
-		return c.enqueueLocked(msg, borrowed)
+		return c.enqueueLocked(outMsg{msg, z}, borrowed)
 	}
 	c.writing = true
 	c.writer.Add(1)
 	c.mu.Unlock()
-	c.writeNow(frameOp(msg), msg.Data)
+	c.writeNow(frameOp(msg), msg.Data, z)
 	return nil
 }
 
 // enqueueLocked is enqueue with c.mu held; it unlocks it.
-func (c *Conn) enqueueLocked(msg abi.Message, borrowed bool) error {
+func (c *Conn) enqueueLocked(msg outMsg, borrowed bool) error {
 	if len(c.queue) >= c.opt.Messages || c.overBytesLocked(len(msg.Data)) {
 		c.overflowLocked()
 		c.mu.Unlock()
@@ -243,7 +280,7 @@ func (c *Conn) control(op int, payload []byte) {
 	c.writing = true
 	c.writer.Add(1)
 	c.mu.Unlock()
-	c.writeNow(op, payload)
+	c.writeNow(op, payload, nil)
 }
 
 // ID returns the client id.
@@ -277,7 +314,7 @@ func (c *Conn) Close(final *abi.Message, code int, reason string) error {
 		return abi.ErrnoNotFound
 	}
 	if final != nil {
-		c.queue = append(c.queue, *final)
+		c.queue = append(c.queue, outMsg{Message: *final})
 		c.queuedBytes += len(final.Data)
 	}
 	c.closeLocked(code, reason)
@@ -307,11 +344,8 @@ func (c *Conn) closeReply(msg []byte) {
 	c.mu.Lock()
 	c.dropLocked()
 	c.mu.Unlock()
-	for give := time.Now().Add(time.Second); !c.wmu.TryLock(); {
-		if time.Now().After(give) {
-			return
-		}
-		time.Sleep(time.Millisecond)
+	if !c.lockWriter(time.Second) {
+		return
 	}
 	defer c.wmu.Unlock()
 	_ = c.writeCloseLocked(msg, time.Now().Add(time.Second))
@@ -323,18 +357,45 @@ func (c *Conn) sendCloseNow(code int, reason string) {
 	c.closeReply(closePayload(code, reason))
 }
 
-// closedByLibrary records that the websocket package wrote a close frame
-// itself (it does on a protocol error, such as a message over the read
-// limit): nothing more may be written. Its frame went around wmu; the
-// reader drops the connection right after, so that only matters if a
-// direct write had left half a frame, on a peer that broke the protocol.
-func (c *Conn) closedByLibrary() {
+// libraryWrite is how the websocket package's own writes reach the socket
+// (frameGuard.Write): the close frame it sends when it fails the
+// connection (a protocol error, a message over its read limit). It used
+// to go around wmu, so it could land inside a frame a direct write had
+// left half written, and frames queued before the failure (the echo of an
+// earlier message) went out after it. Now it is a close like the reader's
+// own (closeReply): the queue is dropped, the frame under way finished,
+// and nothing is written after it.
+func (c *Conn) libraryWrite(p []byte) (int, error) {
 	c.mu.Lock()
 	c.dropLocked()
 	c.mu.Unlock()
-	c.wmu.Lock()
+	if !c.lockWriter(time.Second) {
+		return 0, os.ErrDeadlineExceeded
+	}
+	defer c.wmu.Unlock()
+	if c.closeSent {
+		return len(p), nil
+	}
 	c.closeSent = true
-	c.wmu.Unlock()
+	c.libraryClosed.Store(true)
+	_ = c.tc.SetWriteDeadline(time.Now().Add(time.Second))
+	c.deadlineAt = time.Time{}
+	if err := c.flushPartialLocked(); err != nil {
+		return 0, err
+	}
+	return c.tc.Write(p)
+}
+
+// lockWriter takes wmu, waiting at most d for a writer stuck on a full
+// socket to let go; false: it did not.
+func (c *Conn) lockWriter(d time.Duration) bool {
+	for give := time.Now().Add(d); !c.wmu.TryLock(); {
+		if time.Now().After(give) {
+			return false
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return true
 }
 
 // Abort drops the connection at once (a failed write, destroyClient); the
@@ -358,7 +419,7 @@ func (c *Conn) startWriterLocked() {
 // one non-blocking write(2). What it leaves (the end of a frame the socket
 // did not take, messages queued meanwhile, a close) goes to a writer
 // goroutine, which inherits the writer role.
-func (c *Conn) writeNow(op int, payload []byte) {
+func (c *Conn) writeNow(op int, payload []byte, z *Deflated) {
 	c.wmu.Lock()
 	if c.closeSent {
 		c.wmu.Unlock()
@@ -372,7 +433,11 @@ func (c *Conn) writeNow(op int, payload []byte) {
 		putFrameBuf(c.partialBuf)
 		c.partial, c.partialBuf = nil, nil
 	}
-	b = appendFrame(b, op, payload)
+	if c.deflate && op <= websocket.BinaryMessage {
+		b = c.appendDataFrame(b, op, payload, z)
+	} else {
+		b = appendFrame(b, op, payload)
+	}
 	n, err := c.tryWrite(b)
 	if err == nil && n < len(b) {
 		c.partial, c.partialBuf = b[n:], bp
@@ -476,7 +541,7 @@ func (c *Conn) writeLoop() {
 
 // recycle keeps a written batch's array as the next queue and releases
 // its bytes from the byte bound.
-func (c *Conn) recycle(batch []abi.Message) {
+func (c *Conn) recycle(batch []outMsg) {
 	clear(batch)
 	c.mu.Lock()
 	c.flightBytes = 0
@@ -519,7 +584,7 @@ func (c *Conn) armLocked() {
 
 // writeBatchLocked writes pending control frames and a batch of messages in
 // as few write(2)s as it can.
-func (c *Conn) writeBatchLocked(batch []abi.Message, ping bool, pong []byte) error {
+func (c *Conn) writeBatchLocked(batch []outMsg, ping bool, pong []byte) error {
 	if c.closeSent {
 		return nil
 	}
@@ -533,15 +598,21 @@ func (c *Conn) writeBatchLocked(batch []abi.Message, ping bool, pong []byte) err
 		b = appendFrame(b, websocket.PongMessage, pong)
 	}
 	for _, m := range batch {
-		b = appendHeader(b, frameOp(m), len(m.Data))
-		if len(m.Data) > bigPayload {
-			if err := c.writeLocked(b, m.Data); err != nil {
+		payload := m.Data
+		if c.deflate { // compressed into b: a copy, but a compressed one
+			b = c.appendDataFrame(b, frameOp(m.Message), payload, m.z)
+			payload = nil
+		} else {
+			b = appendHeader(b, frameOp(m.Message), len(payload))
+		}
+		if len(payload) > bigPayload {
+			if err := c.writeLocked(b, payload); err != nil {
 				return err
 			}
 			b = b[:0]
 			continue
 		}
-		b = append(b, m.Data...)
+		b = append(b, payload...)
 		if len(b) >= maxFrameBuf {
 			if err := c.writeLocked(b, nil); err != nil {
 				return err

@@ -29,7 +29,7 @@ func upgradeServer(t *testing.T) (string, <-chan *websocket.Conn) {
 			key := string(ctx.Request.Header.Peek("Sec-WebSocket-Key"))
 			ctx.HijackSetNoResponse(true)
 			ctx.Hijack(func(nc net.Conn) {
-				ws, err := Upgrade(up, nc, key)
+				ws, err := Upgrade(up, nc, key, false)
 				if err != nil {
 					t.Errorf("upgrade: %v", err)
 					return

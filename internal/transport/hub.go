@@ -150,7 +150,8 @@ type fanLane struct {
 // close_client: msg, if final, then a normal close.
 type fanJob struct {
 	msg   abi.Message
-	ids   []string // shared by the lanes; read-only
+	z     *Deflated // msg compressed, shared by the lanes (nil: one recipient)
+	ids   []string  // shared by the lanes; read-only
 	conns []*Conn
 	skip  map[string]struct{} // shared between the lanes of one send; read-only
 	close bool
@@ -252,7 +253,7 @@ func (h *Hub) deliverJob(lane int, j *fanJob) {
 	}
 	for _, c := range j.conns {
 		if _, ok := j.skip[c.id]; !ok {
-			_ = c.enqueue(j.msg, false)
+			_ = c.enqueueShared(j.msg, j.z, false)
 		}
 	}
 	for _, id := range j.ids {
@@ -268,7 +269,7 @@ func (h *Hub) deliverJob(lane int, j *fanJob) {
 		c := s.conns[id]
 		s.mu.RUnlock()
 		if c != nil {
-			_ = c.enqueue(j.msg, false)
+			_ = c.enqueueShared(j.msg, j.z, false)
 		}
 	}
 }
@@ -277,17 +278,30 @@ func (h *Hub) deliverJob(lane int, j *fanJob) {
 // to c when the lane is idle, else as a job of the lane (msg.Data copied if
 // borrowed).
 func (h *Hub) SendOrdered(c *Conn, msg abi.Message, direct, borrowed bool) error {
+	return h.sendOrdered(c, msg, nil, direct, borrowed)
+}
+
+// SendOrderedShared is SendOrdered of a message sent to several clients
+// one by one: z (NewDeflated, one per message) lets those that negotiated
+// permessage-deflate share one compression of it.
+func (h *Hub) SendOrderedShared(c *Conn, msg abi.Message, z *Deflated, direct bool) error {
+	return h.sendOrdered(c, msg, z, direct, false)
+}
+
+// sendOrdered is SendOrdered of a message with its shared compressed form
+// z (a fan-out; nil for a message to one client).
+func (h *Hub) sendOrdered(c *Conn, msg abi.Message, z *Deflated, direct, borrowed bool) error {
 	l := h.laneOf(c.id)
 	l.mu.Lock()
 	if !l.busy {
 		l.mu.Unlock()
 		if direct {
-			return c.sendNow(msg, borrowed)
+			return c.sendNowShared(msg, z, borrowed)
 		}
-		return c.enqueue(msg, borrowed)
+		return c.enqueueShared(msg, z, borrowed)
 	}
 	defer l.mu.Unlock()
-	j := fanJob{msg: msg, conns: []*Conn{c}}
+	j := fanJob{msg: msg, z: z, conns: []*Conn{c}}
 	if l.bytes+j.cost() > fanLaneBytes {
 		return fmt.Errorf("fan-out queue full (%d bytes pending in a lane): %w", fanLaneBytes, abi.ErrnoQueueFull)
 	}
@@ -341,8 +355,9 @@ func (h *Hub) Fanout(ids []string, skip map[string]struct{}, msg abi.Message) (i
 		}
 	}
 	jobs := make([]fanJob, len(h.lanes))
+	z := NewDeflated() // compressed once, if any recipient takes deflate
 	for i := range jobs {
-		jobs[i] = fanJob{msg: msg, ids: ids, skip: skip}
+		jobs[i] = fanJob{msg: msg, z: z, ids: ids, skip: skip}
 	}
 	return n, h.enqueue(jobs)
 }
@@ -365,16 +380,17 @@ func (h *Hub) FanoutAll(msg abi.Message, skip map[string]struct{}) (int, error) 
 		}
 		s.mu.RUnlock()
 	}
+	z := NewDeflated() // compressed once, if any recipient takes deflate
 	if total > FanoutInline {
 		for i := range jobs {
-			jobs[i].msg = msg
+			jobs[i].msg, jobs[i].z = msg, z
 		}
 		return total, h.enqueue(jobs)
 	}
 	n := 0
 	for i := range jobs {
 		for _, c := range jobs[i].conns {
-			if h.SendOrdered(c, msg, false, false) == nil {
+			if h.sendOrdered(c, msg, z, false, false) == nil {
 				n++
 			}
 		}

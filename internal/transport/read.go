@@ -8,6 +8,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/fasthttp/websocket"
+	"github.com/klauspost/compress/flate"
 
 	"github.com/wasmgate/wasmgate/abi"
 )
@@ -18,10 +19,17 @@ const (
 	closeInvalidText = websocket.CloseInvalidFramePayloadData // 1007
 )
 
+// Why a message was refused as it was read (msgReader).
+var (
+	errInvalidUTF8 = errors.New("invalid UTF-8 in text message")
+	errTooBig      = errors.New("message over max_message_size")
+)
+
 // ReadLoop is the client's reader: it hands every message, in order, to
 // onMessage, until the peer closes or breaks the protocol. msg.Data is
 // valid only during the call (the buffer is reused).
 func (c *Conn) ReadLoop(onMessage func(msg abi.Message)) {
+	var mr msgReader
 	for {
 		typ, r, err := c.ws.NextReader()
 		if err != nil {
@@ -33,21 +41,92 @@ func (c *Conn) ReadLoop(onMessage func(msg abi.Message)) {
 			buf = new(bytes.Buffer)
 		}
 		buf.Reset()
-		if _, err := buf.ReadFrom(r); err != nil {
+		mr.reset(r, typ == websocket.TextMessage, c.opt.MaxMessageSize)
+		if _, err := buf.ReadFrom(&mr); err != nil {
 			c.putBuffer(buf)
 			c.endRead(err)
 			return
 		}
-		data := buf.Bytes()
-		if typ == websocket.TextMessage && !utf8.Valid(data) {
-			c.putBuffer(buf)
-			c.closeAndLinger(closeInvalidText, "invalid UTF-8 in text frame")
-			return
-		}
-		onMessage(abi.Message{Data: data, Binary: typ == websocket.BinaryMessage})
+		onMessage(abi.Message{Data: buf.Bytes(), Binary: typ == websocket.BinaryMessage})
 		c.putBuffer(buf)
 		c.touch()
 	}
+}
+
+// msgReader reads one message for ReadLoop. It checks a text message's
+// UTF-8 as it arrives, fragment by fragment: a message whose first
+// fragment is already invalid fails at once (RFC 6455 §8.1), not when its
+// last fragment arrives, which a hostile client may never send. And it
+// bounds the message at max bytes: the websocket package's read limit
+// counts the bytes on the wire, so without this bound a compressed
+// message (permessage-deflate) could inflate far past max_message_size.
+type msgReader struct {
+	r    io.Reader
+	text bool
+	left int // bytes the message may still grow by (0: no bound)
+	// tail is the start of a UTF-8 sequence the last read ended inside.
+	tail  [utf8.UTFMax]byte
+	ntail int
+}
+
+func (m *msgReader) reset(r io.Reader, text bool, max int) {
+	*m = msgReader{r: r, text: text, left: max}
+	if max <= 0 {
+		m.left = -1
+	}
+}
+
+func (m *msgReader) Read(p []byte) (int, error) {
+	n, err := m.r.Read(p)
+	if m.left >= 0 {
+		if n > m.left {
+			return 0, errTooBig
+		}
+		m.left -= n
+	}
+	if m.text {
+		if !m.valid(p[:n]) {
+			return 0, errInvalidUTF8
+		}
+		if err == io.EOF && m.ntail > 0 {
+			return 0, errInvalidUTF8 // the message ends inside a sequence
+		}
+	}
+	return n, err
+}
+
+// valid checks the next bytes b of a text message: the sequence the last
+// read ended inside, completed, then b up to a sequence b ends inside,
+// which is kept for the next call.
+func (m *msgReader) valid(b []byte) bool {
+	for m.ntail > 0 && len(b) > 0 {
+		m.tail[m.ntail] = b[0]
+		m.ntail++
+		b = b[1:]
+		if utf8.FullRune(m.tail[:m.ntail]) { // an invalid sequence is "full" too
+			if !utf8.Valid(m.tail[:m.ntail]) {
+				return false
+			}
+			m.ntail = 0
+		}
+	}
+	if m.ntail > 0 { // b ended inside the sequence begun earlier
+		return true
+	}
+	cut := len(b)
+	for i := len(b) - 1; i >= 0 && i >= len(b)-utf8.UTFMax; i-- {
+		if utf8.RuneStart(b[i]) {
+			if !utf8.FullRune(b[i:]) {
+				cut = i
+			}
+			break
+		}
+	}
+	if !utf8.Valid(b[:cut]) {
+		return false
+	}
+	m.ntail = copy(m.tail[:], b[cut:])
+	return true
 }
 
 // putBuffer keeps read buffers for reuse unless a rare huge message grew one.
@@ -57,18 +136,28 @@ func (c *Conn) putBuffer(buf *bytes.Buffer) {
 	}
 }
 
-// endRead handles the error that ended reading. An oversize message has
-// already been answered with close code 1009 by the websocket package.
+// endRead handles the error that ended reading: it fails the connection
+// with the close code the error calls for. When the websocket package has
+// already done so (a protocol error it detects, a message over its read
+// limit: libraryWrite), it only lingers, so that its close frame is not
+// lost to the reset that closing over unread input causes.
 func (c *Conn) endRead(err error) {
-	if errors.Is(err, errShortClose) {
-		c.closeAndLinger(websocket.CloseProtocolError, "close frame with a 1-byte payload (a close code takes 2)")
-		return
-	}
-	if errors.Is(err, websocket.ErrReadLimit) {
+	var corrupt flate.CorruptInputError
+	switch {
+	case errors.Is(err, errShortClose), errors.Is(err, errCompressedControl), errors.Is(err, errCompressedContinuation):
+		c.closeAndLinger(websocket.CloseProtocolError, err.Error())
+	case errors.Is(err, errInvalidUTF8):
+		c.closeAndLinger(closeInvalidText, "invalid UTF-8 in text message")
+	case errors.Is(err, errTooBig), errors.Is(err, websocket.ErrReadLimit):
 		if c.opt.Log != nil {
 			c.opt.Log.Info("client sent a message over max_message_size; closed with 1009", "client", c.id, "max", c.opt.MaxMessageSize)
 		}
-		c.closedByLibrary()
+		c.closeAndLinger(websocket.CloseMessageTooBig, "message over max_message_size")
+	case errors.As(err, &corrupt):
+		// permessage-deflate data that does not inflate: the connection is
+		// failed, with 1007 (the payload is not what its frame says it is).
+		c.closeAndLinger(closeInvalidText, "invalid compressed data (permessage-deflate)")
+	case c.libraryClosed.Load():
 		c.linger()
 	}
 }

@@ -23,15 +23,24 @@ import (
 // request the Upgrader would refuse (CheckUpgrade), so its error answers
 // are never used.
 
-// errShortClose ends reading a client that sent a close frame with a
-// 1-byte payload.
-var errShortClose = errors.New("close frame with a 1-byte payload")
+// The frameGuard's refusals; each ends reading with a 1002 close that names
+// it. errShortClose: a close frame with a 1-byte payload. errCompressedControl
+// and errCompressedContinuation: RSV1 (RFC 7692's "compressed" bit) on a
+// frame that cannot carry it, on a connection that negotiated
+// permessage-deflate (without it the websocket package refuses any RSV1).
+var (
+	errShortClose             = errors.New("close frame with a 1-byte payload (a close code takes 2)")
+	errCompressedControl      = errors.New("RSV1 set on a control frame (RFC 7692 §6: only a message's first frame may be compressed)")
+	errCompressedContinuation = errors.New("RSV1 set on a continuation frame (RFC 7692 §6: only a message's first frame may be compressed)")
+)
 
 // frameGuard sits under the websocket reader and refuses what the websocket
 // package lets through: a close frame whose payload is a single byte (RFC
 // 6455 §5.5.1: a close body, if any, starts with a 2-byte code). The
 // package reads it as "no status" and echoes it; the RFC makes it a
-// protocol error, answered with 1002.
+// protocol error, answered with 1002. With permessage-deflate negotiated
+// the package also takes RSV1 on control and continuation frames, which
+// RFC 7692 §6 forbids: the guard refuses those too.
 //
 // It follows frame boundaries by reading only headers and counting payload
 // bytes past, so it costs a few instructions per frame. It sees the stream
@@ -42,7 +51,22 @@ type frameGuard struct {
 	hdr   [14]byte // the current frame's header so far
 	nhdr  int      // bytes in hdr
 	skip  uint64   // payload bytes of the current frame still to pass
-	fault bool     // errShortClose has been returned
+	fault error    // the refusal returned, if any
+	// deflate: permessage-deflate was negotiated (RSV1 is checked).
+	deflate bool
+	// write, when set (NewConn), takes the websocket package's own writes:
+	// the close frame it sends when it fails the connection.
+	write func([]byte) (int, error)
+}
+
+// Write is the websocket package's write: through the Conn that owns the
+// socket once there is one (Conn.libraryWrite), so that its close frame
+// is ordered with the Conn's own frames.
+func (g *frameGuard) Write(p []byte) (int, error) {
+	if g.write != nil {
+		return g.write(p)
+	}
+	return g.Conn.Write(p)
 }
 
 // UnsafeConn is the socket under the guard (and under fasthttp's hijack
@@ -58,25 +82,43 @@ func (g *frameGuard) UnsafeConn() net.Conn {
 	return g.Conn
 }
 
-// Read reads from the connection and checks the frames read. On a short
-// close frame it returns the bytes before that frame and errShortClose, so
-// the websocket reader handles earlier frames and then fails; later reads
-// (the linger after the close frame) pass through unchecked.
+// Read reads from the connection and checks the frames read. On a frame it
+// refuses it returns the bytes before that frame and the refusal, so the
+// websocket reader handles earlier frames and then fails; later reads (the
+// linger after the close frame) pass through unchecked.
 func (g *frameGuard) Read(p []byte) (int, error) {
 	n, err := g.Conn.Read(p)
-	if g.fault {
+	if g.fault != nil {
 		return n, err
 	}
-	if at := g.scan(p[:n]); at >= 0 {
-		g.fault = true
-		return at, errShortClose
+	if at, bad := g.scan(p[:n]); at >= 0 {
+		g.fault = bad
+		return at, bad
 	}
 	return n, err
 }
 
-// scan follows frames through b and returns the offset in b where a short
-// close frame begins (0 if its header began in an earlier read), or -1.
-func (g *frameGuard) scan(b []byte) int {
+// check returns the refusal of the frame whose header begins with h (two
+// bytes at least) and whose payload is length bytes, or nil.
+func (g *frameGuard) check(h []byte, length uint64) error {
+	opcode := h[0] & 0x0f
+	switch {
+	case opcode == 0x8 && length == 1:
+		return errShortClose
+	case !g.deflate || h[0]&0x40 == 0:
+		return nil
+	case opcode >= 0x8:
+		return errCompressedControl
+	case opcode == 0x0:
+		return errCompressedContinuation
+	}
+	return nil
+}
+
+// scan follows frames through b and returns the offset in b where a
+// refused frame begins (0 if its header began in an earlier read) and the
+// refusal, or -1.
+func (g *frameGuard) scan(b []byte) (int, error) {
 	start := 0 // where the current frame began in b
 	for i := 0; i < len(b); {
 		if g.skip > 0 {
@@ -91,8 +133,8 @@ func (g *frameGuard) scan(b []byte) int {
 				h := b[i:]
 				need := frameHeaderLen(h[:2])
 				length := framePayloadLen(h[:need])
-				if h[0]&0x0f == 0x8 && length == 1 {
-					return start
+				if bad := g.check(h, length); bad != nil {
+					return start, bad
 				}
 				i += need
 				g.skip = length
@@ -106,14 +148,14 @@ func (g *frameGuard) scan(b []byte) int {
 		if g.nhdr < need {
 			continue
 		}
-		opcode, length := g.hdr[0]&0x0f, framePayloadLen(g.hdr[:need])
+		length := framePayloadLen(g.hdr[:need])
 		g.nhdr = 0
-		if opcode == 0x8 && length == 1 {
-			return start
+		if bad := g.check(g.hdr[:need], length); bad != nil {
+			return start, bad
 		}
 		g.skip = length
 	}
-	return -1
+	return -1, nil
 }
 
 // frameHeaderLen is the length of the frame header that begins with h, as
@@ -175,9 +217,21 @@ func (h *hijacked) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 // Upgrade completes the handshake of a request CheckUpgrade accepted, on
 // nc (the connection fasthttp's hijack handed over) with key (its
 // Sec-WebSocket-Key): up writes the 101 and returns the WebSocket, whose
-// reads go through a frameGuard. On error up has closed nc.
-func Upgrade(up *websocket.Upgrader, nc net.Conn, key string) (*websocket.Conn, error) {
-	return up.Upgrade(&hijacked{conn: &frameGuard{Conn: detach(nc)}}, upgradeRequest(key), nil)
+// reads go through a frameGuard. deflate accepts permessage-deflate (the
+// caller has checked the client's offer with AcceptDeflate): the 101 then
+// answers "permessage-deflate; server_no_context_takeover;
+// client_no_context_takeover" and the websocket package inflates
+// compressed messages; the Conn must then be told (EnableDeflate). On
+// error up has closed nc.
+func Upgrade(up *websocket.Upgrader, nc net.Conn, key string, deflate bool) (*websocket.Conn, error) {
+	req := upgradeRequest(key)
+	if deflate {
+		u := *up
+		u.EnableCompression = true
+		up = &u
+		req.Header["Sec-Websocket-Extensions"] = []string{"permessage-deflate"}
+	}
+	return up.Upgrade(&hijacked{conn: &frameGuard{Conn: detach(nc), deflate: deflate}}, req, nil)
 }
 
 // detach returns the socket under fasthttp's hijacked connection nc, to
