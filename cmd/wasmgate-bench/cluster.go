@@ -42,6 +42,7 @@ type clusterResult struct {
 	deliveriesS float64
 	p50, p99    time.Duration
 	cmdsPerMsg  float64
+	publishUs   float64 // Redis's own time per PUBLISH (usec_per_call)
 	cmdBreakout string
 	err         error
 }
@@ -191,6 +192,9 @@ func clusterRun(ctx context.Context, f benchFlags, rs *redisProc, label string, 
 		}
 		total, parts := int64(0), []string{}
 		for cmd, n := range after {
+			if strings.HasSuffix(cmd, "_usec") {
+				continue
+			}
 			if d := n - before[cmd]; d > 0 {
 				total += d
 				parts = append(parts, fmt.Sprintf("%s %.2f", cmd, float64(d)/float64(f.clusterBurst)))
@@ -198,6 +202,9 @@ func clusterRun(ctx context.Context, f benchFlags, rs *redisProc, label string, 
 		}
 		slices.Sort(parts)
 		res.cmdsPerMsg = float64(total) / float64(f.clusterBurst)
+		if calls := after["publish"] - before["publish"]; calls > 0 {
+			res.publishUs = float64(after["publish_usec"]-before["publish_usec"]) / float64(calls)
+		}
 		res.cmdBreakout = strings.Join(parts, ", ")
 	}
 
@@ -362,7 +369,8 @@ func (r *redisProc) do(cmd string) (string, error) {
 	return string(buf[:n]), nil
 }
 
-// commandStats returns calls per command from INFO commandstats.
+// commandStats returns calls per command from INFO commandstats, and the
+// microseconds Redis spent in them as "<command>_usec".
 func (r *redisProc) commandStats() (map[string]int64, error) {
 	info, err := r.do("INFO commandstats")
 	if err != nil {
@@ -374,9 +382,17 @@ func (r *redisProc) commandStats() (map[string]int64, error) {
 		if !ok || !strings.HasPrefix(name, "cmdstat_") {
 			continue
 		}
-		calls, _, _ := strings.Cut(strings.TrimPrefix(rest, "calls="), ",")
-		n, _ := strconv.ParseInt(calls, 10, 64)
-		out[strings.TrimPrefix(name, "cmdstat_")] = n
+		cmd := strings.TrimPrefix(name, "cmdstat_")
+		for _, field := range strings.Split(rest, ",") {
+			k, v, _ := strings.Cut(field, "=")
+			n, _ := strconv.ParseInt(v, 10, 64)
+			switch k {
+			case "calls":
+				out[cmd] = n
+			case "usec":
+				out[cmd+"_usec"] = n
+			}
+		}
 	}
 	return out, nil
 }
@@ -384,17 +400,21 @@ func (r *redisProc) commandStats() (map[string]int64, error) {
 // printClusterRows prints the cluster table.
 func printClusterRows(f benchFlags, rows []clusterResult) {
 	fmt.Printf("\n## Cluster: sendToGroup to one group of %d members (burst of %d, paced at 50/s for %s)\n\n", f.clusterMembers, f.clusterBurst, f.clusterPaced)
-	fmt.Println("| setting | deliveries/s (burst) | push→client p50 | p99 (paced, 50 msg/s) | Redis commands per message |")
-	fmt.Println("| --- | --- | --- | --- | --- |")
+	fmt.Println("| setting | deliveries/s (burst) | push→client p50 | p99 (paced, 50 msg/s) | Redis commands per message | Redis µs per PUBLISH |")
+	fmt.Println("| --- | --- | --- | --- | --- | --- |")
 	for _, r := range rows {
 		if r.err != nil {
-			fmt.Printf("| %s | error: %s | | | |\n", r.label, mdEscape(r.err.Error()))
+			fmt.Printf("| %s | error: %s | | | | |\n", r.label, mdEscape(r.err.Error()))
 			continue
 		}
 		cmds := "—"
 		if r.cmdBreakout != "" {
 			cmds = fmt.Sprintf("%.2f (%s)", r.cmdsPerMsg, r.cmdBreakout)
 		}
-		fmt.Printf("| %s | %.0f | %s | %s | %s |\n", r.label, r.deliveriesS, r.p50.Round(10*time.Microsecond), r.p99.Round(10*time.Microsecond), cmds)
+		pub := "—"
+		if r.publishUs > 0 {
+			pub = fmt.Sprintf("%.1f", r.publishUs)
+		}
+		fmt.Printf("| %s | %.0f | %s | %s | %s | %s |\n", r.label, r.deliveriesS, r.p50.Round(10*time.Microsecond), r.p99.Round(10*time.Microsecond), cmds, pub)
 	}
 }
