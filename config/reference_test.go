@@ -127,5 +127,26 @@ func reference(comments map[string]string) string {
 			fmt.Fprintf(&b, "| `%s` | `%s` | %s | %s | %s |\n", key, def, rng, mod, strings.ReplaceAll(comments[name+"."+key], "|", "\\|"))
 		}
 	}
+	// The keys only a module's table has (the others are the [runtime]
+	// keys marked ✓ above); their meaning is in ModuleConfig's comments.
+	b.WriteString("\n## [modules.NAME]\n\nBesides the ✓ keys of [runtime]:\n\n| key | default | meaning |\n| --- | --- | --- |\n")
+	b.WriteString("| `config` | `\"\"` | A string passed to the module's `on_start` (its meaning is the module's). |\n")
+	b.WriteString("| `deflate` | `false` | Offer permessage-deflate (RFC 7692, no context takeover) to the module's clients; both directions may then compress. Off by default: it costs CPU per message (docs/BENCHMARKS.md, deflate) and pays off for large or repetitive text (docs/CONFORMANCE.md). |\n")
+	for i := range mt.NumField() {
+		if k := mt.Field(i).Tag.Get("toml"); k != "config" && k != "deflate" && !isRuntimeKey(k) {
+			fmt.Fprintf(&b, "| `%s` | | (undocumented module key: describe it in config/reference_test.go) |\n", k)
+		}
+	}
 	return b.String()
+}
+
+// isRuntimeKey reports whether key is a [runtime] key.
+func isRuntimeKey(key string) bool {
+	t := reflect.TypeFor[RuntimeConfig]()
+	for i := range t.NumField() {
+		if t.Field(i).Tag.Get("toml") == key {
+			return true
+		}
+	}
+	return false
 }
