@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"sync"
 	"time"
@@ -122,6 +123,11 @@ func summarize(s loadSpec, hists []histogram, errs []error) loadResult {
 }
 
 // dialAll opens n clients to url, a few at a time.
+// benchOrigin is the browser origin the load clients present: serve's
+// allowed_origins admit it through their wildcard, so every handshake runs
+// the origin check.
+const benchOrigin = "https://chat.example.com"
+
 func dialAll(url string, n int, deflate bool) ([]*websocket.Conn, error) {
 	conns := make([]*websocket.Conn, n)
 	errs := make([]error, n)
@@ -133,7 +139,7 @@ func dialAll(url string, n int, deflate bool) ([]*websocket.Conn, error) {
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			conns[i], _, errs[i] = d.DialContext(context.Background(), url, nil)
+			conns[i], _, errs[i] = d.DialContext(context.Background(), url, http.Header{"Origin": {benchOrigin}})
 		})
 	}
 	wg.Wait()

@@ -103,6 +103,9 @@ func startServer(dir string, poolSize int, eventTimeout time.Duration, crashLimi
 	// source addresses.
 	cfg.Server.MaxConnectionsPerIP = 1_000_000
 	cfg.Server.HandshakeRatePerIP, cfg.Server.HandshakeBurstPerIP = 100_000_000, 100_000_000
+	// Origin checks on, as a production edge has them: the load clients
+	// send an Origin the wildcard admits (benchOrigin).
+	cfg.Server.AllowedOrigins = []string{"https://app.example.com", "*.example.com"}
 	cfg.Runtime.PoolSize = poolSize
 	cfg.Runtime.EventTimeout.Duration = eventTimeout
 	cfg.Runtime.CrashLimit = crashLimit
