@@ -2,6 +2,7 @@ package cluster_test
 
 import (
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -38,6 +39,14 @@ func startCluster(t *testing.T, k int) (*redistest.Server, []*node, string) {
 func TestCluster_GatewayAPIAcrossNodes(t *testing.T) {
 	_, n, _ := startCluster(t, 3)
 	a, b, c := n[0].chat(), n[1].chat(), n[2].chat()
+	eventually(t, "/metrics, /status and /healthz show the cluster", func() bool {
+		st := n[1].clusterStatus()
+		h := n[2].health()
+		return strings.Contains(n[0].metrics(), "wasmgate_cluster_nodes_alive 3\n") &&
+			strings.Contains(n[0].metrics(), "wasmgate_cluster_healthy 1\n") &&
+			st != nil && len(st["nodes_alive"].([]any)) == 3 && st["redis"] == "ok" &&
+			h != nil && h["healthy"] == true && h["nodes_alive"] == 3.0 && h["node"] == c.id[:8]
+	})
 	if a.id[:8] == b.id[:8] || b.id[:8] == c.id[:8] || a.id[:8] == c.id[:8] {
 		t.Fatalf("claimed node ids are not distinct: %s %s %s", a.id, b.id, c.id)
 	}

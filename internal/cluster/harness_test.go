@@ -282,6 +282,17 @@ func (n *node) clusterStatus() map[string]any {
 	return c
 }
 
+// metrics returns GET /metrics.
+func (n *node) metrics() string {
+	resp, err := http.Get("http://" + n.admin + "/metrics")
+	if err != nil {
+		return ""
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
 func (n *node) healthy() bool {
 	h := n.health()
 	return h != nil && h["healthy"] == true
