@@ -168,6 +168,9 @@ func (b *bus) wait(ctx context.Context, w *subWaiter) error {
 	if w == nil {
 		return nil
 	}
+	if !b.up() || !b.n.redisOK.Load() {
+		return nil // known down: the confirmation will come with the reconnect
+	}
 	t := time.NewTimer(b.n.o.Timeout)
 	defer t.Stop()
 	select {
@@ -348,6 +351,9 @@ func (b *bus) reply(ctx context.Context, m envelope, err error) {
 
 // publish sends m on ch and returns how many nodes received it.
 func (b *bus) publish(ctx context.Context, ch string, m *envelope) (int64, error) {
+	if err := b.n.errRedisDown(); err != nil {
+		return 0, err
+	}
 	ctx, cancel := context.WithTimeout(ctx, b.n.o.Timeout)
 	defer cancel()
 	k, err := b.n.rdb.Publish(ctx, ch, m.encode()).Result()
@@ -373,6 +379,9 @@ return redis.call('PUBLISH', P .. 'n:' .. n, ARGV[4])
 
 // toClient publishes m for client id of node owner.
 func (b *bus) toClient(ctx context.Context, owner, id string, m *envelope) error {
+	if err := b.n.errRedisDown(); err != nil {
+		return err
+	}
 	ctx, cancel := context.WithTimeout(ctx, b.n.o.Timeout)
 	defer cancel()
 	k, err := scriptToClient.Run(ctx, b.n.rdb, nil, b.n.o.Prefix, owner, id, m.encode()).Int64()

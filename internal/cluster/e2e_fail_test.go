@@ -270,3 +270,41 @@ func TestCluster_RedisDownLocalKeepsWorking(t *testing.T) {
 	}
 	a2.expectText("from afar")
 }
+
+// TestCluster_RedisFrozen: a Redis that stops answering without closing
+// its connections (SIGSTOP) must not hang anything: cross-node calls fail
+// with unavailable, new clients of a node still connect and are served, and
+// everything recovers when it answers again.
+func TestCluster_RedisFrozen(t *testing.T) {
+	rs, n, _ := startCluster(t, 2)
+	b := n[1].chat()
+	rs.Pause()
+	resumed := false
+	defer func() {
+		if !resumed {
+			rs.Resume()
+		}
+	}()
+	eventually(t, "node 0 degraded", func() bool {
+		h := n[0].health()
+		return h != nil && h["degraded"] == true
+	})
+	began := time.Now()
+	if m := n[0].backend().call("sendToClient", map[string]any{"client_id": b.id, "data": "x"}); errCode(m) != "unavailable" {
+		t.Fatalf("cross-node send with Redis frozen: %v", m)
+	}
+	t.Logf("cross-node call with Redis frozen failed in %v", time.Since(began).Round(time.Millisecond))
+	began = time.Now()
+	a := n[0].chat() // connect, whoami: served by node 0 alone
+	a.send(map[string]string{"type": "login", "uid": "frozen"})
+	a.expect("login")
+	t.Logf("a new client connected and logged in in %v with Redis frozen", time.Since(began).Round(time.Millisecond))
+	rs.Resume()
+	resumed = true
+	began = time.Now()
+	eventually(t, "healthy again, with the new client's uid published", func() bool {
+		return n[0].healthy() && n[1].healthy() &&
+			n[1].result("isUidOnline", map[string]any{"uid": "frozen"}) == 1.0
+	})
+	t.Logf("recovered %v after Redis resumed", time.Since(began).Round(time.Millisecond))
+}

@@ -443,6 +443,16 @@ func (n *Node) redisFailed(err error) {
 	_ = err
 }
 
+// errRedisDown is what cross-node calls return at once while the last
+// heartbeat failed: without it, every call would wait its whole timeout on
+// a Redis that stopped answering (a paused process, a dead link).
+func (n *Node) errRedisDown() error {
+	if n.redisOK.Load() {
+		return nil
+	}
+	return unavailable("redis is unreachable (the last heartbeat failed)", nil)
+}
+
 // Healthy reports whether the node is fully part of the cluster: Redis
 // answers, the pub/sub connection is up, and Redis holds this node's
 // clients as they are.

@@ -83,6 +83,18 @@ func (r *Registry) resync(ctx context.Context, groups, uids []string) error {
 	return nil
 }
 
+// skipRedis reports whether an own client's change should not wait for
+// Redis: while the last heartbeat failed the write would only wait out its
+// timeout (on every connect, for one). The change is marked for the
+// re-publish that follows Redis's return.
+func (r *Registry) skipRedis() bool {
+	if r.n.redisOK.Load() {
+		return false
+	}
+	r.n.dirty.Store(true)
+	return true
+}
+
 // stored handles the Redis write that follows a mirror change of an own
 // client: when Redis cannot be reached the change stands (the mirror is
 // the truth for own clients) and is re-published when Redis returns.
@@ -108,6 +120,9 @@ func (r *Registry) AddClient(ctx context.Context, id string) error {
 	if err := r.n.local.AddClient(ctx, id); err != nil {
 		return err
 	}
+	if r.skipRedis() {
+		return nil
+	}
 	return r.stored(r.n.shared.AddClient(ctx, id))
 }
 
@@ -126,6 +141,9 @@ func (r *Registry) RemoveClient(ctx context.Context, id string) (bool, error) {
 	// Unsubscribing waits for nothing; a failure only costs messages
 	// this node then ignores.
 	_ = r.resync(ctx, groups, []string{uid})
+	if r.skipRedis() {
+		return true, nil
+	}
 	_, err = r.n.shared.RemoveClient(ctx, id)
 	return true, r.stored(err)
 }
@@ -219,6 +237,15 @@ func (r *Registry) apply(ctx context.Context, m envelope) error {
 
 // applyOwn changes an own client: mirror, subscriptions, Redis.
 func (r *Registry) applyOwn(ctx context.Context, op uint64, args []string, data []byte) error {
+	err := r.applyMirror(ctx, op, args, data)
+	if err != nil || r.skipRedis() {
+		return err
+	}
+	return r.stored(r.applyShared(ctx, op, args))
+}
+
+// applyMirror makes the change in the mirror and the subscriptions.
+func (r *Registry) applyMirror(ctx context.Context, op uint64, args []string, data []byte) error {
 	n, id := r.n, args[0]
 	arg := func() (string, error) {
 		if len(args) != 2 {
@@ -236,10 +263,7 @@ func (r *Registry) applyOwn(ctx context.Context, op uint64, args []string, data 
 		if err := n.local.BindUid(ctx, id, uid); err != nil {
 			return err
 		}
-		if err := r.resync(ctx, nil, []string{old, uid}); err != nil {
-			return err
-		}
-		return r.stored(n.shared.BindUid(ctx, id, uid))
+		return r.resync(ctx, nil, []string{old, uid})
 	case opUnbind:
 		uid, err := arg()
 		if err != nil {
@@ -248,8 +272,8 @@ func (r *Registry) applyOwn(ctx context.Context, op uint64, args []string, data 
 		if err := n.local.UnbindUid(ctx, id, uid); err != nil {
 			return err
 		}
-		_ = r.resync(ctx, nil, []string{uid})
-		return r.stored(n.shared.UnbindUid(ctx, id, uid))
+		_ = r.resync(ctx, nil, []string{uid}) // unsubscribing waits for nothing
+		return nil
 	case opJoin:
 		g, err := arg()
 		if err != nil {
@@ -258,10 +282,7 @@ func (r *Registry) applyOwn(ctx context.Context, op uint64, args []string, data 
 		if err := n.local.JoinGroup(ctx, id, g); err != nil {
 			return err
 		}
-		if err := r.resync(ctx, []string{g}, nil); err != nil {
-			return err
-		}
-		return r.stored(n.shared.JoinGroup(ctx, id, g))
+		return r.resync(ctx, []string{g}, nil)
 	case opLeave:
 		g, err := arg()
 		if err != nil {
@@ -271,7 +292,7 @@ func (r *Registry) applyOwn(ctx context.Context, op uint64, args []string, data 
 			return err
 		}
 		_ = r.resync(ctx, []string{g}, nil)
-		return r.stored(n.shared.LeaveGroup(ctx, id, g))
+		return nil
 	case opSetSession, opUpdateSession:
 		var err error
 		if op == opSetSession {
@@ -279,18 +300,33 @@ func (r *Registry) applyOwn(ctx context.Context, op uint64, args []string, data 
 		} else {
 			err = n.local.UpdateSession(ctx, id, data)
 		}
-		if err != nil {
-			return err
-		}
-		// Redis gets the mirror's bytes, whatever the operation: the
-		// merge is done once, here, and both hold the same session.
+		return err
+	}
+	return fmt.Errorf("unknown request %d: %w", op, abi.ErrnoInvalid)
+}
+
+// applyShared writes a change applyMirror made to Redis. Sessions are
+// written as the mirror holds them, whatever the operation: the merge is
+// done once, in the mirror, and both hold the same bytes.
+func (r *Registry) applyShared(ctx context.Context, op uint64, args []string) error {
+	n, id := r.n, args[0]
+	switch op {
+	case opBind:
+		return n.shared.BindUid(ctx, id, args[1])
+	case opUnbind:
+		return n.shared.UnbindUid(ctx, id, args[1])
+	case opJoin:
+		return n.shared.JoinGroup(ctx, id, args[1])
+	case opLeave:
+		return n.shared.LeaveGroup(ctx, id, args[1])
+	case opSetSession, opUpdateSession:
 		s, err := n.local.Session(ctx, id)
 		if err != nil {
 			return err
 		}
-		return r.stored(n.shared.SetSession(ctx, id, s))
+		return n.shared.SetSession(ctx, id, s)
 	}
-	return fmt.Errorf("unknown request %d: %w", op, abi.ErrnoInvalid)
+	return nil
 }
 
 // ClientsByUid implements registry.Registry (cluster-wide, from Redis).
@@ -403,6 +439,9 @@ func (n *Node) PublishUids(ctx context.Context, uids []string, msg abi.Message) 
 func (n *Node) publishEach(ctx context.Context, prefix string, names []string, m *envelope) error {
 	if len(names) == 0 {
 		return nil
+	}
+	if err := n.errRedisDown(); err != nil {
+		return err
 	}
 	payload := m.encode()
 	ctx, cancel := context.WithTimeout(ctx, n.o.Timeout)
