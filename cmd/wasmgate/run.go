@@ -89,6 +89,12 @@ func check(cfg server.Config, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "wasmgate: check failed: handlers folder:", err)
 		return 1
 	}
+	if cfg.Cluster.Redis != "" {
+		// A check must not join the cluster: it would claim a node id, or
+		// wait for a live node's. Validate has checked the URL's form.
+		fmt.Fprintln(stdout, "cluster mode: redis", cluster.Redacted(cfg.Cluster.Redis), "(not contacted by check)")
+		cfg.Cluster.Redis = ""
+	}
 	srv, err := server.New(ctx, cfg, nil)
 	if err != nil {
 		fmt.Fprintln(stderr, "wasmgate: check failed:\n"+err.Error())

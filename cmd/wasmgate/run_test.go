@@ -99,6 +99,17 @@ func TestRun_CheckGoodConfig(t *testing.T) {
 	}
 }
 
+// TestRun_CheckDoesNotJoinTheCluster: check on a cluster node's config
+// contacts no Redis (here there is none at that address): it would claim
+// a node id, or wait for a live node's.
+func TestRun_CheckDoesNotJoinTheCluster(t *testing.T) {
+	path := writeConfig(t, "[cluster]\nredis = \"redis://127.0.0.1:1/0\"\n", "echo")
+	code, out, errOut := runCmd("check", "-c", path)
+	if code != 0 || !strings.Contains(out, "not contacted by check") || !strings.Contains(out, "OK") {
+		t.Fatalf("check of a cluster config: %d %q %q", code, out, errOut)
+	}
+}
+
 // TestRun_CheckErrorsNameNoInternalPackage: a file that is not wasm is
 // reported as such, without the name of the package that found it.
 func TestRun_CheckErrorsNameNoInternalPackage(t *testing.T) {
