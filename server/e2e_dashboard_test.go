@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/wasmgate/wasmgate/server"
 	"github.com/wasmgate/wasmgate/web"
@@ -118,5 +119,50 @@ func TestAdmin_Dashboard(t *testing.T) {
 	if len(r) != 3 || r[1].Action != "replaced" || r[1].Previous != first || r[1].SHA256 != st.Modules[0].SHA256 ||
 		r[2].Action != "refused" || r[2].Error == "" || r[2].SHA256 == st.Modules[0].SHA256 {
 		t.Fatalf("reloads = %+v, want loaded, replaced (previous %s), refused", r, first)
+	}
+}
+
+// TestAdmin_CrossSiteRequestsRefused: a web page of another origin cannot
+// use the admin listener through the operator's browser (no secret is set,
+// as by default): its POSTs are refused with 403 and push nothing, while a
+// backend (no Origin) and the /ui page (its own origin) are served.
+func TestAdmin_CrossSiteRequestsRefused(t *testing.T) {
+	srv := startServer(t, handlersWith(t, "echo"), nil)
+	admin := srv.AdminAddr().String()
+	c := srv.dial(t, "/echo")
+	post := func(origin, path, body string) int {
+		t.Helper()
+		req, _ := http.NewRequest("POST", "http://"+admin+path, strings.NewReader(body))
+		req.Header.Set("Content-Type", "text/plain") // a simple request: no preflight
+		if origin != "" {
+			req.Header.Set("Origin", origin)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for _, origin := range []string{"https://evil.example", "null", "http://127.0.0.1:1"} {
+		if got := post(origin, "/api/sendToAll", `{"data":"pwned"}`); got != http.StatusForbidden {
+			t.Fatalf("POST /api/sendToAll from %s: %d, want 403", origin, got)
+		}
+		if got := post(origin, "/reload", ""); got != http.StatusForbidden {
+			t.Fatalf("POST /reload from %s: %d, want 403", origin, got)
+		}
+	}
+	c.expectSilence(200 * time.Millisecond)
+	if got := post("http://"+admin, "/api/sendToAll", `{"data":"from the dashboard"}`); got != http.StatusOK {
+		t.Fatalf("POST from the admin listener's own origin: %d", got)
+	}
+	if _, data := c.read(); string(data) != "from the dashboard" {
+		t.Fatalf("got %q", data)
+	}
+	if got := post("", "/api/sendToAll", `{"data":"from a backend"}`); got != http.StatusOK {
+		t.Fatalf("POST without Origin (a backend): %d", got)
+	}
+	if _, data := c.read(); string(data) != "from a backend" {
+		t.Fatalf("got %q", data)
 	}
 }

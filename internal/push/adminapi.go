@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net"
+	"net/url"
 	"strings"
 
 	"github.com/valyala/fasthttp"
@@ -45,6 +46,15 @@ func (p *Ports) startAdmin() error {
 func (p *Ports) handleAdmin(ctx *fasthttp.RequestCtx) {
 	ctx.SetContentType("application/json")
 	path := string(ctx.Path())
+	if crossSite(ctx) {
+		// A web page the operator visits could otherwise POST to the
+		// admin listener on loopback (a form or a text/plain fetch needs
+		// no CORS preflight) and push, close clients or reload, without
+		// any secret when none is set. Backends and curl send no Origin;
+		// the /ui page sends its own.
+		adminError(ctx, fasthttp.StatusForbidden, wire.CodeUnauthorized, "cross-origin request refused: the admin listener serves its own page (/ui), backends and tools, not other web pages")
+		return
+	}
 	switch {
 	case path == "/healthz":
 		p.healthz(ctx)
@@ -61,6 +71,22 @@ func (p *Ports) handleAdmin(ctx *fasthttp.RequestCtx) {
 	default:
 		adminError(ctx, fasthttp.StatusNotFound, wire.CodeUnknownCmd, "no such endpoint; use POST /api/<cmd>, POST /api/batch, GET /healthz, GET /status, GET /metrics or GET /ui")
 	}
+}
+
+// crossSite reports whether a browser sent the request from a page of
+// another origin: an Origin header (browsers send it on every POST, and on
+// cross-origin GETs of fetch) whose host is not the one the request was
+// sent to.
+func crossSite(ctx *fasthttp.RequestCtx) bool {
+	origin := string(ctx.Request.Header.Peek("Origin"))
+	if origin == "" {
+		return false
+	}
+	u, err := url.Parse(origin)
+	if err != nil || u.Host == "" { // "null" (a sandboxed page, a file) included
+		return true
+	}
+	return !strings.EqualFold(u.Host, string(ctx.Host()))
 }
 
 func (p *Ports) healthz(ctx *fasthttp.RequestCtx) {
