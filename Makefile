@@ -66,7 +66,7 @@ crossbuild:
 test: guests check redis-server chromium test-web
 	$(GO) test -race -count=1 -timeout 15m ./...
 	cd guest-examples && $(GO) test -count=1 ./...
-	$(MAKE) -C guest-examples c-readme
+	$(MAKE) -C guest-examples c-readme rust-readme
 
 # The browser client's unit tests (web/README.md), with node's own runner;
 # terser (npm) is installed into web/node_modules for the minified-size check.

@@ -21,8 +21,12 @@ import (
 // TestCChat_ErrorsMatchGoChat sends the same bad requests to /chat and
 // /c-chat: the error replies are the same (after "bad json: ", where each
 // names the problem in its own words).
-func TestCChat_ErrorsMatchGoChat(t *testing.T) {
-	dir := handlersWith(t, "c-chat")
+func TestCChat_ErrorsMatchGoChat(t *testing.T) { chatErrorsMatchGo(t, "c-chat") }
+
+// chatErrorsMatchGo sends the same requests to /chat and /module and
+// compares the replies.
+func chatErrorsMatchGo(t *testing.T, module string) {
+	dir := handlersWith(t, module)
 	data, err := readGuest(guestDir, "chat")
 	if err != nil {
 		t.Fatal(err)
@@ -31,7 +35,7 @@ func TestCChat_ErrorsMatchGoChat(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv := startServer(t, dir, func(c *server.Config) {
-		c.Modules = map[string]server.ModuleConfig{"chat": {Config: "rate_limit=0"}, "c-chat": {Config: "rate_limit=0"}}
+		c.Modules = map[string]server.ModuleConfig{"chat": {Config: "rate_limit=0"}, module: {Config: "rate_limit=0"}}
 	})
 	requests := []string{
 		`{"type":"nope<&>"}`, `{}`, `null`, `{"type":"login"}`, `{"type":"join","room":""}`, `{"type":"leave"}`,
@@ -44,9 +48,11 @@ func TestCChat_ErrorsMatchGoChat(t *testing.T) {
 		`{"type":"presence"}`, `{"type":"presence","room":"nobody"}`, `{"type":"join","presence":true}`,
 		`{"type":"leave","room":"never-joined","presence":null}`,
 	}
+	// The last one nests deeper than any parser here allows: an error
+	// reply, not a stack overflow.
 	bad := []string{`{`, `[1]`, `{"type":5}`, `"x"`, `{"type":"whoami"} x`, `{"type":"whoami",}`,
-		`{"type":"join","room":"r","presence":"yes"}`, `{"type":"join","room":"r","presence":1}`}
-	goC, cC := srv.dial(t, "/chat"), srv.dial(t, "/c-chat")
+		`{"type":"join","room":"r","presence":"yes"}`, `{"type":"join","room":"r","presence":1}`, strings.Repeat("[", 60000)}
+	goC, cC := srv.dial(t, "/chat"), srv.dial(t, "/"+module)
 	ids := map[*wsClient]string{}
 	for _, c := range []*wsClient{goC, cC} {
 		c.sendJSON(map[string]string{"type": "whoami"})
@@ -67,7 +73,7 @@ func TestCChat_ErrorsMatchGoChat(t *testing.T) {
 			delete(got[i], "all_client_ids") // the other route's client is in both
 		}
 		if got[0] != nil && !jsonEqual(got[0], got[1]) {
-			t.Errorf("%s:\n  /chat   %v\n  /c-chat %v", req, got[0], got[1])
+			t.Errorf("%s:\n  /chat %v\n  /%s %v", req, got[0], module, got[1])
 		}
 	}
 	for _, req := range bad {
@@ -90,11 +96,14 @@ func jsonEqual(a, b map[string]any) bool {
 // TestCChat_BadConfigRefused: a rate_limit that is not a number refuses
 // the module with a log line naming it (the limits themselves are covered
 // for both builds by TestChat_RateLimit*).
-func TestCChat_BadConfigRefused(t *testing.T) {
+func TestCChat_BadConfigRefused(t *testing.T) { chatBadConfigRefused(t, "c-chat") }
+
+// chatBadConfigRefused: module refuses rate_limit=-1 with a log line.
+func chatBadConfigRefused(t *testing.T, module string) {
 	cfg := server.DefaultConfig()
 	cfg.Server.Listen, cfg.Push.Listen, cfg.Admin.Listen = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
-	cfg.Server.HandlersDir = handlersWith(t, "c-chat")
-	cfg.Modules = map[string]server.ModuleConfig{"c-chat": {Config: "rate_limit=-1"}}
+	cfg.Server.HandlersDir = handlersWith(t, module)
+	cfg.Modules = map[string]server.ModuleConfig{module: {Config: "rate_limit=-1"}}
 	logs := &syncBuffer{}
 	s, err := server.New(context.Background(), cfg, slog.New(slog.NewTextHandler(logs, nil)))
 	if err == nil {
