@@ -28,7 +28,8 @@ func TestTLS_HandshakeUnderWayOutlivesTCPListenerClose(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln := newTLSListener(raw, certs.tlsConfig(), 30*time.Second, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	accepted := make(chan struct{}, 1)
+	ln := newTLSListener(signalListener{raw, accepted}, certs.tlsConfig(), 30*time.Second, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	defer ln.Close()
 	// Connected, handshake not yet sent: the server's handshake waits.
 	c, err := net.Dial("tcp", raw.Addr().String())
@@ -36,24 +37,7 @@ func TestTLS_HandshakeUnderWayOutlivesTCPListenerClose(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	// Wait until the listener has taken it (a handshake is under way),
-	// then close the TCP listener. A probe's goroutine ends with the
-	// handshake.
-	underWay := func() bool {
-		idle := make(chan struct{})
-		go func() { ln.inflight.Wait(); close(idle) }()
-		select {
-		case <-idle:
-			return false
-		case <-time.After(time.Millisecond):
-			return true
-		}
-	}
-	for end := time.Now().Add(10 * time.Second); !underWay(); {
-		if time.Now().After(end) {
-			t.Fatal("the listener did not accept the connection")
-		}
-	}
+	<-accepted // the listener has taken it: its handshake is under way
 	_ = raw.Close()
 	client := make(chan error, 1)
 	go func() {
@@ -72,4 +56,18 @@ func TestTLS_HandshakeUnderWayOutlivesTCPListenerClose(t *testing.T) {
 	if _, err := ln.Accept(); err == nil {
 		t.Fatal("Accept returned a second connection")
 	}
+}
+
+// signalListener signals each connection it accepts.
+type signalListener struct {
+	net.Listener
+	accepted chan struct{}
+}
+
+func (l signalListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil {
+		l.accepted <- struct{}{}
+	}
+	return c, err
 }
