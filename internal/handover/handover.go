@@ -60,16 +60,12 @@ func FromEnv() (*Inherited, error) {
 	}
 	_ = os.Unsetenv(EnvFDs)
 	_ = os.Unsetenv(EnvReady)
+	byName, err := parseFDs(fds)
+	if err != nil {
+		return nil, err
+	}
 	in := &Inherited{files: map[string]*os.File{}}
-	for _, item := range strings.Split(fds, ",") {
-		if item == "" {
-			continue
-		}
-		name, num, ok := strings.Cut(item, ":")
-		fd, err := strconv.Atoi(num)
-		if !ok || name == "" || err != nil || fd < 3 {
-			return nil, fmt.Errorf("%s=%q: want name:fd pairs separated by commas, fd 3 or more", EnvFDs, fds)
-		}
+	for name, fd := range byName {
 		in.files[name] = os.NewFile(uintptr(fd), "inherited "+name+" listener")
 	}
 	if readyFD != "" {
@@ -80,6 +76,28 @@ func FromEnv() (*Inherited, error) {
 		in.ready = os.NewFile(uintptr(fd), "handover ready pipe")
 	}
 	return in, nil
+}
+
+// parseFDs reads EnvFDs: "name:fd" pairs separated by commas, each name
+// once, each fd 3 or more (0-2 are stdio) and used once.
+func parseFDs(v string) (map[string]int, error) {
+	out := map[string]int{}
+	seen := map[int]bool{}
+	for _, item := range strings.Split(v, ",") {
+		if item == "" {
+			continue
+		}
+		name, num, ok := strings.Cut(item, ":")
+		fd, err := strconv.Atoi(num)
+		if !ok || name == "" || err != nil || fd < 3 || fd > 1<<20 {
+			return nil, fmt.Errorf("%s=%q: want name:fd pairs separated by commas, fd 3 or more", EnvFDs, v)
+		}
+		if _, dup := out[name]; dup || seen[fd] {
+			return nil, fmt.Errorf("%s=%q: %q or fd %d given twice", EnvFDs, v, name, fd)
+		}
+		out[name], seen[fd] = fd, true
+	}
+	return out, nil
 }
 
 // Listen returns the inherited listener called name if it listens on addr
