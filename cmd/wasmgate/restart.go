@@ -9,9 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/signal"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/wasmgate/wasmgate/internal/handover"
@@ -94,23 +92,6 @@ func (r *restarter) restart(ctx context.Context) (int, error) {
 	r.over = true
 	r.done <- child.Pid
 	return child.Pid, nil
-}
-
-// restartOnUSR2 restarts on every SIGUSR2 until ctx ends.
-func restartOnUSR2(ctx context.Context, r *restarter) {
-	usr2 := make(chan os.Signal, 1)
-	signal.Notify(usr2, syscall.SIGUSR2)
-	go func() {
-		defer signal.Stop(usr2)
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-usr2:
-				_, _ = r.restart(ctx) // logs its outcome
-			}
-		}
-	}()
 }
 
 // handOff closes the old process once the new one (pid) serves.
