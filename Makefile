@@ -6,7 +6,7 @@ LDFLAGS  := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 HANDLERS := $(CURDIR)/handlers
 FUZZTIME ?= 20s
 
-.PHONY: all build guests run demo cluster-demo test test-web test-browser screenshots chromium test-long check fmt vet staticcheck tidy crossbuild bench fuzz testdata clean redis-server
+.PHONY: all build guests run demo cluster-demo test test-web test-browser screenshots chromium test-long check fmt vet staticcheck tidy crossbuild bench fuzz testdata clean redis-server nginx systemd-analyze
 
 all: build guests
 
@@ -63,7 +63,7 @@ crossbuild:
 	GOOS=darwin GOARCH=arm64 CGO_ENABLED=0 $(GO) build -o /dev/null ./cmd/wasmgate
 	GOOS=windows GOARCH=amd64 CGO_ENABLED=0 $(GO) build -o /dev/null ./cmd/wasmgate
 
-test: guests check redis-server chromium test-web
+test: guests check redis-server chromium nginx systemd-analyze test-web
 	$(GO) test -race -count=1 -timeout 15m ./...
 	cd guest-examples && $(GO) test -count=1 ./...
 	$(MAKE) -C guest-examples c-readme rust-readme
@@ -99,6 +99,18 @@ redis-server:
 	@command -v redis-server >/dev/null || apt-get install -y redis-server || \
 		{ apt-get update && apt-get install -y redis-server; }
 
+# The nginx test (cmd/wasmgate, docs/DEPLOY.md's proxy config) starts a
+# private Debian nginx in front of wasmgate and fails without one.
+nginx:
+	@command -v nginx >/dev/null || test -x /usr/sbin/nginx || apt-get install -y nginx || \
+		{ apt-get update && apt-get install -y nginx; }
+
+# deploy/wasmgate.service is checked with systemd-analyze verify (the
+# systemd package; nothing is started).
+systemd-analyze:
+	@command -v systemd-analyze >/dev/null || apt-get install -y systemd || \
+		{ apt-get update && apt-get install -y systemd; }
+
 # test plus the slow checks: the deadline rewriter against every module of
 # wazero's spec corpus, cross-checked with wasm-objdump.
 test-long: test
@@ -128,6 +140,7 @@ fuzz: redis-server
 	$(GO) test ./internal/wire -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/cluster -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME)
 	$(GO) test ./config -run '^$$' -fuzz FuzzClientAddr -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/handover -run '^$$' -fuzz FuzzParseFDs -fuzztime $(FUZZTIME)
 	$(GO) test ./runtime/internal/stopcheck -run '^$$' -fuzz FuzzInstrument -fuzztime $(FUZZTIME)
 	$(GO) test ./runtime -run '^$$' -fuzz FuzzGuestModules -fuzztime $(FUZZTIME)
 	$(GO) test ./runtime -run '^$$' -fuzz FuzzDecodeList -fuzztime $(FUZZTIME)

@@ -58,6 +58,8 @@ type Option func(*options)
 type options struct {
 	handlers map[string]Handler
 	registry Registry
+	listen   ListenFunc // nil: net.Listen (WithListen)
+	restart  RestartFunc
 }
 
 // WithHandler serves path with h instead of (or besides) the handlers
@@ -103,6 +105,9 @@ type Server struct {
 	edge     *edge          // per-IP limits, handshakes in progress, the handshake deadline
 	http     *fasthttp.Server
 	ln       net.Listener
+	rawLn    net.Listener       // the TCP listener under ln, which a restart hands over
+	listen   ListenFunc         // opens the listeners (WithListen)
+	restart  RestartFunc        // POST /restart (WithRestart); nil: not served
 	certs    *certStore         // server.tls_cert and tls_key; nil: plain ws://
 	active   atomic.Int64       // upgraded connections not yet fully closed
 	connOpt  *transport.Options // shared by every client's connection
@@ -111,6 +116,7 @@ type Server struct {
 	// originsRefused counts handshakes refused by server.allowed_origins.
 	originsRefused atomic.Uint64
 	closing        atomic.Bool // Shutdown has begun
+	handingOff     atomic.Bool // Handoff has begun: clients are closed with 1012
 	stopPings      chan struct{}
 	served         chan struct{}
 	push           *push.Ports     // the text port and the HTTP API
@@ -183,6 +189,8 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (*Se
 	s.gw = &Gateway{reg: s.reg, local: local, hub: s.hub, maxMessageSize: cfg.Server.MaxMessageSize, cluster: s.cluster}
 	s.gwNow = s.gw.withWriteNow()
 	s.push = push.New(s.ctx, cfg, log, s.gw, s.gwNow, pushNode{s})
+	s.useListen(o.listen)
+	s.restart = o.restart
 	s.connOpt = &transport.Options{
 		Messages: cfg.Server.SendQueueSize, Bytes: cfg.Server.SendQueueBytes,
 		WriteTimeout: cfg.Server.WriteTimeout.Duration, IdleTimeout: cfg.Server.IdleTimeout.Duration,
@@ -292,10 +300,11 @@ func (s *Server) Start() error {
 			return err
 		}
 	}
-	ln, err := net.Listen("tcp", s.cfg.Server.Listen)
+	ln, err := s.listen("ws", s.cfg.Server.Listen)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", s.cfg.Server.Listen, err)
 	}
+	s.rawLn = ln
 	s.ln = accept.Retry(ln, "websocket", s.log)
 	scheme := "ws"
 	if s.certs != nil {
@@ -364,6 +373,12 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if s.closing.Swap(true) {
 		return nil
 	}
+	return s.shutdown(ctx, websocket.CloseGoingAway, "server shutting down")
+}
+
+// shutdown is Shutdown once closing is set: clients are closed with code
+// and reason.
+func (s *Server) shutdown(ctx context.Context, code int, reason string) error {
 	// s.ctx is the context of every client event: ending it makes the
 	// runtime's watchdog stop the calls under way (runtime/watchdog.go).
 	stopCalls := context.AfterFunc(ctx, s.cancel)
@@ -381,7 +396,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		_ = s.http.ShutdownWithContext(ctx)
 		<-s.served
 	}
-	s.hub.Each(func(c *transport.Conn) { _ = c.Close(nil, websocket.CloseGoingAway, "server shutting down") })
+	// Acknowledged sends to many go ahead of the close frames.
+	s.hub.WaitLanes(ctx)
+	s.hub.Each(func(c *transport.Conn) { _ = c.Close(nil, code, reason) })
 	err := s.waitIdle(ctx)
 	s.cancel()
 	// After the clients' close events: they remove the clients from

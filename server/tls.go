@@ -163,28 +163,36 @@ type tlsListener struct {
 	closeOnce sync.Once
 	ctx       context.Context // ends with Close: interrupts handshakes
 	cancel    context.CancelFunc
-	ended     chan struct{} // closed when acceptLoop ends, after acceptErr is set
-	acceptErr error
-	failed    atomic.Uint64 // handshakes that failed or timed out
+	acceptErr error // why acceptLoop ended; set before drained is closed
+	// inflight counts the handshakes under way; drained is closed once
+	// acceptLoop has ended and they are all done, so that a restart's
+	// handoff, which closes only the TCP listener, still hands over the
+	// connections whose handshake had begun instead of cutting them.
+	inflight sync.WaitGroup
+	drained  chan struct{}
+	failed   atomic.Uint64 // handshakes that failed or timed out
 }
 
 // newTLSListener starts serving TLS over ln.
 func newTLSListener(ln net.Listener, cfg *tls.Config, timeout time.Duration, log *slog.Logger) *tlsListener {
 	l := &tlsListener{Listener: ln, cfg: cfg, timeout: timeout, log: log,
-		ready: make(chan net.Conn), done: make(chan struct{}), ended: make(chan struct{})}
+		ready: make(chan net.Conn), done: make(chan struct{}), drained: make(chan struct{})}
 	l.ctx, l.cancel = context.WithCancel(context.Background())
 	go l.acceptLoop()
 	return l
 }
 
 func (l *tlsListener) acceptLoop() {
-	defer close(l.ended)
+	defer func() {
+		go func() { l.inflight.Wait(); close(l.drained) }()
+	}()
 	for {
 		c, err := l.Listener.Accept()
 		if err != nil {
 			l.acceptErr = err
 			return
 		}
+		l.inflight.Add(1)
 		go l.handshake(c)
 	}
 }
@@ -192,6 +200,7 @@ func (l *tlsListener) acceptLoop() {
 // handshake runs c's TLS handshake within the timeout and hands it to
 // Accept.
 func (l *tlsListener) handshake(c net.Conn) {
+	defer l.inflight.Done()
 	tc := tls.Server(c, l.cfg)
 	ctx, cancel := context.WithTimeout(l.ctx, l.timeout)
 	err := tc.HandshakeContext(ctx) // closes c if ctx ends first
@@ -241,7 +250,7 @@ func (l *tlsListener) Accept() (net.Conn, error) {
 	select {
 	case c := <-l.ready:
 		return c, nil
-	case <-l.ended:
+	case <-l.drained:
 		return nil, l.acceptErr
 	case <-l.done:
 		return nil, net.ErrClosed

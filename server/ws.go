@@ -154,7 +154,8 @@ func handshakeOf(ctx *fasthttp.RequestCtx, id string, client netip.AddrPort) *ab
 func (s *Server) serveConn(ws *websocket.Conn, rt *route, id string, ip ipHold, deflate bool) {
 	s.mem.connected(s.active.Add(1))
 	if s.closing.Load() { // upgraded just as Shutdown began: no events
-		_ = ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseGoingAway, "server shutting down"), time.Now().Add(time.Second))
+		code, reason := s.closeFrame()
+		_ = ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), time.Now().Add(time.Second))
 		_ = ws.Close()
 		s.active.Add(-1)
 		s.releaseIP(ip)

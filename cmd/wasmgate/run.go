@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/wasmgate/wasmgate/internal/cluster"
+	"github.com/wasmgate/wasmgate/internal/handover"
 	"github.com/wasmgate/wasmgate/server"
 )
 
@@ -36,6 +37,8 @@ commands:
   check [-c config.toml]   validate the config and load every handler module
   reload [-c config.toml]  make the running gateway reload changed handler modules
                            and its TLS certificate
+  restart [-c config.toml] replace the running gateway by the binary on disk without
+                           refusing a connection (docs/DEPLOY.md; also SIGUSR2)
   version                  print the version, commit, Go and wazero versions
   help                     print this text (also -h, --help)
 `
@@ -54,7 +57,7 @@ func run(args []string, stdout, stderr io.Writer, ready chan<- *server.Server) i
 	case "version":
 		printVersion(stdout)
 		return 0
-	case "start", "check", "reload":
+	case "start", "check", "reload", "restart":
 	default:
 		fmt.Fprintf(stderr, "wasmgate: unknown command %q\n%s", args[0], usage)
 		return 2
@@ -77,8 +80,10 @@ func run(args []string, stdout, stderr io.Writer, ready chan<- *server.Server) i
 		return check(cfg, stdout, stderr)
 	case "reload":
 		return reload(cfg, stdout, stderr)
+	case "restart":
+		return restartCmd(cfg, stdout, stderr)
 	}
-	return start(cfg, stderr, ready)
+	return start(cfg, args, stderr, ready)
 }
 
 // check loads every module as start would, without listening, and lists
@@ -153,12 +158,22 @@ func printVersion(w io.Writer) {
 	fmt.Fprintf(w, "wasmgate %s\ncommit   %s\ngo       %s %s/%s\nwazero   %s\n", v, c, goVersion, goruntime.GOOS, goruntime.GOARCH, wazero)
 }
 
-func start(cfg server.Config, stderr io.Writer, ready chan<- *server.Server) int {
+// start serves until SIGINT or SIGTERM, or until a restart has handed
+// over to a new process; args are the start command's, which a restart
+// passes on.
+func start(cfg server.Config, args []string, stderr io.Writer, ready chan<- *server.Server) int {
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	cluster.RouteRedisLogs(log)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	srv, err := server.New(ctx, cfg, log)
+	inherited, err := handover.FromEnv() // nil unless started by a restart
+	if err != nil {
+		log.Error("cannot start", "err", err)
+		return 1
+	}
+	defer inherited.Close()
+	rs := newRestarter(args, log)
+	srv, err := server.New(ctx, cfg, log, server.WithListen(inherited.Listen), server.WithRestart(rs.restart))
 	if err != nil {
 		log.Error("cannot start", "err", err)
 		return 1
@@ -170,13 +185,27 @@ func start(cfg server.Config, stderr io.Writer, ready chan<- *server.Server) int
 		log.Error("cannot start", "err", err)
 		return 1
 	}
+	rs.srv = srv
+	if err := inherited.Ready(); err != nil {
+		log.Error("restart: the old process is gone", "err", err)
+	} else if inherited != nil {
+		log.Info("restart: took over the listeners; the old process now closes its clients")
+	} else if _, err := handover.Notify("READY=1"); err != nil {
+		log.Warn("telling systemd we are ready", "err", err)
+	}
 	if ready != nil {
 		ready <- srv
 	}
 	reloadOnHUP(ctx, srv, log)
-	<-ctx.Done()
+	restartOnUSR2(ctx, rs)
+	select {
+	case <-ctx.Done():
+	case pid := <-rs.done:
+		return handOff(srv, pid, log)
+	}
 	log.Info("shutting down")
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	_, _ = handover.Notify("STOPPING=1")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), stopTimeout)
 	defer cancel()
 	if err := srv.Shutdown(shutdownCtx); err != nil {
 		log.Error("shutdown", "err", err)

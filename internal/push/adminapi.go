@@ -19,10 +19,11 @@ import (
 // GET /healthz. It runs the same commands (Gateway.execute) as the text port.
 
 func (p *Ports) startAdmin() error {
-	ln, err := net.Listen("tcp", p.admin.Listen)
+	ln, err := p.open("admin", p.admin.Listen)
 	if err != nil {
 		return err
 	}
+	p.adminRaw = ln
 	p.http = &fasthttp.Server{
 		Handler:               p.handleAdmin,
 		Name:                  "wasmgate-admin",
@@ -60,6 +61,8 @@ func (p *Ports) handleAdmin(ctx *fasthttp.RequestCtx) {
 		p.healthz(ctx)
 	case path == "/reload":
 		p.handleReload(ctx)
+	case path == "/restart":
+		p.handleRestart(ctx)
 	case path == "/status":
 		p.handleStatus(ctx)
 	case path == "/metrics":

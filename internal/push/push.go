@@ -35,6 +35,9 @@ type Node interface {
 	// Reload reloads the handlers and returns the HTTP status and the
 	// summary POST /reload answers.
 	Reload(ctx context.Context) (status int, summary string)
+	// Restart starts the process that takes over and returns the HTTP
+	// status and the summary POST /restart answers once it serves.
+	Restart(ctx context.Context) (status int, summary string)
 }
 
 // Ports are a node's text port and HTTP API, either of which may be off.
@@ -54,6 +57,11 @@ type Ports struct {
 	text    *textPort        // nil when push.listen is ""
 	http    *fasthttp.Server // nil when admin.listen is ""
 	adminLn net.Listener
+
+	// listen opens the listeners (UseListen); textRaw and adminRaw are the
+	// TCP listeners under text and adminLn, which a restart hands over.
+	listen            func(name, addr string) (net.Listener, error)
+	textRaw, adminRaw net.Listener
 }
 
 // New returns the ports of cfg ([push] and [admin]), not yet listening.

@@ -54,10 +54,11 @@ func preAuthLine(cfg config.PushConfig) int {
 }
 
 func (p *Ports) startTextPort() error {
-	ln, err := net.Listen("tcp", p.cfg.Listen)
+	ln, err := p.open("text", p.cfg.Listen)
 	if err != nil {
 		return err
 	}
+	p.textRaw = ln
 	p.text = &textPort{p: p, ln: accept.Retry(ln, "text", p.log), conns: map[net.Conn]struct{}{}}
 	p.text.wg.Add(1)
 	go p.text.acceptLoop()
