@@ -117,6 +117,18 @@ func WithRestart(fn RestartFunc) Option {
 	return func(o *options) { o.restart = fn }
 }
 
+// CanRestart says why this server cannot hand over to a new process, or
+// nil. In cluster mode with a fixed node_id the new process would need the
+// id the old one holds until it exits: it would wait out the old heartbeat
+// and the restart would fail after its timeout. node_id = 0 (each process
+// claims its own) restarts as on a single node.
+func (s *Server) CanRestart() error {
+	if s.cluster != nil && s.cfg.Server.NodeID != 0 {
+		return fmt.Errorf("cluster mode with a fixed server.node_id (%d): the new process cannot take that id while this one holds it; set node_id = 0 to restart without refusals, or stop and start", s.cfg.Server.NodeID)
+	}
+	return nil
+}
+
 // Restart is POST /restart: it returns once the new process serves.
 func (n pushNode) Restart(ctx context.Context) (int, string) {
 	if n.s.restart == nil {

@@ -60,6 +60,9 @@ func (r *restarter) restart(ctx context.Context) (int, error) {
 	if r.over {
 		return 0, errors.New("this process has already handed over")
 	}
+	if err := r.srv.CanRestart(); err != nil {
+		return 0, err
+	}
 	exe, err := os.Executable() // the binary on disk now, even if replaced since we started
 	if err != nil {
 		return 0, fmt.Errorf("finding the wasmgate binary: %w", err)

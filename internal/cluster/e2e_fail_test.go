@@ -2,10 +2,13 @@ package cluster_test
 
 import (
 	"fmt"
+	"io"
+	"net/http"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -307,4 +310,54 @@ func TestCluster_RedisFrozen(t *testing.T) {
 			n[1].result("isUidOnline", map[string]any{"uid": "frozen"}) == 1.0
 	})
 	t.Logf("recovered %v after Redis resumed", time.Since(began).Round(time.Millisecond))
+}
+
+// TestCluster_Restart: `wasmgate restart` of a cluster node hands over to
+// a new process that claims its own node id; the other nodes see the old
+// id leave and the new one serve. With a fixed node_id the restart is
+// refused at once, saying why, and the node keeps serving.
+func TestCluster_Restart(t *testing.T) {
+	rs, n, h := startCluster(t, 2)
+	restart := func(nd *node) (int, string) {
+		resp, err := http.Post("http://"+nd.admin+"/restart", "text/plain", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	old := n[1].chat()
+	code, body := restart(n[1])
+	if code != 200 {
+		t.Fatalf("restart: %d %s", code, body)
+	}
+	var pid int
+	if _, err := fmt.Sscanf(body[strings.Index(body, "(pid "):], "(pid %d)", &pid); err != nil {
+		t.Fatalf("restart answer %q: %v", body, err)
+	}
+	t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGKILL) })
+	select {
+	case <-old.done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the old process did not close its client")
+	}
+	if old.code != 1012 {
+		t.Fatalf("old client closed with %d, want 1012", old.code)
+	}
+	fresh := n[1].chat() // the same address, the new process
+	if fresh.id[:8] == old.id[:8] {
+		t.Fatalf("the new process kept node id %s", old.id[:8])
+	}
+	eventually(t, "node 0 sees the new process's client, not the old one", func() bool {
+		return n[0].result("isOnline", map[string]any{"client_id": fresh.id}) == 1.0 &&
+			n[0].result("isOnline", map[string]any{"client_id": old.id}) == 0.0
+	})
+
+	fixed := startNode(t, "fixed", rs.URL(), h, clusterOpts{nodeID: 4242})
+	code, body = restart(fixed)
+	if code == 200 || !strings.Contains(body, "fixed server.node_id") {
+		t.Fatalf("restart with a fixed node id: %d %s", code, body)
+	}
+	fixed.chat() // still serving
 }
