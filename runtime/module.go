@@ -94,12 +94,23 @@ func (m *Module) OnConnect(ctx context.Context, clientID string) error {
 	return m.idEvent(ctx, "on_connect", clientID, func(inst *instance) api.Function { return inst.onConnect })
 }
 
-// OnClose delivers on_close, if the module has it.
+// OnClose delivers on_close, if the module has it. closing_state answers
+// with the state ctx carries (WithClosingState), if any.
 func (m *Module) OnClose(ctx context.Context, clientID string) error {
 	if !m.exports.close {
 		return nil
 	}
-	return m.idEvent(ctx, "on_close", clientID, func(inst *instance) api.Function { return inst.onClose })
+	st := closingStateFrom(ctx)
+	rc, err := m.event(ctx, m.pool, "on_close", clientID, func(inst *instance) (int32, error) {
+		if err := inst.writeString(clientID); err != nil {
+			return 0, err
+		}
+		inst.inClose, inst.closing = true, st
+		defer func() { inst.inClose, inst.closing = false, nil }()
+		return inst.call(inst.onClose, uint64(len(clientID)))
+	})
+	m.warnResult("on_close", clientID, rc)
+	return err
 }
 
 // OnMessage delivers one message to on_message.

@@ -14,6 +14,9 @@ import (
 type exportSet struct {
 	initialize, start, handshake, connect, close bool
 	task, finish, timer                          bool
+	// closingState: the module imports closing_state, so on_close needs
+	// the closing client's state (closing.go).
+	closingState bool
 }
 
 // validate checks a compiled module against the ABI: its imports must all be
@@ -23,7 +26,9 @@ func validate(c wazero.CompiledModule) (exportSet, error) {
 	if err := validateImports(c); err != nil {
 		return exportSet{}, err
 	}
-	return validateExports(c)
+	set, err := validateExports(c)
+	set.closingState = importsHost(c, abi.FuncClosingState)
+	return set, err
 }
 
 func validateImports(c wazero.CompiledModule) error {

@@ -11,7 +11,9 @@ import (
 
 	"github.com/wasmgate/wasmgate/abi"
 	"github.com/wasmgate/wasmgate/config"
+	"github.com/wasmgate/wasmgate/internal/registry"
 	"github.com/wasmgate/wasmgate/internal/transport"
+	"github.com/wasmgate/wasmgate/runtime"
 	"github.com/wasmgate/wasmgate/web"
 )
 
@@ -147,10 +149,19 @@ func (s *Server) serveConn(ws *websocket.Conn, rt *route, id string) {
 func (s *Server) readConn(c *transport.Conn, rt *route) {
 	defer func() { s.mem.disconnected(s.active.Add(-1)) }()
 	c.ReadLoop(func(msg abi.Message) { _ = rt.handler.OnMessage(s.ctx, c.ID(), msg) })
+	ctx := s.ctx
+	if h, ok := rt.handler.(closingStater); ok && h.WantsClosingState() {
+		// Read before unregister drops it: on_close's closing_state.
+		ctx = runtime.WithClosingState(ctx, registry.ClosingStateOf(ctx, s.reg, c.ID()))
+	}
 	s.unregister(c)
-	_ = rt.handler.OnClose(s.ctx, c.ID())
+	_ = rt.handler.OnClose(ctx, c.ID())
 	c.Finish()
 }
+
+// closingStater is a Handler whose on_close reads the closing client's
+// uid, session and groups (runtime.Module.WantsClosingState).
+type closingStater interface{ WantsClosingState() bool }
 
 func (s *Server) register(c *transport.Conn) error {
 	s.hub.Add(c)
