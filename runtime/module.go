@@ -30,10 +30,11 @@ type Module struct {
 	health   health
 	events   atomic.Int64      // guest calls made, for Stats
 	logLimit *guestlog.Limiter // shared by the instances' log lines
+	names    traceNames        // trap backtraces (tracenames.go)
 }
 
 func newModule(rt *Runtime, name string, compiled wazero.CompiledModule, exports exportSet, config string, cfg Config) *Module {
-	m := &Module{rt: rt, cfg: cfg, name: name, config: config, compiled: compiled, exports: exports, state: rt.state(name, cfg)}
+	m := &Module{rt: rt, cfg: cfg, name: name, config: config, compiled: compiled, exports: exports, state: rt.state(name, cfg), names: newTraceNames(compiled)}
 	m.health.cfg, m.health.calls = cfg, &m.events
 	m.health.onLift = func(why string) {
 		rt.log.Warn("module quarantine lifted after its cool-down", "module", name, "cooldown", cfg.QuarantineCooldown, "was", why)
@@ -214,6 +215,7 @@ func (m *Module) event(ctx context.Context, p *pool, event, clientID string, fn 
 	}
 	m.events.Add(1)
 	rc, err := m.runWithDeadline(ctx, inst, fn)
+	err = m.names.rewrite(err)
 	p.put(inst, err == nil)
 	if errors.Is(err, errCancelled) { // not the guest's fault: no crash count, no back-off
 		m.rt.log.Warn("guest call stopped: its caller is gone", "module", m.name, "event", event, "client", clientID, "err", err)

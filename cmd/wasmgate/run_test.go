@@ -330,3 +330,19 @@ func echoOnce(t *testing.T, srv *server.Server, path, want string) {
 		t.Fatalf("%s answered %q, %v; want %q", path, data, err, want)
 	}
 }
+
+// TestRun_CheckOneRefusalPerLine: the summary line stands alone, and each
+// refused module gets a line of its own, the first one included.
+func TestRun_CheckOneRefusalPerLine(t *testing.T) {
+	path := writeConfig(t, "", "echo", "version2", "memory_only")
+	code, _, errOut := runCmd("check", "-c", path)
+	lines := strings.Split(strings.TrimSuffix(errOut, "\n"), "\n")
+	if code != 1 || len(lines) != 3 || lines[0] != "wasmgate: check failed:" {
+		t.Fatalf("check: exit %d, stderr:\n%s", code, errOut)
+	}
+	for _, l := range lines[1:] {
+		if !strings.HasPrefix(l, "load ") || strings.Count(l, ".wasm:") != 1 {
+			t.Errorf("not one refusal on its own line: %q", l)
+		}
+	}
+}
