@@ -82,6 +82,13 @@ type ServerConfig struct {
 	// TrustedProxies lists the proxies (CIDRs or addresses) whose
 	// X-Forwarded-For / X-Real-IP give the client's address (ClientAddr).
 	TrustedProxies []string `toml:"trusted_proxies" default:"" novalidate:""`
+
+	// RecordRoute, when set (a route path such as "/chat"), records that
+	// route's client events and the pushes to its clients into RecordFile
+	// for `wasmgate replay`, message contents included; off by default.
+	RecordRoute string `toml:"record_route" default:"" novalidate:""`
+	RecordFile  string `toml:"record_file" default:"wasmgate-record.jsonl" novalidate:""`
+	RecordMaxMB int    `toml:"record_max_mb" default:"64" min:"1" max:"65536"`
 }
 
 // RuntimeConfig is the [runtime] table: how handlers run. Its runtime tags
@@ -250,6 +257,7 @@ func (c *Config) resolvePaths(base string) {
 	}
 	c.Server.HandlersDir = abs(c.Server.HandlersDir)
 	c.Runtime.CacheDir = abs(c.Runtime.CacheDir)
+	c.Server.RecordFile = abs(c.Server.RecordFile)
 }
 
 var moduleName = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]*$`)
@@ -282,6 +290,12 @@ func (c *Config) Validate() error {
 	}
 	if _, err := ParsePrefixes(s.TrustedProxies); err != nil {
 		bad("server.trusted_proxies", "%v", err)
+	}
+	if s.RecordRoute != "" && !strings.HasPrefix(s.RecordRoute, "/") {
+		bad("server.record_route", "%q is not a route path (it starts with /, e.g. \"/chat\")", s.RecordRoute)
+	}
+	if s.RecordRoute != "" && s.RecordFile == "" {
+		bad("server.record_file", "must not be empty when server.record_route is set")
 	}
 	c.validatePush(bad)
 	before := len(errs)

@@ -19,6 +19,7 @@ import (
 	"github.com/wasmgate/wasmgate/config"
 	"github.com/wasmgate/wasmgate/internal/accept"
 	"github.com/wasmgate/wasmgate/internal/push"
+	"github.com/wasmgate/wasmgate/internal/recording"
 	"github.com/wasmgate/wasmgate/internal/registry"
 	"github.com/wasmgate/wasmgate/internal/transport"
 	"github.com/wasmgate/wasmgate/runtime"
@@ -105,9 +106,11 @@ type Server struct {
 	// originsRefused counts handshakes refused by server.allowed_origins.
 	originsRefused atomic.Uint64
 	closing        atomic.Bool // Shutdown has begun
-	stopPings      chan struct{}
-	served         chan struct{}
-	push           *push.Ports // the text port and the HTTP API
+	// rec records server.record_route's events (record.go); nil when off.
+	rec       *recording.Writer
+	stopPings chan struct{}
+	served    chan struct{}
+	push      *push.Ports // the text port and the HTTP API
 
 	// maxConns is server.max_connections lowered to fit RLIMIT_NOFILE
 	// (connectionLimit).
@@ -144,7 +147,11 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (*Se
 	s.ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	s.gw = &Gateway{reg: s.reg, hub: s.hub, maxMessageSize: cfg.Server.MaxMessageSize}
 	s.gwNow = s.gw.withWriteNow()
-	s.push = push.New(s.ctx, cfg, log, s.gw, s.gwNow, pushNode{s})
+	if err := s.openRecording(); err != nil {
+		s.cancel()
+		return nil, err
+	}
+	s.push = push.New(s.ctx, cfg, log, s.pushGateway(s.gw), s.pushGateway(s.gwNow), pushNode{s})
 	s.connOpt = &transport.Options{
 		Messages: cfg.Server.SendQueueSize, Bytes: cfg.Server.SendQueueBytes,
 		WriteTimeout: cfg.Server.WriteTimeout.Duration, IdleTimeout: cfg.Server.IdleTimeout.Duration,
@@ -306,6 +313,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
 		defer cancel()
 		if cerr := s.rt.Close(rctx); err == nil {
+			err = cerr
+		}
+	}
+	if s.rec != nil {
+		if cerr := s.rec.Close(); err == nil {
 			err = cerr
 		}
 	}

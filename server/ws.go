@@ -11,6 +11,7 @@ import (
 
 	"github.com/wasmgate/wasmgate/abi"
 	"github.com/wasmgate/wasmgate/config"
+	"github.com/wasmgate/wasmgate/internal/recording"
 	"github.com/wasmgate/wasmgate/internal/registry"
 	"github.com/wasmgate/wasmgate/internal/transport"
 	"github.com/wasmgate/wasmgate/runtime"
@@ -81,6 +82,10 @@ func (s *Server) handleHTTP(ctx *fasthttp.RequestCtx) {
 			s.log.Debug("upgrade failed", "path", hs.Path, "remote", hs.RemoteAddr, "err", err)
 			return
 		}
+		if s.records(rt) {
+			s.rec.Write(&recording.Event{Ev: recording.Connect, Client: hs.ClientID, Method: hs.Method, Path: hs.Path,
+				Query: hs.Query, RemoteAddr: hs.RemoteAddr, Headers: hs.Headers})
+		}
 		s.serveConn(ws, rt, hs.ClientID)
 	})
 }
@@ -148,7 +153,15 @@ func (s *Server) serveConn(ws *websocket.Conn, rt *route, id string) {
 // KeepHijackedConns).
 func (s *Server) readConn(c *transport.Conn, rt *route) {
 	defer func() { s.mem.disconnected(s.active.Add(-1)) }()
-	c.ReadLoop(func(msg abi.Message) { _ = rt.handler.OnMessage(s.ctx, c.ID(), msg) })
+	if s.records(rt) {
+		c.ReadLoop(func(msg abi.Message) {
+			s.rec.Write(recordedMessage(c.ID(), msg))
+			_ = rt.handler.OnMessage(s.ctx, c.ID(), msg)
+		})
+		defer s.rec.Write(&recording.Event{Ev: recording.Close, Client: c.ID()})
+	} else {
+		c.ReadLoop(func(msg abi.Message) { _ = rt.handler.OnMessage(s.ctx, c.ID(), msg) })
+	}
 	ctx := s.ctx
 	if h, ok := rt.handler.(closingStater); ok && h.WantsClosingState() {
 		// Read before unregister drops it: on_close's closing_state.

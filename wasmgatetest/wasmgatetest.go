@@ -185,6 +185,10 @@ func (h *Handler) Logs() string { return h.logs.String() }
 // defaults: method GET, path "/" + the module's name, remote address
 // 127.0.0.1:40000.
 type Request struct {
+	// ClientID is the id to give the client (default: a fresh random one,
+	// 20 hex digits as the server makes them); a replay reuses recorded ids.
+	ClientID string
+
 	Method, Path, Query, RemoteAddr string
 	// Headers are name/value pairs; names are lower-cased.
 	Headers [][2]string
@@ -206,7 +210,10 @@ func (h *Handler) Connect() *Client {
 // on_connect (the client is connected all the same after a failed
 // on_connect, as on the server).
 func (h *Handler) TryConnect(req Request) (*Client, int, error) {
-	id := newClientID()
+	id := req.ClientID
+	if id == "" {
+		id = newClientID()
+	}
 	hs := &abi.Handshake{ClientID: id, Method: req.Method, Path: req.Path, Query: req.Query, RemoteAddr: req.RemoteAddr}
 	if hs.Method == "" {
 		hs.Method = http.MethodGet
@@ -281,6 +288,21 @@ func (h *Handler) closePending() {
 		_, _ = h.disconnect(id, code)
 	}
 }
+
+// Client returns the connected client id, for a test that learnt an id from
+// the handler (a replay); nil if it is not connected.
+func (h *Handler) Client(id string) *Client {
+	if ok, _ := h.gw.reg.HasClient(h.ctx, id); !ok {
+		return nil
+	}
+	return &Client{ID: id, h: h}
+}
+
+// Host is the gateway the handler runs against, for what a backend would
+// push (BindUid, JoinGroup, SetSession, SendToClient…): the handler sees
+// the change in its next event. A send through it is recorded like the
+// handler's own.
+func (h *Handler) Host() abi.Host { return h.gw }
 
 // Sent returns every message sent so far, one entry per recipient, in the
 // order the handler sent them (a send to several clients in client id

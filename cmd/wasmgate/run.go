@@ -34,6 +34,9 @@ commands:
   start [-c config.toml]   start the gateway in the foreground
   check [-c config.toml]   validate the config and load every handler module
   reload [-c config.toml]  make the running gateway reload changed handler modules
+  replay [-c config.toml] MODULE.wasm EVENTS.jsonl
+                           play a recorded session (server.record_route) against a
+                           module, in-process, and print what the handler sent
   version                  print the version, commit, Go and wazero versions
   help                     print this text (also -h, --help)
 `
@@ -52,7 +55,7 @@ func run(args []string, stdout, stderr io.Writer, ready chan<- *server.Server) i
 	case "version":
 		printVersion(stdout)
 		return 0
-	case "start", "check", "reload":
+	case "start", "check", "reload", "replay":
 	default:
 		fmt.Fprintf(stderr, "wasmgate: unknown command %q\n%s", args[0], usage)
 		return 2
@@ -64,6 +67,9 @@ func run(args []string, stdout, stderr io.Writer, ready chan<- *server.Server) i
 		return 0
 	} else if err != nil {
 		return 2
+	}
+	if args[0] == "replay" {
+		return replayCmd(fs, *configPath, stdout, stderr)
 	}
 	cfg, err := server.LoadConfig(*configPath)
 	if err != nil {
