@@ -67,6 +67,9 @@ const (
 	FuncTaskResult = "task_result"
 	FuncSetTimer   = "set_timer"
 	FuncClearTimer = "clear_timer"
+	// FuncClosingState reads, during on_close, what the closing client had:
+	// its uid, session and groups (ABI.md §5.4). Added to v1 without a bump.
+	FuncClosingState = "closing_state"
 )
 
 func fn(name string, params ...string) Func {
@@ -125,6 +128,7 @@ func HostFuncs() []Func {
 		fn(FuncTaskResult, "result_ptr", "result_len"),
 		typed(FuncSetTimer, I64, "delay_ms:i64", "payload_ptr", "payload_len"),
 		typed(FuncClearTimer, I32, "timer_id:i64"),
+		fn(FuncClosingState, "out_ptr", "out_cap"),
 	}
 }
 

@@ -107,6 +107,13 @@ type ServerConfig struct {
 	MaxTrackedIPs           int      `toml:"max_tracked_ips" default:"200000" min:"16" max:"100_000_000"`
 	// PingData is checked by hand (valid UTF-8, at most 64 KiB).
 	PingData string `toml:"ping_data" default:"" novalidate:""`
+
+	// RecordRoute, when set (a route path such as "/chat"), records that
+	// route's client events and the pushes to its clients into RecordFile
+	// for `wasmgate replay`, message contents included; off by default.
+	RecordRoute string `toml:"record_route" default:"" novalidate:""`
+	RecordFile  string `toml:"record_file" default:"wasmgate-record.jsonl" novalidate:""`
+	RecordMaxMB int    `toml:"record_max_mb" default:"64" min:"1" max:"65536"`
 }
 
 // RuntimeConfig is the [runtime] table: how handlers run. Its runtime tags
@@ -322,6 +329,7 @@ func (c *Config) resolvePaths(base string) {
 	c.Runtime.CacheDir = abs(c.Runtime.CacheDir)
 	c.Server.TLSCert = abs(c.Server.TLSCert)
 	c.Server.TLSKey = abs(c.Server.TLSKey)
+	c.Server.RecordFile = abs(c.Server.RecordFile)
 }
 
 var moduleName = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]*$`)
@@ -364,6 +372,12 @@ func (c *Config) Validate() error {
 			set, unset = unset, set
 		}
 		bad(unset, "must be set too: %s is set, and TLS needs both the certificate and its key (or neither, for plain ws://)", set)
+	}
+	if s.RecordRoute != "" && !strings.HasPrefix(s.RecordRoute, "/") {
+		bad("server.record_route", "%q is not a route path (it starts with /, e.g. \"/chat\")", s.RecordRoute)
+	}
+	if s.RecordRoute != "" && s.RecordFile == "" {
+		bad("server.record_file", "must not be empty when server.record_route is set")
 	}
 	c.validatePush(bad)
 	if cl := c.Cluster; cl.Redis != "" {

@@ -192,6 +192,7 @@ func TestValidate_Messages(t *testing.T) {
 	c.Runtime.TaskTimeout.Duration = -time.Second
 	c.Server.MaxMessageSize = 0
 	c.Server.IdleTimeout.Duration = time.Second
+	c.Server.RecordRoute, c.Server.RecordFile = "chat", ""
 	c.Modules = map[string]ModuleConfig{"m": {}}
 	got := c.Validate().Error()
 	for _, want := range []string{
@@ -201,6 +202,8 @@ func TestValidate_Messages(t *testing.T) {
 		"runtime.task_timeout: -1s must not be negative",
 		"server.max_message_size: 0 is out of range 1..67108864\n",
 		"server.idle_timeout: 1s must be 0 (off) or longer than server.ping_interval (25s)\n",
+		`server.record_route: "chat" is not a route path (it starts with /, e.g. "/chat")` + "\n",
+		"server.record_file: must not be empty when server.record_route is set\n",
 	} {
 		if !strings.Contains(got+"\n", want) {
 			t.Errorf("Validate() =\n%s\nwant a line %q", got, want)

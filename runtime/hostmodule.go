@@ -58,6 +58,7 @@ func (h hostFuncs) impls() map[string]api.GoModuleFunc {
 		abi.FuncTaskResult:              h.taskResult,
 		abi.FuncSetTimer:                h.setTimer,
 		abi.FuncClearTimer:              h.clearTimer,
+		abi.FuncClosingState:            h.closingState,
 	}
 }
 

@@ -54,6 +54,10 @@ type instance struct {
 	// inTask is set while on_task runs; task_result stores into taskResult.
 	inTask     bool
 	taskResult []byte
+	// inClose is set while on_close runs, with closing the state
+	// closing_state reads (closing.go): nil if the caller gave none.
+	inClose bool
+	closing *abi.ClosingState
 
 	bufPtr, bufCap uint32
 	stack          [3]uint64 // reused for every call: no allocation per event

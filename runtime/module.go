@@ -32,10 +32,11 @@ type Module struct {
 	events   atomic.Int64      // guest calls made, for Stats
 	times    eventTimes        // how long they took, for Stats
 	logLimit *guestlog.Limiter // shared by the instances' log lines
+	names    traceNames        // trap backtraces (tracenames.go)
 }
 
 func newModule(rt *Runtime, name string, compiled wazero.CompiledModule, exports exportSet, config string, cfg Config, st *State) *Module {
-	m := &Module{rt: rt, cfg: cfg, name: name, config: config, compiled: compiled, exports: exports, state: st}
+	m := &Module{rt: rt, cfg: cfg, name: name, config: config, compiled: compiled, exports: exports, state: st, names: newTraceNames(compiled)}
 	m.health.cfg, m.health.calls = cfg, &m.events
 	m.health.onLift = func(why string) {
 		rt.log.Warn("module quarantine lifted after its cool-down", "module", name, "cooldown", cfg.QuarantineCooldown, "was", why)
@@ -96,12 +97,23 @@ func (m *Module) OnConnect(ctx context.Context, clientID string) error {
 	return m.idEvent(ctx, "on_connect", clientID, func(inst *instance) api.Function { return inst.onConnect })
 }
 
-// OnClose delivers on_close, if the module has it.
+// OnClose delivers on_close, if the module has it. closing_state answers
+// with the state ctx carries (WithClosingState), if any.
 func (m *Module) OnClose(ctx context.Context, clientID string) error {
 	if !m.exports.close {
 		return nil
 	}
-	return m.idEvent(ctx, "on_close", clientID, func(inst *instance) api.Function { return inst.onClose })
+	st := closingStateFrom(ctx)
+	rc, err := m.event(ctx, m.pool, "on_close", clientID, func(inst *instance) (int32, error) {
+		if err := inst.writeString(clientID); err != nil {
+			return 0, err
+		}
+		inst.inClose, inst.closing = true, st
+		defer func() { inst.inClose, inst.closing = false, nil }()
+		return inst.call(inst.onClose, uint64(len(clientID)))
+	})
+	m.warnResult("on_close", clientID, rc)
+	return err
 }
 
 // OnMessage delivers one message to on_message.
@@ -207,6 +219,7 @@ func (m *Module) event(ctx context.Context, p *pool, event, clientID string, fn 
 	start := time.Now()
 	rc, err := m.runWithDeadline(ctx, inst, fn)
 	m.times.record(time.Since(start))
+	err = m.names.rewrite(err)
 	p.put(inst, err == nil)
 	if errors.Is(err, errCancelled) { // not the guest's fault: no crash count, no back-off
 		m.rt.log.Warn("guest call stopped: its caller is gone", "module", m.name, "event", event, "client", clientID, "err", err)

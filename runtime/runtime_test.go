@@ -64,6 +64,7 @@ func TestLoad_RefusesBadModules(t *testing.T) {
 		{"env_import", "", `imports env.abort from unknown module "env"`},
 		{"bad_signature", "", "imports wasmgate.send_to_client with signature (i32, i32) -> (i32)"},
 		{"no_on_message", "", `does not export required function "on_message"`},
+		{"memory_only", "", `exports no function at all, only memory. clang hides wasm32 symbols by default: mark each export __attribute__((export_name("on_message"))) or build with -fvisibility=default`},
 		{"start_fails", "nope", "on_start returned 1"},
 	}
 	for _, tc := range tests {
@@ -74,6 +75,9 @@ func TestLoad_RefusesBadModules(t *testing.T) {
 			}
 			if !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), tc.name+".wasm") {
 				t.Fatalf("error %q should name the file and contain %q", err, tc.want)
+			}
+			if tc.name != "memory_only" && strings.Contains(err.Error(), "visibility") {
+				t.Errorf("error %q: the export visibility hint is for a module without function exports", err)
 			}
 		})
 	}

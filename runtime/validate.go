@@ -14,6 +14,9 @@ import (
 type exportSet struct {
 	initialize, start, handshake, connect, close bool
 	task, finish, timer                          bool
+	// closingState: the module imports closing_state, so on_close needs
+	// the closing client's state (closing.go).
+	closingState bool
 }
 
 // validate checks a compiled module against the ABI: its imports must all be
@@ -23,7 +26,9 @@ func validate(c wazero.CompiledModule) (exportSet, error) {
 	if err := validateImports(c); err != nil {
 		return exportSet{}, err
 	}
-	return validateExports(c)
+	set, err := validateExports(c)
+	set.closingState = importsHost(c, abi.FuncClosingState)
+	return set, err
 }
 
 func validateImports(c wazero.CompiledModule) error {
@@ -67,7 +72,7 @@ func validateExports(c wazero.CompiledModule) (exportSet, error) {
 		def, ok := funcs[e.Name]
 		if !ok {
 			if e.Required {
-				return exportSet{}, fmt.Errorf("does not export required function %q", e.Name)
+				return exportSet{}, fmt.Errorf("does not export required function %q%s", e.Name, noExportsHint(funcs))
 			}
 			continue
 		}
@@ -115,4 +120,16 @@ func typeNames(ts []api.ValueType) string {
 		s += api.ValueTypeName(t)
 	}
 	return s
+}
+
+// noExportsHint explains the commonest cause of a module that exports
+// memory and no function at all: clang gives wasm32 symbols hidden
+// visibility, and --export-dynamic exports only visible ones.
+func noExportsHint(funcs map[string]api.FunctionDefinition) string {
+	if len(funcs) > 0 {
+		return ""
+	}
+	return `: the module exports no function at all, only memory. clang hides wasm32 symbols by default: ` +
+		`mark each export __attribute__((export_name("on_message"))) or build with -fvisibility=default -Wl,--export-dynamic ` +
+		`(abi/ABI.md §6; guest-examples/c/wasmgate.h does it for you)`
 }

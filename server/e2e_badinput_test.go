@@ -176,7 +176,7 @@ func TestLoadConfig_RepoConfigIsValidAndDocumented(t *testing.T) {
 	def := server.DefaultConfig()
 	// config.toml shows every key with its default (the default tags).
 	sv := cfg.Server
-	sv.HandlersDir = def.Server.HandlersDir // resolved against the file's folder
+	sv.HandlersDir, sv.RecordFile = def.Server.HandlersDir, def.Server.RecordFile // resolved against the file's folder
 	// [] in the file, nil by default: the same.
 	if len(sv.AllowedOrigins) == 0 {
 		sv.AllowedOrigins = nil

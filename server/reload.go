@@ -113,6 +113,9 @@ func (s *moduleSlot) OnMessage(ctx context.Context, id string, msg abi.Message) 
 	return lm.mod.OnMessage(ctx, id, msg)
 }
 
+// WantsClosingState implements closingStater for the current version.
+func (s *moduleSlot) WantsClosingState() bool { return s.cur.Load().mod.WantsClosingState() }
+
 // OnClose implements Handler.
 func (s *moduleSlot) OnClose(ctx context.Context, id string) error {
 	lm := s.acquire()

@@ -22,6 +22,7 @@ import (
 	"github.com/wasmgate/wasmgate/internal/cluster"
 	"github.com/wasmgate/wasmgate/internal/kv/rediskv"
 	"github.com/wasmgate/wasmgate/internal/push"
+	"github.com/wasmgate/wasmgate/internal/recording"
 	"github.com/wasmgate/wasmgate/internal/registry"
 	"github.com/wasmgate/wasmgate/internal/transport"
 	"github.com/wasmgate/wasmgate/runtime"
@@ -117,11 +118,13 @@ type Server struct {
 	originsRefused atomic.Uint64
 	closing        atomic.Bool // Shutdown has begun
 	handingOff     atomic.Bool // Handoff has begun: clients are closed with 1012
-	stopPings      chan struct{}
-	served         chan struct{}
-	push           *push.Ports     // the text port and the HTTP API
-	cluster        *cluster.Node   // nil on a single node
-	kvStores       *rediskv.Stores // the modules' KV stores in cluster mode
+	// rec records server.record_route's events (record.go); nil when off.
+	rec       *recording.Writer
+	stopPings chan struct{}
+	served    chan struct{}
+	push      *push.Ports     // the text port and the HTTP API
+	cluster   *cluster.Node   // nil on a single node
+	kvStores  *rediskv.Stores // the modules' KV stores in cluster mode
 
 	// maxConns is server.max_connections lowered to fit RLIMIT_NOFILE
 	// (connectionLimit).
@@ -188,7 +191,12 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (*Se
 	s.ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	s.gw = &Gateway{reg: s.reg, local: local, hub: s.hub, maxMessageSize: cfg.Server.MaxMessageSize, cluster: s.cluster}
 	s.gwNow = s.gw.withWriteNow()
-	s.push = push.New(s.ctx, cfg, log, s.gw, s.gwNow, pushNode{s})
+	if err := s.openRecording(); err != nil {
+		s.cancel()
+		s.leaveCluster()
+		return nil, err
+	}
+	s.push = push.New(s.ctx, cfg, log, s.pushGateway(s.gw), s.pushGateway(s.gwNow), pushNode{s})
 	s.useListen(o.listen)
 	s.restart = o.restart
 	s.connOpt = &transport.Options{
@@ -412,6 +420,11 @@ func (s *Server) shutdown(ctx context.Context, code int, reason string) error {
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
 		defer cancel()
 		if cerr := s.rt.Close(rctx); err == nil {
+			err = cerr
+		}
+	}
+	if s.rec != nil {
+		if cerr := s.rec.Close(); err == nil {
 			err = cerr
 		}
 	}

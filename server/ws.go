@@ -11,7 +11,10 @@ import (
 
 	"github.com/wasmgate/wasmgate/abi"
 	"github.com/wasmgate/wasmgate/config"
+	"github.com/wasmgate/wasmgate/internal/recording"
+	"github.com/wasmgate/wasmgate/internal/registry"
 	"github.com/wasmgate/wasmgate/internal/transport"
+	"github.com/wasmgate/wasmgate/runtime"
 	"github.com/wasmgate/wasmgate/web"
 )
 
@@ -100,6 +103,10 @@ func (s *Server) handleHTTP(ctx *fasthttp.RequestCtx) {
 		var ip ipHold
 		if s.edge.tracking {
 			ip.key, ip.keyed = s.edge.upgraded(sock)
+		}
+		if s.records(rt) {
+			s.rec.Write(&recording.Event{Ev: recording.Connect, Client: hs.ClientID, Method: hs.Method, Path: hs.Path,
+				Query: hs.Query, RemoteAddr: hs.RemoteAddr, Headers: hs.Headers})
 		}
 		s.serveConn(ws, rt, hs.ClientID, ip, deflate)
 	})
@@ -196,11 +203,28 @@ func (s *Server) releaseIP(ip ipHold) {
 func (s *Server) readConn(c *transport.Conn, rt *route, ip ipHold) {
 	defer func() { s.mem.disconnected(s.active.Add(-1)) }()
 	defer s.releaseIP(ip)
-	c.ReadLoop(func(msg abi.Message) { _ = rt.handler.OnMessage(s.ctx, c.ID(), msg) })
+	if s.records(rt) {
+		c.ReadLoop(func(msg abi.Message) {
+			s.rec.Write(recordedMessage(c.ID(), msg))
+			_ = rt.handler.OnMessage(s.ctx, c.ID(), msg)
+		})
+		defer s.rec.Write(&recording.Event{Ev: recording.Close, Client: c.ID()})
+	} else {
+		c.ReadLoop(func(msg abi.Message) { _ = rt.handler.OnMessage(s.ctx, c.ID(), msg) })
+	}
+	ctx := s.ctx
+	if h, ok := rt.handler.(closingStater); ok && h.WantsClosingState() {
+		// Read before unregister drops it: on_close's closing_state.
+		ctx = runtime.WithClosingState(ctx, registry.ClosingStateOf(ctx, s.reg, c.ID()))
+	}
 	s.unregister(c)
-	_ = rt.handler.OnClose(s.ctx, c.ID())
+	_ = rt.handler.OnClose(ctx, c.ID())
 	c.Finish()
 }
+
+// closingStater is a Handler whose on_close reads the closing client's
+// uid, session and groups (runtime.Module.WantsClosingState).
+type closingStater interface{ WantsClosingState() bool }
 
 func (s *Server) register(c *transport.Conn) error {
 	s.hub.Add(c)

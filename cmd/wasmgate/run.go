@@ -39,6 +39,9 @@ commands:
                            and its TLS certificate
   restart [-c config.toml] replace the running gateway by the binary on disk without
                            refusing a connection (docs/DEPLOY.md; also SIGUSR2)
+  replay [-c config.toml] MODULE.wasm EVENTS.jsonl
+                           play a recorded session (server.record_route) against a
+                           module, in-process, and print what the handler sent
   version                  print the version, commit, Go and wazero versions
   help                     print this text (also -h, --help)
 `
@@ -57,7 +60,7 @@ func run(args []string, stdout, stderr io.Writer, ready chan<- *server.Server) i
 	case "version":
 		printVersion(stdout)
 		return 0
-	case "start", "check", "reload", "restart":
+	case "start", "check", "reload", "restart", "replay":
 	default:
 		fmt.Fprintf(stderr, "wasmgate: unknown command %q\n%s", args[0], usage)
 		return 2
@@ -69,6 +72,9 @@ func run(args []string, stdout, stderr io.Writer, ready chan<- *server.Server) i
 		return 0
 	} else if err != nil {
 		return 2
+	}
+	if args[0] == "replay" {
+		return replayCmd(fs, *configPath, stdout, stderr)
 	}
 	cfg, err := server.LoadConfig(*configPath)
 	if err != nil {

@@ -2,9 +2,12 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
+	"net/http"
 	"os"
 	"path/filepath"
 	goruntime "runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -339,5 +342,119 @@ func echoOnce(t *testing.T, srv *server.Server, path, want string) {
 	_ = ws.SetReadDeadline(time.Now().Add(5 * time.Second))
 	if _, data, err := ws.ReadMessage(); err != nil || string(data) != want {
 		t.Fatalf("%s answered %q, %v; want %q", path, data, err, want)
+	}
+}
+
+// TestRun_CheckOneRefusalPerLine: the summary line stands alone, and each
+// refused module gets a line of its own, the first one included.
+func TestRun_CheckOneRefusalPerLine(t *testing.T) {
+	path := writeConfig(t, "", "echo", "version2", "memory_only")
+	code, _, errOut := runCmd("check", "-c", path)
+	lines := strings.Split(strings.TrimSuffix(errOut, "\n"), "\n")
+	if code != 1 || len(lines) != 3 || lines[0] != "wasmgate: check failed:" {
+		t.Fatalf("check: exit %d, stderr:\n%s", code, errOut)
+	}
+	for _, l := range lines[1:] {
+		if !strings.HasPrefix(l, "load ") || strings.Count(l, ".wasm:") != 1 {
+			t.Errorf("not one refusal on its own line: %q", l)
+		}
+	}
+}
+
+// TestRun_RecordThenReplay records /c-chat (server.record_route) while two
+// clients chat and a backend joins one of them to a room, then replays the
+// file against the same module: the replay prints the same messages the
+// clients received.
+func TestRun_RecordThenReplay(t *testing.T) {
+	rec := filepath.Join(t.TempDir(), "rec.jsonl")
+	path := writeConfig(t, "[modules.c-chat]\nconfig = \"rate_limit=0\"\n", "c-chat")
+	cfgText, _ := os.ReadFile(path)
+	cfgText = bytes.Replace(cfgText, []byte("[server]\n"), []byte("[server]\nrecord_route = \"/c-chat\"\nrecord_file = \""+rec+"\"\n"), 1)
+	if err := os.WriteFile(path, cfgText, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	srv, _ := startInProcess(t, path)
+	dial := func() *websocket.Conn {
+		ws, _, err := websocket.DefaultDialer.Dial("ws://"+srv.Addr().String()+"/c-chat?x=1", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ws
+	}
+	var received []string
+	talk := func(ws *websocket.Conn, msg string, replies ...*websocket.Conn) {
+		if err := ws.WriteMessage(websocket.TextMessage, []byte(msg)); err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range replies {
+			_ = r.SetReadDeadline(time.Now().Add(10 * time.Second)) // no hang if a reply is missing
+			_, got, err := r.ReadMessage()
+			if err != nil {
+				t.Fatal(err)
+			}
+			received = append(received, string(got))
+		}
+	}
+	a, b := dial(), dial()
+	talk(a, `{"type":"login","uid":"ann"}`, a)
+	talk(b, `{"type":"whoami"}`, b)
+	var who struct {
+		ClientID string `json:"client_id"`
+	}
+	if err := json.Unmarshal([]byte(received[len(received)-1]), &who); err != nil {
+		t.Fatal(err)
+	}
+	talk(a, `{"type":"join","room":"r"}`, a)
+	resp, err := http.Post("http://"+srv.AdminAddr().String()+"/api/joinGroup", "application/json",
+		strings.NewReader(`{"client_id":"`+who.ClientID+`","group":"r"}`))
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("push joinGroup: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	talk(a, `{"type":"say","text":"hi ✓"}`, a, b) // b is in r by the push
+	a.Close()
+	b.Close()
+	waitFile(t, rec, `"ev":"close"`, 2)
+
+	code, out, errOut := runCmd("replay", "-c", path, filepath.Join(filepath.Dir(path), "handlers", "c-chat.wasm"), rec)
+	if code != 0 {
+		t.Fatalf("replay: exit %d: %s", code, errOut)
+	}
+	for _, want := range []string{"push joinGroup " + who.ClientID + ` "r"`, `text "{\"type\":\"say\",\"text\":\"hi ✓\"}"`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("replay output lacks %q:\n%s", want, out)
+		}
+	}
+	for _, msg := range received {
+		if !strings.Contains(out, strconv.Quote(msg)) {
+			t.Errorf("replay did not send %s:\n%s", msg, out)
+		}
+	}
+}
+
+// waitFile waits up to 10 s until the file holds n occurrences of s.
+func waitFile(t *testing.T, path, s string, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		data, _ := os.ReadFile(path)
+		if strings.Count(string(data), s) >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %d of %q after 10s, want %d:\n%s", path, strings.Count(string(data), s), s, n, data)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestRun_ReplayRefusesBadRecording: a bad line is named.
+func TestRun_ReplayRefusesBadRecording(t *testing.T) {
+	dir := t.TempDir()
+	rec := filepath.Join(dir, "bad.jsonl")
+	_ = os.WriteFile(rec, []byte(`{"ev":"connect","client":"c1"}`+"\n"+`{"ev":"message"}`+"\n"), 0o644)
+	code, _, errOut := runCmd("replay", filepath.Join("..", "..", "runtime", "testdata", "echo.wasm"), rec)
+	if code != 1 || !strings.Contains(errOut, "line 2: message event without a client") {
+		t.Fatalf("exit %d: %s", code, errOut)
 	}
 }

@@ -125,6 +125,7 @@ WG_IMPORT(task) long long wasmgate_task(const void *payload_ptr, unsigned int pa
 WG_IMPORT(task_result) int wasmgate_task_result(const void *result_ptr, unsigned int result_len);
 WG_IMPORT(set_timer) long long wasmgate_set_timer(long long delay_ms, const void *payload_ptr, unsigned int payload_len);
 WG_IMPORT(clear_timer) int wasmgate_clear_timer(long long timer_id);
+WG_IMPORT(closing_state) int wasmgate_closing_state(void *out_ptr, unsigned int out_cap);
 
 /* ---- Freestanding memory functions --------------------------------------
  * clang turns copy loops (and struct copies) into calls to these even with
@@ -476,6 +477,10 @@ WG_FN int wg_kv_get(wg_bytes key, wg_bytes *out) { wg__a = key; WG__FETCH(out, w
 WG_FN int wg_all_client_ids(wg_bytes *out) { WG__FETCH(out, wasmgate_get_all_client_id_list); }
 WG_FN int wg_all_uids(wg_bytes *out) { WG__FETCH(out, wasmgate_get_all_uid_list); }
 WG_FN int wg_all_groups(wg_bytes *out) { WG__FETCH(out, wasmgate_get_all_group_id_list); }
+/* wg_closing_state: during on_close, what the closing client had, as a list
+ * (read it with wg_list_next): its uid (empty: none), its session (a JSON
+ * object), then its groups, sorted. -WG_EUNSUPPORTED outside on_close. */
+WG_FN int wg_closing_state(wg_bytes *out) { WG__FETCH(out, wasmgate_closing_state); }
 WG_FN int wg_all_client_count(void) { return wasmgate_get_all_client_id_count(); }
 WG_FN int wg_all_uid_count(void) { return wasmgate_get_all_uid_count(); }
 

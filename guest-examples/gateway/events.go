@@ -56,7 +56,8 @@ func OnMessage(f func(c Client, msg []byte)) { messageFn = f }
 
 // OnClose registers f to run after a client disconnects; it is the client's
 // last event. The client is already gone from the registry: its uid, groups
-// and session are removed and sends to it return ErrnoNotFound.
+// and session are removed and sends to it return ErrnoNotFound. What it
+// had is still readable during f with Closing.
 func OnClose(f func(c Client)) { closeFn = f }
 
 // inbuf is the event input region handed to the host by wasmgate_buffer. It

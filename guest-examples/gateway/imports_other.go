@@ -130,3 +130,5 @@ func hostSetTimer(delayMs int64, payloadPtr unsafe.Pointer, payloadLen uint32) i
 }
 
 func hostClearTimer(timerID int64) int32 { return -int32(ErrnoInternal) }
+
+func hostClosingState(outPtr unsafe.Pointer, outCap uint32) int32 { return -int32(ErrnoInternal) }

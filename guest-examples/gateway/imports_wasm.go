@@ -121,3 +121,8 @@ func hostSetTimer(delayMs int64, payloadPtr unsafe.Pointer, payloadLen uint32) i
 
 //go:wasmimport wasmgate clear_timer
 func hostClearTimer(timerID int64) int32
+
+// on_close's view of the closing client (ABI.md §5.4).
+
+//go:wasmimport wasmgate closing_state
+func hostClosingState(outPtr unsafe.Pointer, outCap uint32) int32

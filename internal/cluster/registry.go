@@ -132,7 +132,7 @@ func (r *Registry) RemoveClient(ctx context.Context, id string) (bool, error) {
 	if _, own, err := r.route(id); err != nil || !own {
 		return false, err
 	}
-	groups, _ := r.n.local.GroupsOf(id)
+	groups, _ := r.n.local.ClientGroups(ctx, id)
 	uid, _ := r.n.local.UidOf(ctx, id)
 	ok, err := r.n.local.RemoveClient(ctx, id)
 	if err != nil || !ok {
@@ -328,6 +328,22 @@ func (r *Registry) applyShared(ctx context.Context, op uint64, args []string) er
 	}
 	return nil
 }
+
+// ClientGroups implements registry.ClientGrouper (on_close's
+// closing_state reads it for every closing client, so it must not scan the
+// cluster's groups): an own client's from the mirror, another's from Redis.
+func (r *Registry) ClientGroups(ctx context.Context, id string) ([]string, error) {
+	_, own, err := r.route(id)
+	if err != nil {
+		return nil, err
+	}
+	if own {
+		return r.n.local.ClientGroups(ctx, id)
+	}
+	return r.n.shared.ClientGroups(ctx, id)
+}
+
+var _ registry.ClientGrouper = (*Registry)(nil)
 
 // ClientsByUid implements registry.Registry (cluster-wide, from Redis).
 func (r *Registry) ClientsByUid(ctx context.Context, uid string) ([]string, error) {

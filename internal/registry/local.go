@@ -550,15 +550,3 @@ func regSorted(s []string) []string {
 }
 
 var _ Registry = (*Local)(nil)
-
-// GroupsOf lists the groups the client is in, in no particular order.
-func (r *Local) GroupsOf(id string) ([]string, error) {
-	var out []string
-	err := r.view(id, func(c *regClient) {
-		out = make([]string, 0, len(c.groups))
-		for g := range c.groups {
-			out = append(out, g)
-		}
-	})
-	return out, err
-}
