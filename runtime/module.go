@@ -12,6 +12,7 @@ import (
 	"github.com/tetratelabs/wazero/api"
 
 	"github.com/wasmgate/wasmgate/abi"
+	"github.com/wasmgate/wasmgate/internal/metrics"
 	"github.com/wasmgate/wasmgate/runtime/internal/guestlog"
 )
 
@@ -29,6 +30,7 @@ type Module struct {
 	state    *State
 	health   health
 	events   atomic.Int64      // guest calls made, for Stats
+	latency  latency           // guest call durations by event kind (latency.go)
 	logLimit *guestlog.Limiter // shared by the instances' log lines
 }
 
@@ -202,7 +204,9 @@ func (m *Module) event(ctx context.Context, p *pool, event, clientID string, fn 
 		return 0, fmt.Errorf("%s %s: %w", m.name, event, err)
 	}
 	m.events.Add(1)
+	start := metrics.Now()
 	rc, err := m.runWithDeadline(ctx, inst, fn)
+	m.latency.of(event).Since(start)
 	p.put(inst, err == nil)
 	if errors.Is(err, errCancelled) { // not the guest's fault: no crash count, no back-off
 		m.rt.log.Warn("guest call stopped: its caller is gone", "module", m.name, "event", event, "client", clientID, "err", err)

@@ -1,5 +1,7 @@
 package runtime
 
+import "github.com/wasmgate/wasmgate/internal/metrics"
+
 // Stats is a snapshot of one module version and of its shared State, for
 // status pages and metrics.
 type Stats struct {
@@ -24,6 +26,10 @@ type Stats struct {
 	TimersRun  int64 `json:"timers_fired"`
 	KVKeys     int   `json:"kv_keys"`
 	KVBytes    int   `json:"kv_bytes"`
+	// Latency holds the guest call durations by event kind ("on_message"
+	// and the rest), for the kinds called at least once: their counts add
+	// up to Events once no call is under way (latency.go).
+	Latency map[string]metrics.HistogramSnapshot `json:"latency"`
 }
 
 // Stats returns the module's counters.
@@ -51,6 +57,7 @@ func (m *Module) Stats() Stats {
 		TimersRun:   fired,
 		KVKeys:      keys,
 		KVBytes:     bytes,
+		Latency:     m.latency.snapshot(),
 	}
 }
 

@@ -56,6 +56,7 @@ type Option func(*options)
 type options struct {
 	handlers map[string]Handler
 	registry Registry
+	version  string // WithVersion
 }
 
 // WithHandler serves path with h instead of (or besides) the handlers
@@ -118,6 +119,7 @@ type Server struct {
 	// (connectionLimit).
 	maxConns int
 	mem      *memReturn // returns memory after a large drop in clients
+	ops      ops        // version, start time, stop request (ops.go)
 }
 
 // New builds a Server from cfg and loads every module in the handlers
@@ -135,6 +137,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (*Se
 		opt(&o)
 	}
 	s := &Server{cfg: cfg, log: log, hub: transport.NewHub(), reg: o.registry}
+	s.ops = ops{version: o.version, started: time.Now(), stop: make(chan time.Duration, 1)}
 	if err := s.limitConnections(openFileLimit()); err != nil {
 		return nil, err
 	}

@@ -98,7 +98,7 @@ func (s *Server) handleHTTP(ctx *fasthttp.RequestCtx) {
 		if s.edge.tracking {
 			ip.key, ip.keyed = s.edge.upgraded(sock)
 		}
-		s.serveConn(ws, rt, hs.ClientID, ip)
+		s.serveConn(ws, rt, hs.ClientID, hs.RemoteAddr, ip)
 	})
 }
 
@@ -148,7 +148,7 @@ func handshakeOf(ctx *fasthttp.RequestCtx, id string, client netip.AddrPort) *ab
 // Returning lets fasthttp release its request buffers, and drops this
 // goroutine's stack, grown by the guest call: an idle client keeps only a
 // small reader goroutine (see docs/BENCHMARKS.md, memory per connection).
-func (s *Server) serveConn(ws *websocket.Conn, rt *route, id string, ip ipHold) {
+func (s *Server) serveConn(ws *websocket.Conn, rt *route, id, remote string, ip ipHold) {
 	s.mem.connected(s.active.Add(1))
 	if s.closing.Load() { // upgraded just as Shutdown began: no events
 		_ = ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseGoingAway, "server shutting down"), time.Now().Add(time.Second))
@@ -159,6 +159,7 @@ func (s *Server) serveConn(ws *websocket.Conn, rt *route, id string, ip ipHold) 
 	}
 	ws.SetReadLimit(int64(s.cfg.Server.MaxMessageSize))
 	c := transport.NewConn(id, rt.module, ws, s.connOpt)
+	c.SetOrigin(remote, time.Now())
 	if err := s.register(c); err != nil {
 		s.log.Error("register client", "client", id, "err", err)
 		_ = ws.Close()

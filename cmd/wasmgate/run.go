@@ -35,6 +35,13 @@ commands:
   check [-c config.toml]   validate the config and load every handler module
   reload [-c config.toml]  make the running gateway reload changed handler modules
                            and its TLS certificate
+  status [-c config.toml] [--json] [--interval 1s]
+                           uptime, connections, uids, groups, per module events/s,
+                           p99 event time, traps, timeouts, pool use; memory
+  connections [-c config.toml] [--uid U] [--group G] [--module M] [--limit N] [--json]
+                           list the connected clients with their traffic
+  stop [-c config.toml] [--timeout 10s]
+                           stop gracefully (clients get close 1001) and wait for the exit
   version                  print the version, commit, Go and wazero versions
   help                     print this text (also -h, --help)
 `
@@ -54,6 +61,8 @@ func run(args []string, stdout, stderr io.Writer, ready chan<- *server.Server) i
 		printVersion(stdout)
 		return 0
 	case "start", "check", "reload":
+	case "status", "connections", "stop": // status.go
+		return runOps(args[0], args[1:], stdout, stderr)
 	default:
 		fmt.Fprintf(stderr, "wasmgate: unknown command %q\n%s", args[0], usage)
 		return 2
@@ -147,14 +156,30 @@ func printVersion(w io.Writer) {
 }
 
 func start(cfg server.Config, stderr io.Writer, ready chan<- *server.Server) int {
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	log := newLogger(cfg, stderr) // server.log_format, log_level
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	srv, err := server.New(ctx, cfg, log)
+	if path := cfg.Server.PIDFile; path != "" {
+		stale, err := claimPIDFile(path, 0)
+		if err != nil {
+			log.Error("cannot start", "err", err)
+			return 1
+		}
+		if stale != 0 {
+			log.Warn("replaced a stale pid file: the process it named is gone", "pid_file", path, "stale_pid", stale)
+		}
+		defer func() {
+			if err := removePIDFile(path); err != nil {
+				log.Warn("removing the pid file", "pid_file", path, "err", err)
+			}
+		}()
+	}
+	srv, err := server.New(ctx, cfg, log, server.WithVersion(buildVersion()))
 	if err != nil {
 		log.Error("cannot start", "err", err)
 		return 1
 	}
+	stopRequested := srv.StopRequested() // POST /stop, `wasmgate stop`
 	if n := len(srv.LoadErrors()); n > 0 {
 		log.Warn("serving without the refused modules", "refused", n)
 	}
@@ -166,9 +191,14 @@ func start(cfg server.Config, stderr io.Writer, ready chan<- *server.Server) int
 		ready <- srv
 	}
 	reloadOnHUP(ctx, srv, log)
-	<-ctx.Done()
+	timeout := 10 * time.Second
+	select {
+	case <-ctx.Done():
+	case timeout = <-stopRequested:
+		log.Info("stop requested through the admin listener", "timeout", timeout)
+	}
 	log.Info("shutting down")
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	if err := srv.Shutdown(shutdownCtx); err != nil {
 		log.Error("shutdown", "err", err)

@@ -54,10 +54,14 @@ func (p *Ports) handleAdmin(ctx *fasthttp.RequestCtx) {
 		p.handleStatus(ctx)
 	case path == "/metrics":
 		p.handleMetrics(ctx)
+	case path == "/connections":
+		p.handleConnections(ctx)
+	case path == "/stop":
+		p.handleStop(ctx)
 	case strings.HasPrefix(path, "/api/"):
 		p.handleAPI(ctx, strings.TrimPrefix(path, "/api/"))
 	default:
-		adminError(ctx, fasthttp.StatusNotFound, wire.CodeUnknownCmd, "no such endpoint; use POST /api/<cmd>, POST /api/batch, GET /healthz, GET /status or GET /metrics")
+		adminError(ctx, fasthttp.StatusNotFound, wire.CodeUnknownCmd, "no such endpoint; use POST /api/<cmd>, POST /api/batch, GET /healthz, GET /status, GET /metrics, GET /connections, POST /reload or POST /stop")
 	}
 }
 

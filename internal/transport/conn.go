@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/fasthttp/websocket"
@@ -70,6 +71,16 @@ type Conn struct {
 	// deadlineSetAt is when the reader last moved the idle read deadline;
 	// only the reader touches it.
 	deadlineSetAt time.Time
+
+	// What `wasmgate connections` lists (Info): set once before the reader
+	// starts, then read only.
+	remote      string // the client's address, as handlers see it
+	connectedAt int64  // Unix nanoseconds
+	// Traffic counters (payload bytes, data messages). in is added to by
+	// the reader only, out by the holder of the writer role only (once per
+	// direct write or per batch), so the adds never contend; they are
+	// atomic only so that Info may read them from another goroutine.
+	msgsIn, bytesIn, msgsOut, bytesOut atomic.Uint64
 
 	// writer counts the active writer (0 or 1): a sender writing directly
 	// or the writer goroutine. The reader waits for it before returning the
@@ -182,6 +193,8 @@ func (c *Conn) sendNow(msg abi.Message, borrowed bool) error {
 	c.writing = true
 	c.writer.Add(1)
 	c.mu.Unlock()
+	c.msgsOut.Add(1) // before writeNow gives up the writer role
+	c.bytesOut.Add(uint64(len(msg.Data)))
 	c.writeNow(frameOp(msg), msg.Data)
 	return nil
 }
@@ -550,7 +563,18 @@ func (c *Conn) writeBatchLocked(batch []abi.Message, ping bool, pong []byte) err
 		}
 	}
 	*bp = b
-	return c.writeLocked(b, nil)
+	if err := c.writeLocked(b, nil); err != nil {
+		return err
+	}
+	if len(batch) > 0 {
+		n := 0
+		for _, m := range batch {
+			n += len(m.Data)
+		}
+		c.msgsOut.Add(uint64(len(batch)))
+		c.bytesOut.Add(uint64(n))
+	}
+	return nil
 }
 
 // writeLocked writes what a direct write left, then b and more, blocking

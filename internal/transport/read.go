@@ -44,6 +44,8 @@ func (c *Conn) ReadLoop(onMessage func(msg abi.Message)) {
 			c.closeAndLinger(closeInvalidText, "invalid UTF-8 in text frame")
 			return
 		}
+		c.msgsIn.Add(1)
+		c.bytesIn.Add(uint64(len(data)))
 		onMessage(abi.Message{Data: data, Binary: typ == websocket.BinaryMessage})
 		c.putBuffer(buf)
 		c.touch()
