@@ -117,7 +117,6 @@ type ServerConfig struct {
 	PIDFile string `toml:"pid_file" default:"" novalidate:""`
 }
 
-
 // RuntimeConfig is the [runtime] table: how handlers run. Its runtime tags
 // name the runtime.Config field each key sets as it is (server copies
 // them); "-" marks a key the server converts by hand (units differ).
