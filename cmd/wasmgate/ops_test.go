@@ -389,12 +389,17 @@ func TestOps_JSONLogs(t *testing.T) {
 	if n < 3 || !trap {
 		t.Errorf("%d lines, trap record with its stack: %v\n%s", n, trap, logs)
 	}
+}
 
-	// log_level = "warn": no info records.
-	path = writeConfig(t, "", "echo")
-	conf, _ = os.ReadFile(path)
+// TestOps_LogLevel: log_level = "warn" leaves out info records. (A test
+// of its own: two in-process starts at once would both take the SIGTERM
+// that stops one.)
+func TestOps_LogLevel(t *testing.T) {
+	path := writeConfig(t, "", "echo")
+	conf, _ := os.ReadFile(path)
 	os.WriteFile(path, bytes.Replace(conf, []byte("[server]\n"), []byte("[server]\nlog_level = \"warn\"\n"), 1), 0o644)
-	_, logs = startInProcess(t, path)
+	srv, logs := startInProcess(t, path)
+	echoOnce(t, srv, "/echo", "x")
 	if strings.Contains(logs.String(), "level=INFO") {
 		t.Errorf("info records at log_level warn:\n%s", logs)
 	}
