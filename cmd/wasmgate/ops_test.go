@@ -177,6 +177,40 @@ func TestOps_StatusAndConnections(t *testing.T) {
 	if !regexp.MustCompile(`(?m)^echo\s+0\.0\s+\S+\*\s+\d+\s+0\s+0\s+0/\d+\s+0\s+ok$`).MatchString(out) {
 		t.Errorf("echo's row is not as expected:\n%s", out)
 	}
+	// Traffic during the sampling interval: events/s and a p99 of it.
+	stop, sent := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(sent)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if a.WriteMessage(websocket.TextMessage, []byte("hello")) != nil {
+				return
+			}
+			if _, _, err := a.ReadMessage(); err != nil {
+				return
+			}
+		}
+	}()
+	code, out, errOut = runCmd("status", "-c", cli, "--json", "--interval", "300ms")
+	close(stop)
+	<-sent
+	if code != 0 {
+		t.Fatalf("status --json: %d %s", code, errOut)
+	}
+	var busy statusReport
+	if err := json.Unmarshal([]byte(out), &busy); err != nil {
+		t.Fatalf("status --json: %v\n%s", err, out)
+	}
+	for _, m := range busy.Modules {
+		if m.Module == "echo" && (m.EventsPerSecond == nil || *m.EventsPerSecond <= 0 || m.P99Over != "interval") {
+			t.Errorf("echo under traffic: events/s %v, p99 over %q; want a rate and the interval's p99", m.EventsPerSecond, m.P99Over)
+		}
+	}
+
 	a.Close()
 	code, out, errOut = runCmd("status", "-c", cli, "--json", "--interval", "0")
 	if code != 0 {

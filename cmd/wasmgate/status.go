@@ -231,6 +231,7 @@ func statusCmd(a admin, cfg server.Config, interval time.Duration, asJSON bool, 
 	last = first
 	if interval > 0 {
 		time.Sleep(interval)
+		last = server.Status{} // decoding into first's copy would overwrite first's modules
 		if err := a.call(http.MethodGet, "/status", &last); err != nil {
 			fmt.Fprintln(stderr, "wasmgate:", err)
 			return 1
