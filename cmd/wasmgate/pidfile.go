@@ -89,7 +89,7 @@ func pidState(path string) (pid int, running bool, state string) {
 	pid, err := readPIDFile(path)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
-		return 0, false, "no pid file " + path + ": wasmgate is not running"
+		return 0, false, "no pid file " + path
 	case err != nil:
 		return 0, false, err.Error()
 	case processAlive(pid):
