@@ -121,7 +121,7 @@ test-long: test
 # the load benchmarks (native vs WASM echo, memory per idle connection,
 # push), then the machine's own floors under the push targets.
 bench: build guests redis-server
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime 1s ./runtime ./internal/registry ./internal/registry/redisreg ./internal/transport
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 1s ./runtime ./internal/metrics ./internal/registry ./internal/registry/redisreg ./internal/transport
 	$(GO) test -run '^$$' -bench 'BenchmarkHandshake$$' -benchtime 2000x ./server
 	$(GO) test -run '^$$' -bench 'BenchmarkEdgeBookkeeping' -benchmem ./server
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 1s ./runtime ./internal/registry ./internal/registry/redisreg ./internal/kv/rediskv ./internal/transport

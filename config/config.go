@@ -36,6 +36,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -114,6 +115,14 @@ type ServerConfig struct {
 	RecordRoute string `toml:"record_route" default:"" novalidate:""`
 	RecordFile  string `toml:"record_file" default:"wasmgate-record.jsonl" novalidate:""`
 	RecordMaxMB int    `toml:"record_max_mb" default:"64" min:"1" max:"65536"`
+	// Operations (`wasmgate start` reads them; an embedder of package
+	// server brings its own logger). LogFormat and LogLevel are checked by
+	// hand (Validate).
+	LogFormat string `toml:"log_format" default:"text" novalidate:""`
+	LogLevel  string `toml:"log_level" default:"info" novalidate:""`
+	// PIDFile, when set, is written with the process id at start and
+	// removed at exit; `wasmgate status` and `stop` read it.
+	PIDFile string `toml:"pid_file" default:"" novalidate:""`
 }
 
 // RuntimeConfig is the [runtime] table: how handlers run. Its runtime tags
@@ -365,6 +374,12 @@ func (c *Config) Validate() error {
 	}
 	if _, err := ParsePrefixes(s.TrustedProxies); err != nil {
 		bad("server.trusted_proxies", "%v", err)
+	}
+	if formats := []string{"text", "json"}; !slices.Contains(formats, s.LogFormat) {
+		bad("server.log_format", "%q is not one of %s", s.LogFormat, strings.Join(formats, ", "))
+	}
+	if levels := []string{"debug", "info", "warn", "error"}; !slices.Contains(levels, s.LogLevel) {
+		bad("server.log_level", "%q is not one of %s", s.LogLevel, strings.Join(levels, ", "))
 	}
 	if (s.TLSCert == "") != (s.TLSKey == "") {
 		set, unset := "server.tls_cert", "server.tls_key"

@@ -7,12 +7,12 @@ import (
 	"log/slog"
 	"net/http"
 	"sync/atomic"
-	"time"
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
 
 	"github.com/wasmgate/wasmgate/abi"
+	"github.com/wasmgate/wasmgate/internal/metrics"
 	"github.com/wasmgate/wasmgate/runtime/internal/guestlog"
 )
 
@@ -30,7 +30,7 @@ type Module struct {
 	state    *State
 	health   health
 	events   atomic.Int64      // guest calls made, for Stats
-	times    eventTimes        // how long they took, for Stats
+	latency  latency           // guest call durations by event kind (latency.go)
 	logLimit *guestlog.Limiter // shared by the instances' log lines
 	names    traceNames        // trap backtraces (tracenames.go)
 }
@@ -216,9 +216,9 @@ func (m *Module) event(ctx context.Context, p *pool, event, clientID string, fn 
 		return 0, fmt.Errorf("%s %s: %w", m.name, event, err)
 	}
 	m.events.Add(1)
-	start := time.Now()
+	start := metrics.Now()
 	rc, err := m.runWithDeadline(ctx, inst, fn)
-	m.times.record(time.Since(start))
+	m.latency.of(event).Since(start)
 	err = m.names.rewrite(err)
 	p.put(inst, err == nil)
 	if errors.Is(err, errCancelled) { // not the guest's fault: no crash count, no back-off

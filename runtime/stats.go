@@ -1,6 +1,10 @@
 package runtime
 
-import "context"
+import (
+	"context"
+
+	"github.com/wasmgate/wasmgate/internal/metrics"
+)
 
 // Stats is a snapshot of one module version and of its shared State, for
 // status pages and metrics.
@@ -31,6 +35,10 @@ type Stats struct {
 	TimersRun  int64 `json:"timers_fired"`
 	KVKeys     int   `json:"kv_keys"`  // -1: unknown (cluster store unreachable)
 	KVBytes    int   `json:"kv_bytes"` // -1: unknown
+	// Latency holds the guest call durations by event kind ("on_message"
+	// and the rest), for the kinds called at least once: their counts add
+	// up to Events once no call is under way (latency.go).
+	Latency map[string]metrics.HistogramSnapshot `json:"latency"`
 }
 
 // Stats returns the module's counters.
@@ -41,11 +49,12 @@ func (m *Module) Stats() Stats {
 		keys, bytes = -1, -1
 	}
 	timers, fired := m.state.timers.counts()
-	p := m.times.percentiles(0.50, 0.99)
+	lat := m.latency.snapshot()
+	p50, p99 := percentilesUs(lat)
 	return Stats{
 		Module:      m.name,
-		EventP50:    p[0],
-		EventP99:    p[1],
+		EventP50:    p50,
+		EventP99:    p99,
 		Quarantined: m.health.reason(),
 		Events:      m.events.Load(),
 		Traps:       m.health.traps.Load(),
@@ -64,8 +73,26 @@ func (m *Module) Stats() Stats {
 		TimersRun:   fired,
 		KVKeys:      keys,
 		KVBytes:     bytes,
+		Latency:     lat,
 	}
 }
 
 // Quarantined returns why the module was quarantined, or "".
 func (m *Module) Quarantined() string { return m.health.reason() }
+
+// percentilesUs returns the median and the 99th percentile, in µs, of the
+// guest call times of every event kind together (the histograms of
+// latency.go, interpolated inside their buckets as Prometheus does).
+func percentilesUs(lat map[string]metrics.HistogramSnapshot) (p50, p99 int64) {
+	var all metrics.HistogramSnapshot
+	for _, s := range lat {
+		all.Add(s)
+	}
+	if q, ok := all.Quantile(0.50); ok {
+		p50 = int64(q * 1e6)
+	}
+	if q, ok := all.Quantile(0.99); ok {
+		p99 = int64(q * 1e6)
+	}
+	return p50, p99
+}

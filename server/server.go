@@ -61,6 +61,7 @@ type options struct {
 	registry Registry
 	listen   ListenFunc // nil: net.Listen (WithListen)
 	restart  RestartFunc
+	version  string // WithVersion
 }
 
 // WithHandler serves path with h instead of (or besides) the handlers
@@ -131,6 +132,7 @@ type Server struct {
 	maxConns int
 	mem      *memReturn    // returns memory after a large drop in clients
 	history  reloadHistory // module loads and reloads, for /status
+	ops      ops           // version, start time, stop request (ops.go)
 }
 
 // New builds a Server from cfg and loads every module in the handlers
@@ -148,6 +150,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (*Se
 		opt(&o)
 	}
 	s := &Server{cfg: cfg, log: log, hub: transport.NewHub(), reg: o.registry}
+	s.ops = ops{version: o.version, started: time.Now(), stop: make(chan time.Duration, 1)}
 	if err := s.limitConnections(openFileLimit()); err != nil {
 		return nil, err
 	}

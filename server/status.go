@@ -2,7 +2,9 @@ package server
 
 import (
 	"context"
+	"os"
 	"sort"
+	"time"
 
 	"github.com/wasmgate/wasmgate/internal/push"
 )
@@ -28,7 +30,9 @@ func (n pushNode) Reload(ctx context.Context) (int, string) { return n.s.reloadS
 
 // Status returns a snapshot of the node and of every loaded module.
 func (s *Server) Status() Status {
-	st := Status{NodeID: s.cfg.Server.NodeID, Clients: s.hub.Count()}
+	st := Status{NodeID: s.cfg.Server.NodeID, Clients: s.hub.Count(), Version: s.ops.version, PID: os.Getpid(),
+		StartedAt: s.ops.started, Uptime: time.Since(s.ops.started).Seconds()}
+	st.Uids, st.Groups = s.nodeCounts()
 	st.Backends, st.BackendsRefused = s.push.Backends()
 	st.OriginsRefused = s.originsRefused.Load()
 	if s.cluster != nil {

@@ -108,7 +108,7 @@ func (s *Server) handleHTTP(ctx *fasthttp.RequestCtx) {
 			s.rec.Write(&recording.Event{Ev: recording.Connect, Client: hs.ClientID, Method: hs.Method, Path: hs.Path,
 				Query: hs.Query, RemoteAddr: hs.RemoteAddr, Headers: hs.Headers})
 		}
-		s.serveConn(ws, rt, hs.ClientID, ip, deflate)
+		s.serveConn(ws, rt, hs.ClientID, hs.RemoteAddr, ip, deflate)
 	})
 }
 
@@ -158,7 +158,7 @@ func handshakeOf(ctx *fasthttp.RequestCtx, id string, client netip.AddrPort) *ab
 // Returning lets fasthttp release its request buffers, and drops this
 // goroutine's stack, grown by the guest call: an idle client keeps only a
 // small reader goroutine (see docs/BENCHMARKS.md, memory per connection).
-func (s *Server) serveConn(ws *websocket.Conn, rt *route, id string, ip ipHold, deflate bool) {
+func (s *Server) serveConn(ws *websocket.Conn, rt *route, id, remote string, ip ipHold, deflate bool) {
 	s.mem.connected(s.active.Add(1))
 	if s.closing.Load() { // upgraded just as Shutdown began: no events
 		code, reason := s.closeFrame()
@@ -173,6 +173,7 @@ func (s *Server) serveConn(ws *websocket.Conn, rt *route, id string, ip ipHold, 
 	if deflate {
 		c.EnableDeflate()
 	}
+	c.SetOrigin(remote, time.Now())
 	if err := s.register(c); err != nil {
 		s.log.Error("register client", "client", id, "err", err)
 		_ = ws.Close()

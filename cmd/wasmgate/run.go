@@ -42,6 +42,13 @@ commands:
   replay [-c config.toml] MODULE.wasm EVENTS.jsonl
                            play a recorded session (server.record_route) against a
                            module, in-process, and print what the handler sent
+  status [-c config.toml] [--json] [--interval 1s]
+                           uptime, connections, uids, groups, per module events/s,
+                           p99 event time, traps, timeouts, pool use; memory
+  connections [-c config.toml] [--uid U] [--group G] [--module M] [--limit N] [--json]
+                           list the connected clients with their traffic
+  stop [-c config.toml] [--timeout 10s]
+                           stop gracefully (clients get close 1001) and wait for the exit
   version                  print the version, commit, Go and wazero versions
   help                     print this text (also -h, --help)
 `
@@ -61,6 +68,8 @@ func run(args []string, stdout, stderr io.Writer, ready chan<- *server.Server) i
 		printVersion(stdout)
 		return 0
 	case "start", "check", "reload", "restart", "replay":
+	case "status", "connections", "stop": // status.go
+		return runOps(args[0], args[1:], stdout, stderr)
 	default:
 		fmt.Fprintf(stderr, "wasmgate: unknown command %q\n%s", args[0], usage)
 		return 2
@@ -164,11 +173,11 @@ func printVersion(w io.Writer) {
 	fmt.Fprintf(w, "wasmgate %s\ncommit   %s\ngo       %s %s/%s\nwazero   %s\n", v, c, goVersion, goruntime.GOOS, goruntime.GOARCH, wazero)
 }
 
-// start serves until SIGINT or SIGTERM, or until a restart has handed
-// over to a new process; args are the start command's, which a restart
-// passes on.
+// start serves until SIGINT or SIGTERM, a stop request (POST /stop), or
+// until a restart has handed over to a new process; args are the start
+// command's, which a restart passes on.
 func start(cfg server.Config, args []string, stderr io.Writer, ready chan<- *server.Server) int {
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	log := newLogger(cfg, stderr) // server.log_format, log_level
 	cluster.RouteRedisLogs(log)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -178,12 +187,32 @@ func start(cfg server.Config, args []string, stderr io.Writer, ready chan<- *ser
 		return 1
 	}
 	defer inherited.Close()
+	if path := cfg.Server.PIDFile; path != "" {
+		oldPID := 0
+		if inherited != nil { // started by a restart: the file names the old process, our parent
+			oldPID = os.Getppid()
+		}
+		stale, err := claimPIDFile(path, oldPID)
+		if err != nil {
+			log.Error("cannot start", "err", err)
+			return 1
+		}
+		if stale != 0 {
+			log.Warn("replaced a stale pid file: the process it named is gone", "pid_file", path, "stale_pid", stale)
+		}
+		defer func() {
+			if err := removePIDFile(path); err != nil {
+				log.Warn("removing the pid file", "pid_file", path, "err", err)
+			}
+		}()
+	}
 	rs := newRestarter(args, log)
-	srv, err := server.New(ctx, cfg, log, server.WithListen(inherited.Listen), server.WithRestart(rs.restart))
+	srv, err := server.New(ctx, cfg, log, server.WithListen(inherited.Listen), server.WithRestart(rs.restart), server.WithVersion(buildVersion()))
 	if err != nil {
 		log.Error("cannot start", "err", err)
 		return 1
 	}
+	stopRequested := srv.StopRequested() // POST /stop, `wasmgate stop`
 	if n := len(srv.LoadErrors()); n > 0 {
 		log.Warn("serving without the refused modules", "refused", n)
 	}
@@ -204,14 +233,17 @@ func start(cfg server.Config, args []string, stderr io.Writer, ready chan<- *ser
 	}
 	reloadOnHUP(ctx, srv, log)
 	restartOnUSR2(ctx, rs)
+	timeout := stopTimeout
 	select {
 	case <-ctx.Done():
 	case pid := <-rs.done:
 		return handOff(srv, pid, log)
+	case timeout = <-stopRequested:
+		log.Info("stop requested through the admin listener", "timeout", timeout)
 	}
 	log.Info("shutting down")
 	_, _ = handover.Notify("STOPPING=1")
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), stopTimeout)
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	if err := srv.Shutdown(shutdownCtx); err != nil {
 		log.Error("shutdown", "err", err)

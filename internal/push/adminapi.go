@@ -69,10 +69,14 @@ func (p *Ports) handleAdmin(ctx *fasthttp.RequestCtx) {
 		p.handleMetrics(ctx)
 	case path == "/ui" || path == "/ui/":
 		p.handleUI(ctx)
+	case path == "/connections":
+		p.handleConnections(ctx)
+	case path == "/stop":
+		p.handleStop(ctx)
 	case strings.HasPrefix(path, "/api/"):
 		p.handleAPI(ctx, strings.TrimPrefix(path, "/api/"))
 	default:
-		adminError(ctx, fasthttp.StatusNotFound, wire.CodeUnknownCmd, "no such endpoint; use POST /api/<cmd>, POST /api/batch, GET /healthz, GET /status, GET /metrics or GET /ui")
+		adminError(ctx, fasthttp.StatusNotFound, wire.CodeUnknownCmd, "no such endpoint; use POST /api/<cmd>, POST /api/batch, GET /healthz, GET /status, GET /metrics, GET /connections, GET /ui, POST /reload, POST /restart or POST /stop")
 	}
 }
 

@@ -54,7 +54,7 @@ func (p *Ports) execute(ctx context.Context, g Gateway, r *wire.Request) (any, e
 	if len(r.Cmd) >= 2 && r.Cmd[0] == '"' {
 		// Look up the raw name first: no allocation on the hot path.
 		if cmd, ok := p.commands[string(r.Cmd[1:len(r.Cmd)-1])]; ok {
-			return cmd(ctx, g, r)
+			return cmd.call(ctx, g, r)
 		}
 	}
 	name, ok := wire.String(r.Cmd)
@@ -65,7 +65,7 @@ func (p *Ports) execute(ctx context.Context, g Gateway, r *wire.Request) (any, e
 	if !ok {
 		return nil, &CommandError{Code: wire.CodeUnknownCmd, Message: fmt.Sprintf("unknown cmd %q", name)}
 	}
-	return cmd(ctx, g, r)
+	return cmd.call(ctx, g, r)
 }
 
 // Argument decoders: a missing or mistyped argument is a bad_request that

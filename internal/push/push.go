@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"time"
 
 	"github.com/valyala/fasthttp"
 
@@ -38,6 +39,12 @@ type Node interface {
 	// Restart starts the process that takes over and returns the HTTP
 	// status and the summary POST /restart answers once it serves.
 	Restart(ctx context.Context) (status int, summary string)
+	// Connections lists this node's clients that pass f (GET /connections).
+	Connections(ctx context.Context, f ConnFilter) ([]ConnInfo, error)
+	// Stop asks the process to shut down gracefully within timeout
+	// (POST /stop); it returns at once, false if nothing acts on the
+	// request (an embedder that does not watch for it).
+	Stop(timeout time.Duration) bool
 }
 
 // Ports are a node's text port and HTTP API, either of which may be off.
@@ -52,7 +59,7 @@ type Ports struct {
 	// server's Gateway.withWriteNow).
 	gw, gwNow Gateway
 	node      Node
-	commands  map[string]command
+	commands  map[string]*timedCommand
 
 	text    *textPort        // nil when push.listen is ""
 	http    *fasthttp.Server // nil when admin.listen is ""
@@ -67,7 +74,7 @@ type Ports struct {
 // New returns the ports of cfg ([push] and [admin]), not yet listening.
 // Commands run under ctx.
 func New(ctx context.Context, cfg config.Config, log *slog.Logger, gw, gwNow Gateway, node Node) *Ports {
-	return &Ports{ctx: ctx, log: log, cfg: cfg.Push, admin: cfg.Admin, gw: gw, gwNow: gwNow, node: node, commands: commandTable()}
+	return &Ports{ctx: ctx, log: log, cfg: cfg.Push, admin: cfg.Admin, gw: gw, gwNow: gwNow, node: node, commands: timedCommands(commandTable())}
 }
 
 // Start starts the text port and the HTTP API, if configured.

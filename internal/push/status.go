@@ -5,11 +5,13 @@ import (
 
 	"encoding/json"
 	"fmt"
+	"sort"
 	"strings"
 	"time"
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/wasmgate/wasmgate/internal/metrics"
 	"github.com/wasmgate/wasmgate/internal/wire"
 	"github.com/wasmgate/wasmgate/runtime"
 )
@@ -19,8 +21,18 @@ import (
 
 // Status is what GET /status answers.
 type Status struct {
-	NodeID  uint32 `json:"node_id"`
-	Clients int    `json:"clients"`
+	NodeID uint32 `json:"node_id"`
+	// Version is the running build's (`wasmgate version`); empty if the
+	// embedder did not say.
+	Version   string    `json:"version,omitempty"`
+	PID       int       `json:"pid"`
+	StartedAt time.Time `json:"started_at"`
+	Uptime    float64   `json:"uptime_seconds"`
+	Clients   int       `json:"clients"`
+	// Uids and Groups count the uids bound and the groups with a member
+	// among this node's clients.
+	Uids   int `json:"uids"`
+	Groups int `json:"groups"`
 	// Backends is the number of open text-port connections;
 	// BackendsRefused counts those turned away at push.max_backends.
 	Backends        int    `json:"backends"`
@@ -37,6 +49,14 @@ type Status struct {
 	// Reloads is the node's recent module history, oldest first: every
 	// load, replacement, removal and refusal since start (the last 50).
 	Reloads []ReloadEvent `json:"reloads"`
+	// Commands are the push commands run so far, with their durations.
+	Commands []CommandStats `json:"commands,omitempty"`
+	// LatencyBuckets are the upper bounds, in seconds, of every latency
+	// histogram's counts (modules' latency, commands'); a last count is
+	// +Inf.
+	LatencyBuckets []float64 `json:"latency_buckets_seconds,omitempty"`
+	// Process is the process's memory, CPU, files and goroutines.
+	Process *metrics.Process `json:"process,omitempty"`
 }
 
 // HandshakesRefused counts, per limit, the WebSocket handshakes refused
@@ -75,7 +95,7 @@ func (p *Ports) handleStatus(ctx *fasthttp.RequestCtx) {
 		adminError(ctx, fasthttp.StatusUnauthorized, wire.CodeUnauthorized, "missing or wrong Authorization: Bearer <push.secret>")
 		return
 	}
-	body, err := json.MarshalIndent(p.node.Status(), "", "  ")
+	body, err := json.MarshalIndent(p.fullStatus(), "", "  ")
 	if err != nil {
 		adminError(ctx, fasthttp.StatusInternalServerError, wire.CodeInternal, err.Error())
 		return
@@ -89,7 +109,20 @@ func (p *Ports) handleMetrics(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	ctx.SetContentType("text/plain; version=0.0.4")
-	ctx.SetBodyString(formatMetrics(p.node.Status()))
+	ctx.SetBodyString(formatMetrics(p.fullStatus()))
+}
+
+// fullStatus is the node's status plus what the ports and the process
+// add: what GET /status and GET /metrics answer (not GET /healthz, which
+// a load balancer may call often: reading the process's memory stops the
+// world for a moment).
+func (p *Ports) fullStatus() Status {
+	st := p.node.Status()
+	st.Commands = p.commandStats()
+	st.LatencyBuckets = metrics.BucketBounds()
+	proc := metrics.ReadProcess(st.StartedAt)
+	st.Process = &proc
+	return st
 }
 
 // escapeLabel escapes a label value as the Prometheus text exposition
@@ -174,7 +207,38 @@ func formatMetrics(st Status) string {
 	metric("timers_fired_total", "counter", "Timers delivered.", func(m ModuleStatus) float64 { return float64(m.TimersRun) })
 	metric("kv_keys", "gauge", "Keys in the module's key-value store.", func(m ModuleStatus) float64 { return float64(m.KVKeys) })
 	metric("kv_bytes", "gauge", "Bytes charged against kv_max_mb.", func(m ModuleStatus) float64 { return float64(m.KVBytes) })
+	formatOpsMetrics(&b, st)
 	return b.String()
+}
+
+// formatOpsMetrics writes the node's counts, build, latency histograms and
+// process metrics.
+func formatOpsMetrics(b *strings.Builder, st Status) {
+	fmt.Fprintf(b, "# HELP wasmgate_uids Uids bound among this node's clients.\n# TYPE wasmgate_uids gauge\nwasmgate_uids %d\n", st.Uids)
+	fmt.Fprintf(b, "# HELP wasmgate_groups Groups with a member among this node's clients.\n# TYPE wasmgate_groups gauge\nwasmgate_groups %d\n", st.Groups)
+	fmt.Fprintf(b, "# HELP wasmgate_build_info The running build (value 1).\n# TYPE wasmgate_build_info gauge\nwasmgate_build_info{version=\"%s\"} 1\n", escapeLabel(st.Version))
+	b.WriteString("# HELP wasmgate_event_duration_seconds Guest call durations, by module and event.\n# TYPE wasmgate_event_duration_seconds histogram\n")
+	for _, m := range st.Modules {
+		events := make([]string, 0, len(m.Latency))
+		for e := range m.Latency {
+			events = append(events, e)
+		}
+		sort.Strings(events)
+		for _, e := range events {
+			m.Latency[e].WriteProm(b, "wasmgate_event_duration_seconds", `module="`+escapeLabel(m.Module)+`",event="`+escapeLabel(e)+`"`)
+		}
+	}
+	b.WriteString("# HELP wasmgate_push_command_duration_seconds Push command durations (text port and HTTP API), by command.\n# TYPE wasmgate_push_command_duration_seconds histogram\n")
+	for _, c := range st.Commands {
+		c.Latency.WriteProm(b, "wasmgate_push_command_duration_seconds", `cmd="`+escapeLabel(c.Name)+`"`)
+	}
+	b.WriteString("# HELP wasmgate_push_commands_failed_total Push commands answered ok:false, by command.\n# TYPE wasmgate_push_commands_failed_total counter\n")
+	for _, c := range st.Commands {
+		fmt.Fprintf(b, "wasmgate_push_commands_failed_total{cmd=\"%s\"} %d\n", escapeLabel(c.Name), c.Failed)
+	}
+	if st.Process != nil {
+		st.Process.WriteProm(b)
+	}
 }
 
 func bool01(b bool) float64 {

@@ -72,6 +72,16 @@ type Conn struct {
 	// only the reader touches it.
 	deadlineSetAt time.Time
 
+	// What `wasmgate connections` lists (Info): set once before the reader
+	// starts, then read only.
+	remote      string // the client's address, as handlers see it
+	connectedAt int64  // Unix nanoseconds
+	// Traffic counters (payload bytes, data messages). in is added to by
+	// the reader only, out by the holder of the writer role only (once per
+	// direct write or per batch), so the adds never contend; they are
+	// atomic only so that Info may read them from another goroutine.
+	msgsIn, bytesIn, msgsOut, bytesOut atomic.Uint64
+
 	// writer counts the active writer (0 or 1): a sender writing directly
 	// or the writer goroutine. The reader waits for it before returning the
 	// socket to fasthttp, which recycles it.
@@ -219,6 +229,8 @@ func (c *Conn) sendNowShared(msg abi.Message, z *Deflated, borrowed bool) error 
 	c.writing = true
 	c.writer.Add(1)
 	c.mu.Unlock()
+	c.msgsOut.Add(1) // before writeNow gives up the writer role
+	c.bytesOut.Add(uint64(len(msg.Data)))
 	c.writeNow(frameOp(msg), msg.Data, z)
 	return nil
 }
@@ -621,7 +633,18 @@ func (c *Conn) writeBatchLocked(batch []outMsg, ping bool, pong []byte) error {
 		}
 	}
 	*bp = b
-	return c.writeLocked(b, nil)
+	if err := c.writeLocked(b, nil); err != nil {
+		return err
+	}
+	if len(batch) > 0 {
+		n := 0
+		for _, m := range batch {
+			n += len(m.Data)
+		}
+		c.msgsOut.Add(uint64(len(batch)))
+		c.bytesOut.Add(uint64(n))
+	}
+	return nil
 }
 
 // writeLocked writes what a direct write left, then b and more, blocking

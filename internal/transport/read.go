@@ -47,7 +47,10 @@ func (c *Conn) ReadLoop(onMessage func(msg abi.Message)) {
 			c.endRead(err)
 			return
 		}
-		onMessage(abi.Message{Data: buf.Bytes(), Binary: typ == websocket.BinaryMessage})
+		data := buf.Bytes()
+		c.msgsIn.Add(1)
+		c.bytesIn.Add(uint64(len(data)))
+		onMessage(abi.Message{Data: data, Binary: typ == websocket.BinaryMessage})
 		c.putBuffer(buf)
 		c.touch()
 	}
