@@ -11,8 +11,9 @@ import (
 )
 
 // on_close reads the closing client's uid, session and groups with
-// closing_state (abi/ABI.md §5.4), through the Go SDK (/presence) and the C
-// SDK (/c-presence): the handler reports them to the client's groups.
+// closing_state (abi/ABI.md §5.4), through the Go SDK (/presence), the C
+// SDK (/c-presence) and the Rust SDK (/rust-presence): the handler reports
+// them to the client's groups.
 
 // scanRegistry hides Local's ClientGroups: the closing state then comes
 // from the Registry interface alone (a scan of the groups), as it would
@@ -30,8 +31,8 @@ func TestOnClose_ReadsClosingState(t *testing.T) {
 		}},
 	} {
 		t.Run(reg.name, func(t *testing.T) {
-			srv := startServer(t, handlersWith(t, "presence", "c-presence"), nil, reg.opt()...)
-			for _, path := range []string{"/presence", "/c-presence"} {
+			srv := startServer(t, handlersWith(t, "presence", "c-presence", "rust-presence"), nil, reg.opt()...)
+			for _, path := range []string{"/presence", "/c-presence", "/rust-presence"} {
 				t.Run(path, func(t *testing.T) {
 					// Groups are gateway-wide: each route gets its own, so that
 					// a client of the other route closing late reports elsewhere.

@@ -110,9 +110,9 @@ func TestKick_HandlerClosesClient(t *testing.T) {
 }
 
 // TestPresence_ClosingState: on_close reads the closing client's state in
-// both SDKs.
+// every SDK (Go, C, Rust).
 func TestPresence_ClosingState(t *testing.T) {
-	for _, name := range []string{"presence", "c-presence"} {
+	for _, name := range []string{"presence", "c-presence", "rust-presence"} {
 		t.Run(name, func(t *testing.T) {
 			h := wasmgatetest.Load(t, guest(name), wasmgatetest.Options{})
 			leaving, other := h.Connect(), h.Connect()

@@ -1,8 +1,12 @@
 //! rust-chat: the chat example (guest-examples/chat/main.go) on the Rust
 //! SDK, speaking exactly its protocol: the same requests, replies, error
 //! replies, rate limit (kv_incr on "rate:<client id>", config
-//! "rate_limit=N") and rooms kept in the session as {"rooms":{"r":true}}.
-//! See chat/main.go's header comment for the protocol. Only the text after
+//! "rate_limit=N"), rooms kept in the session as {"rooms":{"r":true}} and
+//! presence (a join with "presence":true announces the client's join, leave
+//! and close to the room; {"type":"presence","room":"r"} answers the
+//! sender; the rooms are kept in the key-value store under
+//! "presence:<client id>" as {"r":true}). See chat/main.go's header comment
+//! for the protocol. Only the text after
 //! "bad json: " differs: it names the problem in this parser's words, not
 //! encoding/json's. JSON is read and written without a library, as
 //! encoding/json does (field names matched case-insensitively, null leaves a
@@ -315,6 +319,7 @@ struct Request<'a> {
     text: Cow<'a, [u8]>,
     client_id: Cow<'a, [u8]>,
     session: &'a [u8],
+    presence: bool,
 }
 
 /// parse reads msg as Go's json.Unmarshal into the request struct would:
@@ -343,6 +348,15 @@ fn parse(msg: &[u8]) -> Result<Request<'_>, &'static str> {
         } else {
             if key_is(k, "session") {
                 q.session = raw;
+            } else if key_is(k, "presence") {
+                match raw[0] {
+                    b't' => q.presence = true,
+                    b'f' => q.presence = false,
+                    b'n' => {} // null leaves the field as it was
+                    _ => {
+                        err.get_or_insert("cannot unmarshal into Go struct field request.presence of type bool");
+                    }
+                }
             }
             return;
         };
@@ -497,6 +511,14 @@ impl From<Errno> for Fail {
 
 type Res = Result<(), Fail>;
 
+/// fail_text is the error's text for the client or the log.
+fn fail_text(f: &Fail) -> Cow<'_, [u8]> {
+    match f {
+        Fail::User(m) => Cow::Borrowed(&m[..]),
+        Fail::Host(e) => Cow::Owned(e.to_string().into_bytes()),
+    }
+}
+
 fn user(msg: &'static str) -> Fail {
     Fail::User(Cow::Borrowed(msg.as_bytes()))
 }
@@ -517,6 +539,7 @@ struct Bufs {
     session: Vec<u8>,
     uid: Vec<u8>,
     list: Vec<u8>,
+    kv: Vec<u8>,
 }
 
 thread_local! {
@@ -552,18 +575,30 @@ fn session_rooms(session: &[u8]) -> Vec<Cow<'_, [u8]>> {
             rooms.clear();
             return;
         }
-        members(raw, |room, v| {
-            let on = match v {
-                b"true" => true,
-                b"false" => false,
-                _ => return, // not a bool: skipped
-            };
-            match rooms.iter_mut().find(|(r, _)| &r[..] == room) {
-                Some(e) => e.1 = on,
-                None => rooms.push((Cow::Owned(room.to_vec()), on)),
-            }
-        });
+        bool_members(raw, &mut rooms);
     });
+    true_keys(rooms)
+}
+
+/// bool_members reads the object obj into rooms as encoding/json decodes
+/// into a map[string]bool it already holds: a later key wins, a value
+/// that is not a bool is skipped.
+fn bool_members(obj: &[u8], rooms: &mut Vec<(Cow<'_, [u8]>, bool)>) {
+    members(obj, |room, v| {
+        let on = match v {
+            b"true" => true,
+            b"false" => false,
+            _ => return, // not a bool: skipped
+        };
+        match rooms.iter_mut().find(|(r, _)| &r[..] == room) {
+            Some(e) => e.1 = on,
+            None => rooms.push((Cow::Owned(room.to_vec()), on)),
+        }
+    });
+}
+
+/// true_keys lists the keys set to true, sorted.
+fn true_keys(rooms: Vec<(Cow<'_, [u8]>, bool)>) -> Vec<Cow<'_, [u8]>> {
     let mut out: Vec<Cow<[u8]>> = rooms.into_iter().filter(|r| r.1).map(|r| r.0).collect();
     out.sort();
     out
@@ -581,14 +616,114 @@ fn join(c: Client, b: &mut Bufs, q: &Request) -> Res {
     need("room", &q.room)?;
     c.join_group(&q.room[..])?;
     mark_room(c, &mut b.out, &q.room, true)?;
-    Ok(c.send(Out::new(&mut b.out, "joined").str("room", &q.room).done())?)
+    c.send(Out::new(&mut b.out, "joined").str("room", &q.room).done())?;
+    if !q.presence {
+        return Ok(());
+    }
+    let mut rooms = presence_rooms(c, &mut b.kv);
+    if !rooms.iter().any(|r| r[..] == q.room[..]) {
+        rooms.push(Cow::Borrowed(&q.room[..]));
+        rooms.sort();
+    }
+    set_presence_rooms(c, &rooms, &mut b.out)?;
+    announce(&q.room, "join", c.id_bytes(), &mut b.out, &mut b.list)
 }
 
 fn leave(c: Client, b: &mut Bufs, q: &Request) -> Res {
     need("room", &q.room)?;
     c.leave_group(&q.room[..])?;
     mark_room(c, &mut b.out, &q.room, false)?;
-    Ok(c.send(Out::new(&mut b.out, "left").str("room", &q.room).done())?)
+    c.send(Out::new(&mut b.out, "left").str("room", &q.room).done())?;
+    let mut rooms = presence_rooms(c, &mut b.kv);
+    match rooms.iter().position(|r| r[..] == q.room[..]) {
+        Some(i) => drop(rooms.remove(i)),
+        None => return Ok(()),
+    }
+    set_presence_rooms(c, &rooms, &mut b.out)?;
+    announce(&q.room, "leave", c.id_bytes(), &mut b.out, &mut b.list)
+}
+
+// ---- Presence ------------------------------------------------------------------
+
+/// presence_rooms lists the rooms the client joined with presence, sorted:
+/// the object {"r":true} under "presence:<client id>" in the key-value
+/// store, read into buf. Any failure to read it lists none, as in chat.
+fn presence_rooms<'k>(c: Client, buf: &'k mut Vec<u8>) -> Vec<Cow<'k, [u8]>> {
+    let v = match with_key(b"presence:", c, move |k| wasmgate::kv::get_into(k, buf)) {
+        Ok(v) => v,
+        Err(_) => return Vec::new(),
+    };
+    let mut rooms = Vec::new();
+    if valid(v).is_ok() {
+        bool_members(v, &mut rooms);
+    }
+    true_keys(rooms)
+}
+
+/// set_presence_rooms stores rooms (sorted) as {"r":true,…}, or deletes
+/// the key if there are none.
+fn set_presence_rooms(c: Client, rooms: &[Cow<[u8]>], out: &mut Vec<u8>) -> Res {
+    if rooms.is_empty() {
+        with_key(b"presence:", c, |k| wasmgate::kv::delete(k))?;
+        return Ok(());
+    }
+    out.clear();
+    out.push(b'{');
+    for (i, r) in rooms.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        jstr(out, r);
+        out.extend_from_slice(b":true");
+    }
+    out.push(b'}');
+    Ok(with_key(b"presence:", c, |k| wasmgate::kv::set(k, &out[..], Duration::ZERO))?)
+}
+
+/// presence_of builds the room's presence message into out: event and id
+/// are left out when empty (the answer to {"type":"presence"}).
+fn presence_of<'o>(room: &[u8], event: &str, id: &[u8], out: &'o mut Vec<u8>, list: &mut Vec<u8>) -> Result<&'o [u8], Fail> {
+    let uids = wasmgate::uids_by_group_into(room, list)?;
+    let n = wasmgate::client_count_by_group(room)?;
+    let mut o = Out::new(out, "presence");
+    o.str("room", room);
+    if !event.is_empty() {
+        o.str("event", event.as_bytes());
+    }
+    if !id.is_empty() {
+        o.str("client_id", id);
+    }
+    o.list("uids", uids).int("clients", n as i64).done();
+    Ok(&out[..])
+}
+
+/// announce tells the room that client id joined, left or disconnected.
+fn announce(room: &[u8], event: &str, id: &[u8], out: &mut Vec<u8>, list: &mut Vec<u8>) -> Res {
+    let msg = presence_of(room, event, id, out, list)?;
+    wasmgate::send_to_group([room], msg, Flags::TEXT, ())?;
+    Ok(())
+}
+
+/// presence answers {"type":"presence","room":"r"} to the sender.
+fn presence(c: Client, b: &mut Bufs, q: &Request) -> Res {
+    need("room", &q.room)?;
+    let msg = presence_of(&q.room, "", b"", &mut b.out, &mut b.list)?;
+    Ok(c.send(msg)?)
+}
+
+/// presence_closed tells each room the closing client joined with
+/// presence that it is gone (on_close: the host has already removed it).
+fn presence_closed(c: Client, b: &mut Bufs) {
+    let rooms = presence_rooms(c, &mut b.kv);
+    if rooms.is_empty() {
+        return;
+    }
+    let _ = with_key(b"presence:", c, |k| wasmgate::kv::delete(k));
+    for r in &rooms {
+        if let Err(e) = announce(r, "close", c.id_bytes(), &mut b.out, &mut b.list) {
+            wasmgate::warn(format!("chat: presence of {} in {}: {}", c.id(), String::from_utf8_lossy(r), String::from_utf8_lossy(&fail_text(&e))));
+        }
+    }
 }
 
 fn say(c: Client, b: &mut Bufs, q: &Request) -> Res {
@@ -719,6 +854,7 @@ fn dispatch(c: Client, b: &mut Bufs, q: &Request) -> Res {
         b"broadcast" => broadcast(c, b, q),
         b"online" => online(c, b, q),
         b"kick" => kick(b, q),
+        b"presence" => presence(c, b, q),
         b"" => Err(user("missing type")),
         t => {
             let mut m = b"unknown type ".to_vec();
@@ -730,16 +866,21 @@ fn dispatch(c: Client, b: &mut Bufs, q: &Request) -> Res {
 
 // ---- Events --------------------------------------------------------------------
 
-/// with_rate_key calls f with "rate:<client id>", built on the stack.
-fn with_rate_key<R>(c: Client, f: impl FnOnce(&[u8]) -> R) -> R {
-    let id = c.id_bytes();
+/// with_key calls f with the key prefix + client id, built on the stack.
+fn with_key<R>(prefix: &[u8], c: Client, f: impl FnOnce(&[u8]) -> R) -> R {
+    let (id, n) = (c.id_bytes(), prefix.len());
     let mut k = [0u8; 64];
-    if id.len() + 5 > k.len() {
-        return f(&[b"rate:", id].concat());
+    if id.len() + n > k.len() {
+        return f(&[prefix, id].concat());
     }
-    k[..5].copy_from_slice(b"rate:");
-    k[5..5 + id.len()].copy_from_slice(id);
-    f(&k[..5 + id.len()])
+    k[..n].copy_from_slice(prefix);
+    k[n..n + id.len()].copy_from_slice(id);
+    f(&k[..n + id.len()])
+}
+
+/// with_rate_key calls f with "rate:<client id>".
+fn with_rate_key<R>(c: Client, f: impl FnOnce(&[u8]) -> R) -> R {
+    with_key(b"rate:", c, f)
 }
 
 /// rate_limited counts the message in the client's current window. The
@@ -771,11 +912,11 @@ fn on_message(c: Client, msg: &[u8], _: Flags) {
                 let m = [b"bad json: ", why.as_bytes()].concat();
                 reply_error(c, &mut b.out, &m);
             }
-            Ok(q) => match dispatch(c, &mut b, &q) {
-                Ok(()) => {}
-                Err(Fail::User(m)) => reply_error(c, &mut b.out, &m),
-                Err(Fail::Host(e)) => reply_error(c, &mut b.out, e.to_string().as_bytes()),
-            },
+            Ok(q) => {
+                if let Err(e) = dispatch(c, &mut b, &q) {
+                    reply_error(c, &mut b.out, &fail_text(&e));
+                }
+            }
         }
     }
     BUFS.with(|cell| *cell.borrow_mut() = b);
@@ -783,6 +924,9 @@ fn on_message(c: Client, msg: &[u8], _: Flags) {
 
 fn on_close(c: Client) {
     let _ = with_rate_key(c, |k| wasmgate::kv::delete(k));
+    let mut b = BUFS.with(|b| std::mem::take(&mut *b.borrow_mut()));
+    presence_closed(c, &mut b);
+    BUFS.with(|cell| *cell.borrow_mut() = b);
 }
 
 /// parse_limit reads a rate_limit value as strconv.ParseInt (base 10, an

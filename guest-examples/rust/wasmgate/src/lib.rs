@@ -56,6 +56,7 @@
 pub mod sys;
 
 mod client;
+mod closing;
 mod errno;
 mod handshake;
 pub mod kv;
@@ -64,6 +65,7 @@ mod rt;
 mod tasks;
 
 pub use client::*;
+pub use closing::{closing, closing_into, ClosingState, ClosingStateRef};
 pub use errno::{Errno, Result};
 pub use handshake::{Handshake, Headers};
 pub use list::{AsList, List, ListBuf, ListIter};

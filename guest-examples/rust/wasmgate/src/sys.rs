@@ -37,6 +37,7 @@ extern "C" {
     pub fn set_session(id_ptr: *const u8, id_len: u32, json_ptr: *const u8, json_len: u32) -> i32;
     pub fn update_session(id_ptr: *const u8, id_len: u32, json_ptr: *const u8, json_len: u32) -> i32;
     pub fn get_session(id_ptr: *const u8, id_len: u32, out_ptr: *mut u8, out_cap: u32) -> i32;
+    pub fn closing_state(out_ptr: *mut u8, out_cap: u32) -> i32;
     pub fn log(level: i32, msg_ptr: *const u8, msg_len: u32) -> i32;
     pub fn now() -> i64;
     pub fn kv_get(key_ptr: *const u8, key_len: u32, out_ptr: *mut u8, out_cap: u32) -> i32;
