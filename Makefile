@@ -13,7 +13,8 @@ all: build guests
 build:
 	CGO_ENABLED=0 $(GO) build -ldflags "$(LDFLAGS)" -o bin/wasmgate ./cmd/wasmgate
 
-# The example handlers (Go, Rust and C) built from source into handlers/.
+# The example handlers (Go, Rust, C and AssemblyScript) built from source
+# into handlers/.
 guests:
 	$(MAKE) -C guest-examples OUT=$(HANDLERS)
 
@@ -66,7 +67,7 @@ crossbuild:
 test: guests check redis-server chromium test-web
 	$(GO) test -race -count=1 -timeout 15m ./...
 	cd guest-examples && $(GO) test -count=1 ./...
-	$(MAKE) -C guest-examples c-readme
+	$(MAKE) -C guest-examples c-readme as-readme
 
 # The browser client's unit tests (web/README.md), with node's own runner;
 # terser (npm) is installed into web/node_modules for the minified-size check.

@@ -21,8 +21,12 @@ import (
 // TestCChat_ErrorsMatchGoChat sends the same bad requests to /chat and
 // /c-chat: the error replies are the same (after "bad json: ", where each
 // names the problem in its own words).
-func TestCChat_ErrorsMatchGoChat(t *testing.T) {
-	dir := handlersWith(t, "c-chat")
+func TestCChat_ErrorsMatchGoChat(t *testing.T) { errorsMatchGoChat(t, "c-chat") }
+
+// errorsMatchGoChat sends the same bad requests to /chat and /module (a
+// build of the chat protocol in another language) and compares the replies.
+func errorsMatchGoChat(t *testing.T, module string) {
+	dir := handlersWith(t, module)
 	data, err := readGuest(guestDir, "chat")
 	if err != nil {
 		t.Fatal(err)
@@ -31,7 +35,7 @@ func TestCChat_ErrorsMatchGoChat(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv := startServer(t, dir, func(c *server.Config) {
-		c.Modules = map[string]server.ModuleConfig{"chat": {Config: "rate_limit=0"}, "c-chat": {Config: "rate_limit=0"}}
+		c.Modules = map[string]server.ModuleConfig{"chat": {Config: "rate_limit=0"}, module: {Config: "rate_limit=0"}}
 	})
 	requests := []string{
 		`{"type":"nope<&>"}`, `{}`, `null`, `{"type":"login"}`, `{"type":"join","room":""}`, `{"type":"leave"}`,
@@ -46,7 +50,7 @@ func TestCChat_ErrorsMatchGoChat(t *testing.T) {
 	}
 	bad := []string{`{`, `[1]`, `{"type":5}`, `"x"`, `{"type":"whoami"} x`, `{"type":"whoami",}`,
 		`{"type":"join","room":"r","presence":"yes"}`, `{"type":"join","room":"r","presence":1}`}
-	goC, cC := srv.dial(t, "/chat"), srv.dial(t, "/c-chat")
+	goC, cC := srv.dial(t, "/chat"), srv.dial(t, "/"+module)
 	ids := map[*wsClient]string{}
 	for _, c := range []*wsClient{goC, cC} {
 		c.sendJSON(map[string]string{"type": "whoami"})
@@ -67,7 +71,7 @@ func TestCChat_ErrorsMatchGoChat(t *testing.T) {
 			delete(got[i], "all_client_ids") // the other route's client is in both
 		}
 		if got[0] != nil && !jsonEqual(got[0], got[1]) {
-			t.Errorf("%s:\n  /chat   %v\n  /c-chat %v", req, got[0], got[1])
+			t.Errorf("%s:\n  /chat %v\n  /%s %v", req, got[0], module, got[1])
 		}
 	}
 	for _, req := range bad {

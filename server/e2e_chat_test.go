@@ -21,7 +21,7 @@ func (s *testServer) chat(t *testing.T) *chatClient { return chatServer{s, "/cha
 
 // chatModules are the builds of the chat protocol (guest-examples/chat in
 // Go, c-chat in C): every chat test runs against each.
-var chatModules = []string{"chat", "c-chat"}
+var chatModules = []string{"chat", "c-chat", "as-chat"}
 
 // eachChat runs fn as a subtest per chat module.
 func eachChat(t *testing.T, fn func(t *testing.T, module string)) {
