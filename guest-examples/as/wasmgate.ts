@@ -21,10 +21,9 @@
 // replaces it with wasmgate_abort below, which logs the message through the
 // ABI's `log` (level error) and traps: the host then fails the event,
 // replaces the instance and keeps the client connected (ABI.md §2). The
-// path is the SDK's file as the compiler names it (relative to the entry
-// file's folder, without ".ts"): `wasmgate/wasmgate_abort` when wasmgate.ts
-// sits beside the entry file, `../as/wasmgate/wasmgate_abort` from a sibling
-// folder.
+// path is the SDK's file as the compiler names it: relative to the folder
+// asc runs in, without ".ts" (`wasmgate/wasmgate_abort` when wasmgate.ts is
+// there; guest-examples/Makefile uses `as/wasmgate/wasmgate_abort`).
 //
 // Memory. Built for `--runtime stub` (a bump allocator that never frees): no
 // GC code, the smallest module, and nothing allocated per message. The SDK
