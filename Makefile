@@ -117,12 +117,13 @@ bench: build guests redis-server
 	$(GO) run ./cmd/wasmgate-bench
 	$(GO) run ./cmd/wasmgate-bench/floor
 
-fuzz: redis-server
+fuzz: redis-server guests
 	$(GO) test ./abi -run '^$$' -fuzz FuzzDecodeList -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/registry -run '^$$' -fuzz FuzzUpdateSession -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/registry/redisreg -run '^$$' -fuzz FuzzSessionAgainstLocal -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/kv/rediskv -run '^$$' -fuzz FuzzIncrAgainstLocal -fuzztime $(FUZZTIME)
 	$(GO) test ./server -run '^$$' -fuzz FuzzLoadConfig -fuzztime $(FUZZTIME)
+	$(GO) test ./server -run '^$$' -fuzz FuzzASChat -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/transport -run '^$$' -fuzz FuzzFrameGuard -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/transport -run '^$$' -fuzz FuzzAcceptDeflate -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/transport -run '^$$' -fuzz FuzzMsgReader -fuzztime $(FUZZTIME)

@@ -2,10 +2,16 @@ package server_test
 
 import (
 	"context"
+	"encoding/json"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+	"unicode/utf8"
 
+	"github.com/fasthttp/websocket"
 	"github.com/tetratelabs/wazero"
 
 	"github.com/wasmgate/wasmgate/server"
@@ -71,4 +77,70 @@ func TestASGuests_ImportOnlyWasmgate(t *testing.T) {
 			t.Errorf("%s does not import wasmgate.log: its abort cannot report", name)
 		}
 	}
+}
+
+// FuzzASChat sends arbitrary text messages to /as-chat on a real server
+// (its JSON reader and writer are hand-written): after each one the client
+// is still connected and answered (a whoami probe gets its reply), every
+// reply is valid JSON, and the guest never trapped or aborted.
+func FuzzASChat(f *testing.F) {
+	for _, s := range []string{`{"type":"whoami"}`, `{"type":"join","room":"r\u2028<&>","presence":true}`, `{"type":"say","text":"\ud800x"}`,
+		`{"type":"session_set","session":{"a":[1,{"b":null}]}}`, `{"type":"stats","room":"r","uid":"u"}`, `{"Type":"login","UID":"é"}`,
+		`{"type":"leave","room":"r"}`, `[`, `{"type":"x"} `, `"\u00e9"`, `{"type":"to_uid","uid":"u","text":"\\\"\t"}`, `{"a":1e400}`} {
+		f.Add(s)
+	}
+	cfg := server.DefaultConfig()
+	cfg.Server.Listen, cfg.Push.Listen, cfg.Admin.Listen = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	dir := f.TempDir()
+	data, err := readGuest(guestDir, "as-chat")
+	if err != nil {
+		f.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "as-chat.wasm"), data, 0o644); err != nil {
+		f.Fatal(err)
+	}
+	cfg.Server.HandlersDir = dir
+	cfg.Runtime.EventTimeout.Duration = 5 * time.Second
+	cfg.Modules = map[string]server.ModuleConfig{"as-chat": {Config: "rate_limit=0"}}
+	logs := &syncBuffer{}
+	srv, err := server.New(context.Background(), cfg, slog.New(slog.NewTextHandler(logs, nil)))
+	if err != nil {
+		f.Fatal(err)
+	}
+	if err := srv.Start(); err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { _ = srv.Shutdown(context.Background()) })
+	c, _, err := websocket.DefaultDialer.Dial("ws://"+srv.Addr().String()+"/as-chat", nil)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { _ = c.Close() })
+	f.Fuzz(func(t *testing.T, msg string) {
+		if !utf8.ValidString(msg) || len(msg) > 4096 {
+			return // a text frame is valid UTF-8; the size limits are tested elsewhere
+		}
+		for _, m := range []string{msg, `{"type":"whoami","text":"probe"}`} {
+			if err := c.WriteMessage(websocket.TextMessage, []byte(m)); err != nil {
+				t.Fatalf("send %q: %v", m, err)
+			}
+		}
+		for {
+			_ = c.SetReadDeadline(time.Now().Add(20 * time.Second))
+			_, reply, err := c.ReadMessage()
+			if err != nil {
+				t.Fatalf("after %q: %v\n%s", msg, err, logs.String())
+			}
+			var v map[string]any
+			if err := json.Unmarshal(reply, &v); err != nil {
+				t.Fatalf("after %q: reply %q is not a JSON object: %v", msg, reply, err)
+			}
+			if v["type"] == "whoami" {
+				break
+			}
+		}
+		if out := logs.String(); strings.Contains(out, "abort:") || strings.Contains(out, "level=ERROR") {
+			t.Fatalf("after %q the guest failed:\n%s", msg, out)
+		}
+	})
 }
