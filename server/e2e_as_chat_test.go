@@ -144,3 +144,25 @@ func FuzzASChat(f *testing.F) {
 		}
 	})
 }
+
+// TestASGuest_AbortLogsAndTraps: an AssemblyScript abort (a failed
+// assertion in runtime/testdata/as_abort.ts) goes through the SDK's
+// wasmgate_abort: the message is logged with its source position, the event
+// fails like a trap, and the client stays connected and is answered by a
+// fresh instance.
+func TestASGuest_AbortLogsAndTraps(t *testing.T) {
+	srv := startServer(t, handlersWith(t, "as_abort"), nil)
+	c := srv.dial(t, "/as_abort")
+	c.sendText("boom")
+	c.sendText("still there?")
+	if _, data := c.read(); string(data) != "still there?" {
+		t.Fatalf("after the abort: %q, want the echo", data)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(srv.logs.String(), "abort: boom requested at ") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no log line with the abort message and its position:\n%s", srv.logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

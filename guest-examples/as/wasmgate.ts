@@ -372,7 +372,7 @@ export class Buf {
   /** reserve makes room for n more bytes and returns where they go. */
   reserve(n: u32): usize {
     if (this.len + n > this.cap) {
-      let cap = this.cap * 2;
+      let cap = max<u32>(this.cap * 2, 64);
       while (cap < this.len + n) cap *= 2;
       let q = alloc(cap);
       memory.copy(q, this.ptr, this.len);
