@@ -13,7 +13,8 @@ all: build guests
 build:
 	CGO_ENABLED=0 $(GO) build -ldflags "$(LDFLAGS)" -o bin/wasmgate ./cmd/wasmgate
 
-# The example handlers (Go, Rust and C) built from source into handlers/.
+# The example handlers (Go, Rust, C and AssemblyScript) built from source
+# into handlers/.
 guests:
 	$(MAKE) -C guest-examples OUT=$(HANDLERS)
 
@@ -66,7 +67,7 @@ crossbuild:
 test: guests check redis-server chromium nginx systemd-analyze test-web
 	$(GO) test -race -count=1 -timeout 15m ./...
 	cd guest-examples && $(GO) test -count=1 ./...
-	$(MAKE) -C guest-examples c-readme rust-readme
+	$(MAKE) -C guest-examples c-readme rust-readme as-readme
 
 # The browser client's unit tests (web/README.md), with node's own runner;
 # terser (npm) is installed into web/node_modules for the minified-size check.
@@ -128,12 +129,13 @@ bench: build guests redis-server
 	$(GO) run ./cmd/wasmgate-bench
 	$(GO) run ./cmd/wasmgate-bench/floor
 
-fuzz: redis-server
+fuzz: redis-server guests
 	$(GO) test ./abi -run '^$$' -fuzz FuzzDecodeList -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/registry -run '^$$' -fuzz FuzzUpdateSession -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/registry/redisreg -run '^$$' -fuzz FuzzSessionAgainstLocal -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/kv/rediskv -run '^$$' -fuzz FuzzIncrAgainstLocal -fuzztime $(FUZZTIME)
 	$(GO) test ./server -run '^$$' -fuzz FuzzLoadConfig -fuzztime $(FUZZTIME)
+	$(GO) test ./server -run '^$$' -fuzz FuzzASChat -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/transport -run '^$$' -fuzz FuzzFrameGuard -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/transport -run '^$$' -fuzz FuzzAcceptDeflate -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/transport -run '^$$' -fuzz FuzzMsgReader -fuzztime $(FUZZTIME)

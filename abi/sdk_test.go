@@ -304,3 +304,67 @@ func TestHostFuncs_CHeaderDeclaresEveryFunction(t *testing.T) {
 		}
 	}
 }
+
+const asSDK = "../guest-examples/as/wasmgate.ts"
+
+var asImport = regexp.MustCompile(`(?m)^@external\("(\w+)", "(\w+)"\)\nexport declare function wasmgate_(\w+)\((.*?)\): (\w+);$`)
+
+// asType maps an AssemblyScript parameter or result type of wasmgate.ts to
+// its wasm value type (wasm32: usize, u32 and i32 are i32).
+func asType(t *testing.T, s string) ValueType {
+	t.Helper()
+	switch strings.TrimSpace(s) {
+	case "usize", "u32", "i32":
+		return I32
+	case "i64", "u64":
+		return I64
+	}
+	t.Fatalf("wasmgate.ts: type %q has no wasm value type here", s)
+	return 0
+}
+
+// TestHostFuncs_ASSDKDeclaresEveryFunction: the AssemblyScript SDK declares
+// every table function, imported from module wasmgate under its own name,
+// with the table's signature and parameter names, and nothing else.
+func TestHostFuncs_ASSDKDeclaresEveryFunction(t *testing.T) {
+	src, err := os.ReadFile(asSDK)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := tableSigs()
+	seen := map[string]bool{}
+	for _, m := range asImport.FindAllStringSubmatch(string(src), -1) {
+		mod, name := m[1], m[2]
+		if mod != HostModule {
+			t.Errorf("%s: %s is imported from module %q, want %q", asSDK, name, mod, HostModule)
+		}
+		if m[3] != name {
+			t.Errorf("%s: @external(%q) declares wasmgate_%s", asSDK, name, m[3])
+		}
+		var names []string
+		var vts []ValueType
+		for _, p := range strings.Split(m[4], ",") {
+			if strings.TrimSpace(p) == "" {
+				continue
+			}
+			n, typ, _ := strings.Cut(p, ":")
+			names = append(names, strings.TrimSpace(n))
+			vts = append(vts, asType(t, typ))
+		}
+		got := sig(name, names, vts, asType(t, m[5]))
+		if w, ok := want[name]; !ok {
+			t.Errorf("%s imports %s, which is not in abi.HostFuncs", asSDK, name)
+		} else if got != w {
+			t.Errorf("%s: signature %s; abi.HostFuncs has %s", asSDK, got, w)
+		}
+		seen[name] = true
+	}
+	if n := strings.Count(string(src), "@external("); n != len(seen) {
+		t.Errorf("%s: %d @external declarations, %d of them in the expected form", asSDK, n, len(seen))
+	}
+	for name := range want {
+		if !seen[name] {
+			t.Errorf("%s has no @external declaration for %s", asSDK, name)
+		}
+	}
+}

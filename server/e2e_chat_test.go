@@ -20,8 +20,9 @@ type chatClient struct {
 func (s *testServer) chat(t *testing.T) *chatClient { return chatServer{s, "/chat"}.chat(t) }
 
 // chatModules are the builds of the chat protocol (guest-examples/chat in
-// Go, c-chat in C, rust-chat in Rust): every chat test runs against each.
-var chatModules = []string{"chat", "c-chat", "rust-chat"}
+// Go, c-chat in C, rust-chat in Rust, as-chat in AssemblyScript): every chat
+// test runs against each.
+var chatModules = []string{"chat", "c-chat", "rust-chat", "as-chat"}
 
 // eachChat runs fn as a subtest per chat module.
 func eachChat(t *testing.T, fn func(t *testing.T, module string)) {

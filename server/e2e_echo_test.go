@@ -12,8 +12,8 @@ import (
 )
 
 func TestServer_EchoRoundTrip(t *testing.T) {
-	srv := startServer(t, handlersWith(t, "echo", "rust-echo", "c-echo"), nil)
-	for _, path := range []string{"/echo", "/rust-echo", "/c-echo"} {
+	srv := startServer(t, handlersWith(t, "echo", "rust-echo", "c-echo", "as-echo"), nil)
+	for _, path := range []string{"/echo", "/rust-echo", "/c-echo", "/as-echo"} {
 		t.Run(path, func(t *testing.T) {
 			c := srv.dial(t, path)
 			c.sendText("hello, 世界")

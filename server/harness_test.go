@@ -25,7 +25,7 @@ const guestDir = "../handlers"
 // guest-examples/. A test naming one gets that build, never a fixture of
 // the same name: runtime/testdata has a WAT echo too, and silently testing
 // it instead of the Go guest would hide a missing build.
-var exampleGuests = map[string]bool{"echo": true, "chat": true, "notify": true, "tasks": true, "rust-echo": true, "rust-chat": true, "c-echo": true, "c-chat": true, "presence": true, "c-presence": true, "rust-presence": true}
+var exampleGuests = map[string]bool{"echo": true, "chat": true, "notify": true, "tasks": true, "rust-echo": true, "rust-chat": true, "c-echo": true, "c-chat": true, "presence": true, "c-presence": true, "rust-presence": true, "as-echo": true, "as-chat": true}
 
 // readGuest reads the module called name: an example guest from
 // handlers (../handlers in tests), a WAT fixture from ../runtime/testdata.

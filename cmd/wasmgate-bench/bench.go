@@ -61,6 +61,7 @@ var echoRoutes = []echoRoute{
 	{"/echo", "WASM echo (Go guest)", "", false},
 	{"/rust-echo", "WASM echo (Rust guest)", "", false},
 	{"/c-echo", "WASM echo (C guest)", "", false},
+	{"/as-echo", "WASM echo (AssemblyScript guest)", "", false},
 	{"/native-echo", "native Go echo over TLS (wss)", "", true},
 	{"/echo", "WASM echo (Go guest) over TLS (wss)", "", true},
 	{"/echo", "WASM echo (Go guest), event_timeout off", "0s", false},
@@ -236,7 +237,7 @@ func startServe(ctx context.Context, f benchFlags, modules string, extra ...stri
 }
 
 // echoModules are the modules the echo and idle phases load.
-const echoModules = "echo,rust-echo,c-echo"
+const echoModules = "echo,rust-echo,c-echo,as-echo"
 
 // loadPhase runs `load` against every route, starting a serve process
 // per setting (event_timeout, TLS). The results are in routes order.

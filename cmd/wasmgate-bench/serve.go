@@ -40,7 +40,7 @@ const benchModules = "echo,rust-echo,notify"
 // and answers commands read from stdin, one per line (see serveCommands).
 func runServe(args []string) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	handlers := fs.String("handlers", "handlers", "folder holding echo.wasm, rust-echo.wasm, c-echo.wasm and notify.wasm")
+	handlers := fs.String("handlers", "handlers", "folder holding echo.wasm, rust-echo.wasm, c-echo.wasm, as-echo.wasm and notify.wasm")
 	modules := fs.String("modules", benchModules, "comma-separated modules to load from -handlers")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	pool := fs.Int("pool", runtime.NumCPU()*2, "runtime.pool_size")
