@@ -147,6 +147,8 @@ export declare function wasmgate_set_session(id_ptr: usize, id_len: u32, json_pt
 export declare function wasmgate_update_session(id_ptr: usize, id_len: u32, json_ptr: usize, json_len: u32): i32;
 @external("wasmgate", "get_session")
 export declare function wasmgate_get_session(id_ptr: usize, id_len: u32, out_ptr: usize, out_cap: u32): i32;
+@external("wasmgate", "closing_state")
+export declare function wasmgate_closing_state(out_ptr: usize, out_cap: u32): i32;
 @external("wasmgate", "log")
 export declare function wasmgate_log(level: i32, msg_ptr: usize, msg_len: u32): i32;
 @external("wasmgate", "now")
@@ -745,7 +747,8 @@ export function allUidCount(): i32 {
 // the result fits (ABI.md §2: the call returns the full size and writes
 // only if it fits).
 const F_UID_OF: i32 = 0, F_IDS_OF_UID: i32 = 1, F_IDS_OF_GROUP: i32 = 2, F_UIDS_OF_GROUP: i32 = 3,
-  F_SESSION: i32 = 4, F_KV: i32 = 5, F_ALL_IDS: i32 = 6, F_ALL_UIDS: i32 = 7, F_ALL_GROUPS: i32 = 8;
+  F_SESSION: i32 = 4, F_KV: i32 = 5, F_ALL_IDS: i32 = 6, F_ALL_UIDS: i32 = 7, F_ALL_GROUPS: i32 = 8,
+  F_CLOSING: i32 = 9;
 
 function call(f: i32, a: Bytes | null, p: usize, cap: u32): i32 {
   let ap: usize = 0, an: u32 = 0;
@@ -762,6 +765,7 @@ function call(f: i32, a: Bytes | null, p: usize, cap: u32): i32 {
     case F_KV: return wasmgate_kv_get(ap, an, p, cap);
     case F_ALL_IDS: return wasmgate_get_all_client_id_list(p, cap);
     case F_ALL_UIDS: return wasmgate_get_all_uid_list(p, cap);
+    case F_CLOSING: return wasmgate_closing_state(p, cap);
     default: return wasmgate_get_all_group_id_list(p, cap);
   }
 }
@@ -837,6 +841,15 @@ export function updateSession(id: Bytes, json: Bytes): i32 {
 /** session: the client's session, a JSON object ({} if none), or null. */
 export function session(id: Bytes): Bytes | null {
   return fetch(F_SESSION, id);
+}
+/**
+ * closingState: during on_close, the closing client's state as a list
+ * (ABI.md §5.4): its uid (empty if none), its session JSON, then its groups,
+ * sorted. null outside on_close (lastError: unsupported) or if the registry
+ * did not answer (unavailable). Walk it like every list result.
+ */
+export function closingState(): Bytes | null {
+  return fetch(F_CLOSING, null);
 }
 
 // 5.5 Utilities
