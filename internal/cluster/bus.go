@@ -27,8 +27,9 @@ type bus struct {
 
 	// mu orders subscription changes: the SUBSCRIBE and UNSUBSCRIBE
 	// commands reach Redis in the order the mirror changed.
-	mu   sync.Mutex
-	subs map[string]*sub
+	mu       sync.Mutex
+	subs     map[string]*sub
+	deferred map[string]bool // changes to send once Redis is back (flush)
 
 	pendMu  sync.Mutex
 	pending map[uint64]chan envelope // request id → its reply
@@ -59,6 +60,7 @@ func newBus(n *Node) *bus {
 	return &bus{
 		n: n, nodeCh: p + "n:" + n.hex, allCh: p + "all", groupCh: p + "g:", uidCh: p + "u:",
 		subs:     map[string]*sub{},
+		deferred: map[string]bool{},
 		pending:  map[uint64]chan envelope{},
 		requests: make(chan envelope, requestQueue),
 	}
@@ -141,6 +143,14 @@ func (b *bus) want(ctx context.Context, ch string, desired func() bool) *subWait
 		return nil
 	}
 	s.on = on
+	if b.everUp.Load() && (!b.up() || !b.n.redisOK.Load()) {
+		// Redis is known to be away: a command now could wait out a dial
+		// (go-redis reconnects inside Subscribe) under b.mu, and hold up
+		// every other change. flush sends it once the connection is back.
+		b.deferred[ch] = on
+		return nil
+	}
+	delete(b.deferred, ch)
 	cctx, cancel := context.WithTimeout(ctx, b.n.o.Timeout)
 	defer cancel()
 	if !on {
@@ -159,6 +169,30 @@ func (b *bus) want(ctx context.Context, ch string, desired func() bool) *subWait
 	// that follows subscribes it, and the confirmation releases w.
 	_ = b.ps.Subscribe(cctx, ch)
 	return &w
+}
+
+// flush sends the subscription changes deferred while Redis was away.
+func (b *bus) flush(ctx context.Context) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	cctx, cancel := context.WithTimeout(ctx, b.n.o.Timeout)
+	defer cancel()
+	for ch, on := range b.deferred {
+		delete(b.deferred, ch)
+		s := b.subs[ch]
+		if s == nil || s.on != on {
+			continue // changed again since, and sent then
+		}
+		if on {
+			s.issued++
+			_ = b.ps.Subscribe(cctx, ch)
+		} else {
+			_ = b.ps.Unsubscribe(cctx, ch)
+			if s.confirmed >= s.issued && len(s.waiters) == 0 {
+				delete(b.subs, ch)
+			}
+		}
+	}
 }
 
 // wait blocks until w's subscription is confirmed. While the pub/sub
@@ -242,6 +276,7 @@ func (b *bus) receive(ctx context.Context) {
 				b.n.dirty.Store(true)
 			}
 			b.n.wake()
+			go b.flush(ctx)
 		}
 		switch v := m.(type) {
 		case *redis.Subscription:

@@ -383,6 +383,7 @@ func (n *Node) maintain(ctx context.Context) {
 		default:
 			if !n.redisOK.Swap(true) {
 				n.log.Info("cluster: redis reachable again", "node", n.hex)
+				n.bus.flush(ctx)
 			}
 			if lost || n.dirty.Load() {
 				if err := n.republish(ctx); err != nil {
