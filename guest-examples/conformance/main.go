@@ -279,9 +279,6 @@ func rawTaskResult(r []byte) error {
 	return nil
 }
 
-//go:wasmimport wasmgate task_result
-func hostTaskResult(p unsafe.Pointer, n uint32) int32
-
 // args reads a command's arguments in order; the first problem (a
 // missing, extra or malformed argument) makes the command answer "bad".
 type args struct {
