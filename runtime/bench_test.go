@@ -75,62 +75,6 @@ func echoGuests() []struct{ name, path string } {
 	}
 }
 
-// BenchmarkGuestCost is what each echo guest costs to load and to keep:
-// compile (a cold load: the deadline rewriter, wazero's compiler and the
-// first instance, in a fresh runtime without a compilation cache),
-// instantiate (one more instance of the compiled module, started) and the
-// instance's linear memory after one 64-byte event (memory-KiB; the
-// compiled code is shared by all instances).
-func BenchmarkGuestCost(b *testing.B) {
-	ctx := context.Background()
-	for _, g := range echoGuests() {
-		b.Run(g.name+"/compile", func(b *testing.B) {
-			wasm, err := os.ReadFile(g.path)
-			if err != nil {
-				b.Skipf("%s not built (make guests)", g.path)
-			}
-			b.ReportMetric(float64(len(wasm)), "wasm-bytes")
-			for i := 0; i < b.N; i++ {
-				r, err := New(ctx, Config{PoolSize: 1}, &benchHost{}, nil)
-				if err != nil {
-					b.Fatal(err)
-				}
-				m, err := r.Load(ctx, g.name, wasm, "")
-				if err != nil {
-					b.Fatal(err)
-				}
-				b.StopTimer()
-				_ = m.Close(ctx)
-				_ = r.Close(ctx)
-				b.StartTimer()
-			}
-		})
-		b.Run(g.name+"/instantiate", func(b *testing.B) {
-			m := loadBench(b, g.path, 0)
-			if err := m.OnMessage(ctx, "00000000000000000001", abi.Message{Data: make([]byte, 64)}); err != nil {
-				b.Fatal(err)
-			}
-			inst, err := m.pool.get(ctx)
-			if err != nil {
-				b.Fatal(err)
-			}
-			memKiB := float64(inst.mem.Size()) / 1024
-			m.pool.put(inst, true)
-			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				inst, err := m.newInstance(ctx, 0)
-				if err != nil {
-					b.Fatal(err)
-				}
-				b.StopTimer()
-				inst.close()
-				b.StartTimer()
-			}
-			b.ReportMetric(memKiB, "memory-KiB")
-		})
-	}
-}
-
 // loadBench loads the module at path in a new runtime with the given event
 // timeout, closed when the benchmark ends; it skips if path is not built.
 func loadBench(b *testing.B, path string, timeout time.Duration) *Module {

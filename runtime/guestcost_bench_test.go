@@ -12,7 +12,7 @@ import (
 // costGuests are the example guests whose per-module costs
 // BenchmarkGuestCost reports, per SDK (docs/BENCHMARKS.md, a table per
 // language). They are built by make guests.
-var costGuests = []string{"rust-echo", "rust-chat", "c-echo", "c-chat", "echo"}
+var costGuests = []string{"rust-echo", "rust-chat", "c-echo", "c-chat", "as-echo", "as-chat", "echo"}
 
 // BenchmarkGuestCost measures, per example guest: compile (the deadline
 // rewrite plus wazero's compile, no compilation cache), instantiate (a new
