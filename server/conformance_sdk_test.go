@@ -43,7 +43,7 @@ var sdkBuilds = []struct{ sdk, module string }{
 	{"Go", "conformance"},
 	{"C", "c-conformance"},
 	{"Rust", "rust-conformance"},
-	// {"AssemblyScript", "as-conformance"}: add once guest-examples/as is built by make guests.
+	{"AssemblyScript", "as-conformance"},
 }
 
 // confConfig is the module config every build gets (on_start): unicode,

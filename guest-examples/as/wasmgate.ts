@@ -531,6 +531,7 @@ export function handshakeHeader(fields: Bytes, name: string): Bytes | null {
     if (k == null || v == null) return null;
     if (k.is(name)) return v;
   }
+  return null; // not reached: asc requires it after for (;;)
 }
 
 // ---- Events: register a callback, re-export the export (ABI.md §3) -------
