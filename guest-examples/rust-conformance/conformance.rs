@@ -247,7 +247,7 @@ fn run(cmd: &[u8], a: &mut Args<'_>, out: &mut Vec<u8>) -> Result<(), Bad> {
         b"closing_state" => {
             // Unsupported outside on_close.
             a.done()?;
-            match closing_state(&mut buf) {
+            match wasmgate::closing_into(&mut buf) {
                 Ok(st) => {
                     out.extend_from_slice(b"ok ");
                     closing(out, st);
@@ -375,45 +375,13 @@ fn answer(out: &mut Vec<u8>, r: wasmgate::Result<Val<'_>>) {
     }
 }
 
-// ---- closing_state (ABI.md §5.4) -------------------------------------------
-
-mod raw {
-    #[link(wasm_import_module = "wasmgate")]
-    extern "C" {
-        // Not in the SDK crate yet: the raw import.
-        #[link_name = "closing_state"]
-        pub fn closing_state(out_ptr: *mut u8, out_cap: u32) -> i32;
-    }
-}
-
-/// closing_state reads the closing client's state into out, growing it
-/// while the host answers that the result needs more room (ABI.md §2: the
-/// call returns the full size and writes only if it fits).
-fn closing_state(out: &mut Vec<u8>) -> wasmgate::Result<List<'_>> {
-    out.clear();
-    out.reserve(64);
-    loop {
-        let cap = out.capacity();
-        let n = unsafe { raw::closing_state(out.as_mut_ptr(), cap as u32) };
-        if n < 0 {
-            return Err(Errno(-n));
-        }
-        if n as usize <= cap {
-            unsafe { out.set_len(n as usize) };
-            return Ok(List::from_encoded(out));
-        }
-        out.reserve(n as usize);
-    }
-}
-
 /// closing appends the state as "uid session groups".
-fn closing(out: &mut Vec<u8>, st: List<'_>) {
-    let mut it = st.iter();
-    enc(out, it.next().unwrap_or(b""));
+fn closing(out: &mut Vec<u8>, st: wasmgate::ClosingStateRef<'_>) {
+    enc(out, st.uid);
     out.push(b' ');
-    enc(out, it.next().unwrap_or(b""));
+    enc(out, st.session);
     out.push(b' ');
-    enc_list(out, List::from_encoded(it.rest()));
+    enc_list(out, st.groups);
 }
 
 // ---- Events -----------------------------------------------------------------
@@ -480,7 +448,7 @@ fn watch(line: &[u8]) -> wasmgate::Result<()> {
 fn on_close(c: Client<'_>) -> wasmgate::Result<()> {
     let mut line = format!("closed {} ", c.id()).into_bytes();
     let mut buf = Vec::new();
-    match closing_state(&mut buf) {
+    match wasmgate::closing_into(&mut buf) {
         Ok(st) => closing(&mut line, st),
         Err(e) => line.extend_from_slice(format!("err {}", e.0).as_bytes()),
     }

@@ -209,15 +209,21 @@ func TestRustGuest(t *testing.T) {
 	if _, err := os.Stat("/usr/lib/rustlib/wasm32-unknown-unknown/lib"); err != nil {
 		t.Skip("no wasm32-unknown-unknown standard library for /usr/bin/rustc")
 	}
-	src, err := filepath.Abs(filepath.Join("..", "..", "..", "guest-examples", "rust-echo", "echo.rs"))
+	examples, err := filepath.Abs(filepath.Join("..", "..", "..", "guest-examples"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := filepath.Join(t.TempDir(), "rust-echo.wasm")
-	cmd := exec.Command(rustc, "--edition", "2021", "-O", "--target", "wasm32-unknown-unknown",
-		"--crate-type", "cdylib", "-C", "strip=debuginfo", "-o", out, src)
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("building the Rust echo guest: %v\n%s", err, b)
+	// The echo is built on the SDK crate: the crate first, as an rlib.
+	dir := t.TempDir()
+	rlib, out := filepath.Join(dir, "libwasmgate.rlib"), filepath.Join(dir, "rust-echo.wasm")
+	base := []string{"--edition", "2021", "-O", "--target", "wasm32-unknown-unknown"}
+	for _, args := range [][]string{
+		append(base, "--crate-type", "rlib", "--crate-name", "wasmgate", "-o", rlib, filepath.Join(examples, "rust", "wasmgate", "src", "lib.rs")),
+		append(base, "--crate-type", "cdylib", "-C", "strip=debuginfo", "--extern", "wasmgate="+rlib, "-o", out, filepath.Join(examples, "rust-echo", "echo.rs")),
+	} {
+		if b, err := exec.Command(rustc, args...).CombinedOutput(); err != nil {
+			t.Fatalf("building the Rust echo guest: %v\n%s", err, b)
+		}
 	}
 	checkEchoGuest(t, out, false)
 }
