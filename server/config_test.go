@@ -1,6 +1,7 @@
 package server
 
 import (
+	"github.com/wasmgate/wasmgate/internal/kv/rediskv"
 	"reflect"
 	"testing"
 	"time"
@@ -28,7 +29,9 @@ func TestRuntimeConfig_MapsEveryKey(t *testing.T) {
 			t.Fatalf("RuntimeConfig.%s: unexpected type %s", v.Type().Field(i).Name, f.Type())
 		}
 	}
-	s := &Server{cfg: DefaultConfig()}
+	// kvStores as in cluster mode, where the modules' stores live in Redis
+	// (runtime.Config.KVStore comes from [cluster], not from [runtime]).
+	s := &Server{cfg: DefaultConfig(), kvStores: &rediskv.Stores{}}
 	got := reflect.ValueOf(s.runtimeConfig(rc))
 	for i := range got.NumField() {
 		if got.Field(i).IsZero() {
