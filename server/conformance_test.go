@@ -92,8 +92,6 @@ type confCase struct {
 	// with replyCode (-1: an empty close payload).
 	closed    bool
 	replyCode int
-	// deflated: the client compresses what it sends (built with zframe).
-	deflated bool
 	// lenient: the server may send the expected echoes, or only a prefix
 	// of them, before failing (a failure in the same write as the message).
 	lenient bool
