@@ -64,8 +64,13 @@ crossbuild:
 	GOOS=darwin GOARCH=arm64 CGO_ENABLED=0 $(GO) build -o /dev/null ./cmd/wasmgate
 	GOOS=windows GOARCH=amd64 CGO_ENABLED=0 $(GO) build -o /dev/null ./cmd/wasmgate
 
+# The longest test packages first: go test starts packages in the order
+# given (two at a time on two cores), so the longest ones no longer start
+# last and run alone at the end.
+SLOW_TESTS := ./server ./runtime/internal/stopcheck ./cmd/wasmgate ./wasmgatetest ./runtime
+
 test: guests check redis-server chromium nginx systemd-analyze test-web
-	$(GO) test -race -count=1 -timeout 15m ./...
+	$(GO) test -race -count=1 -timeout 15m $(SLOW_TESTS) ./...
 	cd guest-examples && $(GO) test -count=1 ./...
 	$(MAKE) -C guest-examples c-readme rust-readme as-readme
 
