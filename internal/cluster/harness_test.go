@@ -34,6 +34,15 @@ var (
 	buildErr  error
 )
 
+// TestMain removes the binary the tests built.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binPath != "" {
+		_ = os.RemoveAll(filepath.Dir(binPath))
+	}
+	os.Exit(code)
+}
+
 // wasmgateBin builds cmd/wasmgate once per test binary.
 func wasmgateBin(t *testing.T) string {
 	t.Helper()
