@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"sync"
 	"time"
@@ -113,34 +111,5 @@ func handOff(srv *server.Server, pid int, log *slog.Logger) int {
 // restartCmd asks the running gateway, through its admin listener, to
 // restart, and returns once the new process serves.
 func restartCmd(cfg server.Config, stdout, stderr io.Writer) int {
-	if cfg.Admin.Listen == "" {
-		fmt.Fprintln(stderr, "wasmgate: restart needs the admin listener (admin.listen); or send the process SIGUSR2")
-		return 1
-	}
-	host, port, _ := net.SplitHostPort(cfg.Admin.Listen)
-	if host == "" || host == "0.0.0.0" || host == "::" {
-		host = "127.0.0.1"
-	}
-	req, err := http.NewRequest(http.MethodPost, "http://"+net.JoinHostPort(host, port)+"/restart", nil)
-	if err != nil {
-		fmt.Fprintln(stderr, "wasmgate:", err)
-		return 1
-	}
-	req.Close = true // the admin listener stops right after answering
-	if cfg.Push.Secret != "" {
-		req.Header.Set("Authorization", "Bearer "+cfg.Push.Secret)
-	}
-	resp, err := (&http.Client{Timeout: restartReadyTimeout + 30*time.Second}).Do(req)
-	if err != nil {
-		fmt.Fprintln(stderr, "wasmgate: restart: is the gateway running?", err)
-		return 1
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		fmt.Fprintf(stderr, "wasmgate: restart: %s: %s", resp.Status, body)
-		return 1
-	}
-	fmt.Fprint(stdout, string(body))
-	return 0
+	return postAdmin(cfg, "restart", "SIGUSR2", restartReadyTimeout+30*time.Second, stdout, stderr)
 }

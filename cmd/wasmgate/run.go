@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -275,31 +274,37 @@ func reloadOnHUP(ctx context.Context, srv *server.Server, log *slog.Logger) {
 
 // reload asks the running gateway, through its admin listener, to reload.
 func reload(cfg server.Config, stdout, stderr io.Writer) int {
-	if cfg.Admin.Listen == "" {
-		fmt.Fprintln(stderr, "wasmgate: reload needs the admin listener (admin.listen); or send the process SIGHUP")
+	return postAdmin(cfg, "reload", "SIGHUP", time.Minute, stdout, stderr)
+}
+
+// postAdmin POSTs /<cmd> to the running gateway's admin listener (with the
+// push secret) and prints its answer: `wasmgate reload` and `restart`.
+// signal names what to send the process instead when there is no admin
+// listener.
+func postAdmin(cfg server.Config, cmd, signal string, timeout time.Duration, stdout, stderr io.Writer) int {
+	a := adminOf(cfg)
+	if a.base == "" {
+		fmt.Fprintf(stderr, "wasmgate: %s needs the admin listener (admin.listen); or send the process %s\n", cmd, signal)
 		return 1
 	}
-	host, port, _ := net.SplitHostPort(cfg.Admin.Listen)
-	if host == "" || host == "0.0.0.0" || host == "::" {
-		host = "127.0.0.1"
-	}
-	req, err := http.NewRequest(http.MethodPost, "http://"+net.JoinHostPort(host, port)+"/reload", nil)
+	req, err := http.NewRequest(http.MethodPost, a.base+"/"+cmd, nil)
 	if err != nil {
 		fmt.Fprintln(stderr, "wasmgate:", err)
 		return 1
 	}
-	if cfg.Push.Secret != "" {
-		req.Header.Set("Authorization", "Bearer "+cfg.Push.Secret)
+	req.Close = true // restart: the admin listener stops right after answering
+	if a.secret != "" {
+		req.Header.Set("Authorization", "Bearer "+a.secret)
 	}
-	resp, err := (&http.Client{Timeout: time.Minute}).Do(req)
+	resp, err := (&http.Client{Timeout: timeout}).Do(req)
 	if err != nil {
-		fmt.Fprintln(stderr, "wasmgate: reload: is the gateway running?", err)
+		fmt.Fprintf(stderr, "wasmgate: %s: is the gateway running? %v\n", cmd, err)
 		return 1
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode != http.StatusOK {
-		fmt.Fprintf(stderr, "wasmgate: reload: %s: %s", resp.Status, body)
+		fmt.Fprintf(stderr, "wasmgate: %s: %s: %s", cmd, resp.Status, body)
 		return 1
 	}
 	fmt.Fprint(stdout, string(body))
