@@ -47,16 +47,8 @@ func TestConn_RawWritePathReachableThroughTheUpgrade(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ws.Close()
-	var conns []*transport.Conn
-	deadline := time.Now().Add(5 * time.Second)
-	for len(conns) == 0 && time.Now().Before(deadline) {
-		srv.hub.Each(func(c *transport.Conn) { conns = append(conns, c) })
-		time.Sleep(5 * time.Millisecond)
-	}
-	if len(conns) != 1 {
-		t.Fatalf("%d clients registered, want 1", len(conns))
-	}
-	if !conns[0].DirectWrites() {
+	conn := onlyClient(t, srv)
+	if !conn.DirectWrites() {
 		t.Fatal("no raw writer: the socket is hidden under a wrapper, so every send goes to a writer goroutine")
 	}
 }

@@ -45,6 +45,15 @@ func TestTLS_ClientsWriteThroughTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ws.Close()
+	conn := onlyClient(t, srv)
+	if conn.DirectWrites() {
+		t.Fatal("a TLS client got the raw write path: its frames would bypass encryption")
+	}
+}
+
+// onlyClient waits for srv's one registered client and returns it.
+func onlyClient(t *testing.T, srv *Server) *transport.Conn {
+	t.Helper()
 	var conns []*transport.Conn
 	deadline := time.Now().Add(5 * time.Second)
 	for len(conns) == 0 && time.Now().Before(deadline) {
@@ -54,7 +63,5 @@ func TestTLS_ClientsWriteThroughTLS(t *testing.T) {
 	if len(conns) != 1 {
 		t.Fatalf("%d clients registered, want 1", len(conns))
 	}
-	if conns[0].DirectWrites() {
-		t.Fatal("a TLS client got the raw write path: its frames would bypass encryption")
-	}
+	return conns[0]
 }

@@ -1,10 +1,12 @@
 #!/bin/sh
-# Runs the shell block of README.md ("From an empty folder to a running
-# handler") in a fresh folder, as written, except that the server listens on
-# a free port and runs in the background while a WebSocket round trip
-# checks the handler answers. Run from guest-examples/ (make c-readme).
+# readme_test.sh SDK: runs the first shell block of SDK/README.md ("From an
+# empty folder to a running handler") in a fresh folder, as written, except
+# that the server listens on a free port and runs in the background while a
+# WebSocket round trip checks the handler answers. SDK is c, rust or as; run
+# from guest-examples/ (make c-readme, rust-readme, as-readme).
 set -eu
-here=$(cd "$(dirname "$0")" && pwd)
+sdk=${1:?usage: readme_test.sh c|rust|as}
+here=$(cd "$(dirname "$0")/$sdk" && pwd)
 WASMGATE=$(cd "$here/../.." && pwd)
 export WASMGATE
 tmp=$(mktemp -d)
@@ -12,7 +14,7 @@ trap 'kill $pid 2>/dev/null || true; rm -rf "$tmp"' EXIT
 pid=
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null || echo 18000)
 # The block between ```sh and ```; the start line goes to the background.
-sed -n '/^```sh$/,/^```$/p' "$here/README.md" | sed '1d;$d' |
+awk '/^```sh$/{n++; next} n==1 && /^```$/{exit} n==1' "$here/README.md" |
 	sed "s/127.0.0.1:8000/127.0.0.1:$port/" |
 	sed 's|^\("$WASMGATE/bin/wasmgate" start .*\)$|\1 > ../server.log 2>\&1 \& echo $! > ../pid|' > "$tmp/steps.sh"
 
@@ -55,7 +57,7 @@ func main() {
 	}
 }
 GO
-mkdir -p "$WASMGATE/bin/readme-ws" && cp "$tmp/ws_test.go" "$WASMGATE/bin/readme-ws/main.go"
-(cd "$WASMGATE" && go run ./bin/readme-ws) || { cat "$tmp/server.log"; exit 1; }
-rm -rf "$WASMGATE/bin/readme-ws"
-echo "c/README.md: the commands ran; the handler answered on port $port"
+mkdir -p "$WASMGATE/bin/readme-ws-$sdk" && cp "$tmp/ws_test.go" "$WASMGATE/bin/readme-ws-$sdk/main.go"
+(cd "$WASMGATE" && go run ./bin/readme-ws-$sdk) || { cat "$tmp/server.log"; exit 1; }
+rm -rf "$WASMGATE/bin/readme-ws-$sdk"
+echo "$sdk/README.md: the commands ran; the handler answered on port $port"
