@@ -10,7 +10,6 @@ import (
 	"github.com/fasthttp/websocket"
 
 	"github.com/wasmgate/wasmgate/abi"
-	"github.com/wasmgate/wasmgate/internal/transport"
 )
 
 // nopHandler accepts every client and ignores its events.
