@@ -119,13 +119,7 @@ func (p *Ports) healthz(ctx *fasthttp.RequestCtx) {
 }
 
 func (p *Ports) handleAPI(ctx *fasthttp.RequestCtx, cmd string) {
-	if !ctx.IsPost() {
-		ctx.Response.Header.Set("Allow", "POST")
-		adminError(ctx, fasthttp.StatusMethodNotAllowed, wire.CodeBadRequest, "use POST")
-		return
-	}
-	if !p.adminAuthorized(ctx) {
-		adminError(ctx, fasthttp.StatusUnauthorized, wire.CodeUnauthorized, "missing or wrong Authorization: Bearer <push.secret>")
+	if !p.admit(ctx, "POST") {
 		return
 	}
 	if cmd == "batch" {
@@ -242,14 +236,25 @@ func adminError(ctx *fasthttp.RequestCtx, status int, code, msg string) {
 
 func itoa(n int) string { return string(wire.AppendValue(nil, n)) }
 
-// handleReload serves POST /reload: `wasmgate reload` talks to it.
-func (p *Ports) handleReload(ctx *fasthttp.RequestCtx) {
-	if !ctx.IsPost() {
-		adminError(ctx, fasthttp.StatusMethodNotAllowed, wire.CodeBadRequest, "use POST")
-		return
+// admit checks an admin request before its handler runs: the method, if
+// method is not "" (else 405 with Allow), then the push secret (else 401).
+// It answers a refusal itself and reports whether to go on.
+func (p *Ports) admit(ctx *fasthttp.RequestCtx, method string) bool {
+	if method != "" && string(ctx.Method()) != method {
+		ctx.Response.Header.Set("Allow", method)
+		adminError(ctx, fasthttp.StatusMethodNotAllowed, wire.CodeBadRequest, "use "+method)
+		return false
 	}
 	if !p.adminAuthorized(ctx) {
 		adminError(ctx, fasthttp.StatusUnauthorized, wire.CodeUnauthorized, "missing or wrong Authorization: Bearer <push.secret>")
+		return false
+	}
+	return true
+}
+
+// handleReload serves POST /reload: `wasmgate reload` talks to it.
+func (p *Ports) handleReload(ctx *fasthttp.RequestCtx) {
+	if !p.admit(ctx, "POST") {
 		return
 	}
 	status, msg := p.node.Reload(p.ctx)

@@ -5,7 +5,6 @@ import (
 
 	"github.com/valyala/fasthttp"
 
-	"github.com/wasmgate/wasmgate/internal/wire"
 )
 
 // UseListen makes the ports open their listeners with fn (name "text" or
@@ -38,12 +37,7 @@ func (p *Ports) open(name, addr string) (net.Listener, error) {
 // handleRestart serves POST /restart: `wasmgate restart` talks to it. It
 // answers once the new process serves; this one then hands off.
 func (p *Ports) handleRestart(ctx *fasthttp.RequestCtx) {
-	if !ctx.IsPost() {
-		adminError(ctx, fasthttp.StatusMethodNotAllowed, wire.CodeBadRequest, "use POST")
-		return
-	}
-	if !p.adminAuthorized(ctx) {
-		adminError(ctx, fasthttp.StatusUnauthorized, wire.CodeUnauthorized, "missing or wrong Authorization: Bearer <push.secret>")
+	if !p.admit(ctx, "POST") {
 		return
 	}
 	status, msg := p.node.Restart(p.ctx)

@@ -46,13 +46,7 @@ const (
 )
 
 func (p *Ports) handleConnections(ctx *fasthttp.RequestCtx) {
-	if !ctx.IsGet() {
-		ctx.Response.Header.Set("Allow", "GET")
-		adminError(ctx, fasthttp.StatusMethodNotAllowed, wire.CodeBadRequest, "use GET")
-		return
-	}
-	if !p.adminAuthorized(ctx) {
-		adminError(ctx, fasthttp.StatusUnauthorized, wire.CodeUnauthorized, "missing or wrong Authorization: Bearer <push.secret>")
+	if !p.admit(ctx, "GET") {
 		return
 	}
 	q := ctx.QueryArgs()
@@ -95,13 +89,7 @@ type StopAnswer struct {
 }
 
 func (p *Ports) handleStop(ctx *fasthttp.RequestCtx) {
-	if !ctx.IsPost() {
-		ctx.Response.Header.Set("Allow", "POST")
-		adminError(ctx, fasthttp.StatusMethodNotAllowed, wire.CodeBadRequest, "use POST")
-		return
-	}
-	if !p.adminAuthorized(ctx) {
-		adminError(ctx, fasthttp.StatusUnauthorized, wire.CodeUnauthorized, "missing or wrong Authorization: Bearer <push.secret>")
+	if !p.admit(ctx, "POST") {
 		return
 	}
 	timeout := 10 * time.Second
