@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -92,6 +93,56 @@ func eventuallyJoined(t *testing.T, c *chatClient, room string) {
 		var m map[string]any
 		if json.Unmarshal(data, &m) == nil && m["type"] == "joined" && m["room"] == room {
 			return
+		}
+	}
+}
+
+// TestCluster_RequestFloodBounded: backends on one node flood changes to a
+// client of another node (each a request over Redis that the owner runs on
+// its bounded worker pool, the rest refused with unavailable when its queue
+// is full). The owner's own clients keep getting answers throughout, and
+// both nodes serve normally afterwards.
+func TestCluster_RequestFloodBounded(t *testing.T) {
+	rs := redistest.Start(t)
+	dir := handlersWith(t, "chat", "echo")
+	cluster := func(c *server.Config) {
+		c.Cluster.Redis = rs.URL()
+		c.Cluster.NodeTTL.Duration = 3 * time.Second
+		c.Cluster.Heartbeat.Duration = 250 * time.Millisecond
+		c.Modules = map[string]server.ModuleConfig{"chat": {Config: "rate_limit=0"}}
+	}
+	a, b := startServer(t, dir, cluster), startServer(t, dir, cluster)
+	target := b.chat(t)
+	canary := b.startCanary(t, "/echo")
+	stop := time.Now().Add(3 * time.Second)
+	var wg sync.WaitGroup
+	var sent, failed atomic.Int64
+	for w := range 4 {
+		bk := a.backend(t)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; time.Now().Before(stop); i++ {
+				cmd := "joinGroup"
+				if i%2 == 1 {
+					cmd = "leaveGroup"
+				}
+				m := bk.call(fmt.Sprintf(`{"cmd":%q,"client_id":%q,"group":"flood%d"}`, cmd, target.id, w))
+				sent.Add(1)
+				if m["ok"] != true {
+					failed.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	t.Logf("%d remote changes, %d refused; canary worst round trip %v", sent.Load(), failed.Load(), canary.check())
+	bk := a.backend(t)
+	bk.expectOK(fmt.Sprintf(`{"cmd":"joinGroup","client_id":%q,"group":"after"}`, target.id))
+	bk.expectOK(`{"cmd":"sendToGroup","group":"after","data":"still served"}`)
+	for {
+		if _, data := target.read(); string(data) == "still served" {
+			break
 		}
 	}
 }
