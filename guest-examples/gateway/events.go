@@ -90,15 +90,24 @@ func input(off, n uint32) ([]byte, bool) {
 	return inbuf[off:end:end], true
 }
 
-// lastID caches the most recent client id so that consecutive events of one
-// client do not allocate.
-var lastID string
+// ids interns client ids, so that an event of a client seen before does
+// not allocate its id string (a map lookup keyed by string(b) does not
+// copy b). Bounded: when maxIDs are held it starts over, so a module that
+// sees many clients keeps at most that many strings.
+var ids = map[string]string{}
+
+const maxIDs = 4096
 
 func idString(b []byte) string {
-	if string(b) != lastID {
-		lastID = string(b)
+	if s, ok := ids[string(b)]; ok {
+		return s
 	}
-	return lastID
+	if len(ids) >= maxIDs {
+		clear(ids)
+	}
+	s := string(b)
+	ids[s] = s
+	return s
 }
 
 // Results of the event exports besides the callbacks' own.

@@ -141,3 +141,21 @@ func TestErrno(t *testing.T) {
 		t.Errorf("count(-5) = %v", err)
 	}
 }
+
+// TestIDString_NoAllocationForKnownClients: an event of a client seen
+// before does not allocate its id, however clients alternate (the SDKs
+// allocate nothing per message, issue 15).
+func TestIDString_NoAllocationForKnownClients(t *testing.T) {
+	a, b := []byte("00000001000000000001"), []byte("00000001000000000002")
+	idString(a)
+	idString(b)
+	if n := testing.AllocsPerRun(100, func() {
+		idString(a)
+		idString(b)
+	}); n != 0 {
+		t.Fatalf("%v allocations per pair of events", n)
+	}
+	if idString(a) != string(a) || idString(b) != string(b) {
+		t.Fatal("wrong id")
+	}
+}
