@@ -4,7 +4,6 @@ import (
 	"net"
 
 	"github.com/valyala/fasthttp"
-
 )
 
 // UseListen makes the ports open their listeners with fn (name "text" or
