@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -35,6 +36,11 @@ type benchFlags struct {
 	clusterMembers  int
 	clusterBurst    int
 	clusterPaced    time.Duration
+	// clusterSettings are the cluster phase's rows to run (clusterSettings'
+	// keys); clusterProcs is GOMAXPROCS of every serve of the phase (0: the
+	// default).
+	clusterSettings []string
+	clusterProcs    int
 	// deflate adds the permessage-deflate rows to the echo phase: the C
 	// echo with deflate off and on, JSON chat payloads (deflatePhase).
 	deflate bool
@@ -112,11 +118,14 @@ func runBench(args []string) error {
 	fs.IntVar(&f.clusterMembers, "cluster-members", 3000, "members of the cluster phase's group, spread over the nodes")
 	fs.IntVar(&f.clusterBurst, "cluster-burst", 100, "sendToGroup messages of the cluster phase's burst")
 	fs.DurationVar(&f.clusterPaced, "cluster-paced", 4*time.Second, "how long the cluster phase sends 50 group messages/s")
+	clusterSettings := fs.String("cluster-settings", "single,cluster1,cluster3", "cluster phase rows to run, comma-separated: single (1 node, no cluster), cluster1, cluster3")
+	fs.IntVar(&f.clusterProcs, "cluster-gomaxprocs", 0, "GOMAXPROCS of each serve process of the cluster phase (0: the default, the machine's cores)")
 	modes := fs.String("push-modes", strings.Join(pushModes, ","), "push scenarios to run, comma-separated")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	f.pushModes = strings.Split(*modes, ",")
+	f.clusterSettings = strings.Split(*clusterSettings, ",")
 	for _, m := range f.pushModes {
 		if !slices.Contains(pushModes, m) {
 			return fmt.Errorf("-push-modes: unknown scenario %q (want some of %s)", m, strings.Join(pushModes, ","))
@@ -201,6 +210,7 @@ func runBench(args []string) error {
 	printAttackRows(attacked)
 	if runCluster {
 		printClusterRows(f, clustered)
+		printClusterCPU(clustered, runtime.NumCPU())
 	}
 	for _, o := range pushes {
 		if o.err != nil {

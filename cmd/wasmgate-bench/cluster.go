@@ -44,7 +44,22 @@ type clusterResult struct {
 	cmdsPerMsg  float64
 	publishUs   float64 // Redis's own time per PUBLISH (usec_per_call)
 	cmdBreakout string
-	err         error
+	// cpu is what each process used during the burst and the paced
+	// windows.
+	burstCPU, pacedCPU cpuWindow
+	err                error
+}
+
+// clusterSettings are the rows of the cluster phase, by -cluster-settings
+// key.
+var clusterSettings = []struct {
+	key, label string
+	nodes      int
+	redis      bool
+}{
+	{"single", "1 node, no cluster", 1, false},
+	{"cluster1", "1 node, cluster mode", 1, true},
+	{"cluster3", "3 nodes, cluster mode", 3, true},
 }
 
 // clusterPhase runs the settings and returns their rows.
@@ -55,16 +70,11 @@ func clusterPhase(ctx context.Context, f benchFlags) []clusterResult {
 	}
 	defer rs.stop()
 	var out []clusterResult
-	for _, s := range []struct {
-		label string
-		nodes int
-		redis bool
-	}{
-		{"1 node, no cluster", 1, false},
-		{"1 node, cluster mode", 1, true},
-		{"3 nodes, cluster mode", 3, true},
-	} {
-		r := clusterRun(ctx, f, rs, s.label, s.nodes, s.redis)
+	for _, s := range clusterSettings {
+		if !slices.Contains(f.clusterSettings, s.key) {
+			continue
+		}
+		r := clusterRun(ctx, f, rs, s.key, s.label, s.nodes, s.redis)
 		out = append(out, r)
 		if r.err != nil {
 			fmt.Fprintf(os.Stderr, "cluster %s: %v\n", s.label, r.err)
@@ -73,7 +83,7 @@ func clusterPhase(ctx context.Context, f benchFlags) []clusterResult {
 	return out
 }
 
-func clusterRun(ctx context.Context, f benchFlags, rs *redisProc, label string, nodes int, withRedis bool) (res clusterResult) {
+func clusterRun(ctx context.Context, f benchFlags, rs *redisProc, key, label string, nodes int, withRedis bool) (res clusterResult) {
 	res = clusterResult{label: label, nodes: nodes, members: f.clusterMembers}
 	var servers []*child
 	var addrs []serveAddrs
@@ -87,6 +97,9 @@ func clusterRun(ctx context.Context, f benchFlags, rs *redisProc, label string, 
 		var extra []string
 		if withRedis {
 			extra = []string{"-redis", rs.url(), "-redis-prefix", prefix}
+		}
+		if f.clusterProcs > 0 {
+			extra = append(extra, "-gomaxprocs", strconv.Itoa(f.clusterProcs))
 		}
 		srv, a, err := startServe(ctx, f, "notify", extra...)
 		if err != nil {
@@ -170,6 +183,8 @@ func clusterRun(ctx context.Context, f benchFlags, rs *redisProc, label string, 
 		burst[i] = `{"cmd":"sendToGroup","group":"bench","data":"burst"}`
 	}
 	want := int64(f.clusterBurst * f.clusterMembers)
+	meter := cpuMeter{f: f, servers: servers, redis: rs, name: key}
+	meter.begin("burst")
 	start := time.Now()
 	if err := pipeline(addrs[0].text, burst); err != nil {
 		res.err = fmt.Errorf("burst: %w", err)
@@ -184,6 +199,7 @@ func clusterRun(ctx context.Context, f benchFlags, rs *redisProc, label string, 
 		time.Sleep(time.Millisecond)
 	}
 	res.deliveriesS = float64(want) / time.Since(start).Seconds()
+	res.burstCPU = meter.end()
 	if withRedis {
 		after, err := rs.commandStats()
 		if err != nil {
@@ -224,6 +240,7 @@ func clusterRun(ctx context.Context, f benchFlags, rs *redisProc, label string, 
 		}
 	}()
 	pacedOn.Store(true)
+	meter.begin("paced")
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	end := time.Now().Add(f.clusterPaced)
@@ -248,6 +265,7 @@ func clusterRun(ctx context.Context, f benchFlags, rs *redisProc, label string, 
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+	res.pacedCPU = meter.end()
 	latMu.Lock()
 	defer latMu.Unlock()
 	if len(lats) < wantLat {

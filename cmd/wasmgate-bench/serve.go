@@ -51,8 +51,12 @@ func runServe(args []string) error {
 	redisPrefix := fs.String("redis-prefix", "", "the cluster's key prefix ([cluster] prefix)")
 	deflate := fs.String("deflate", "", "comma-separated modules with permessage-deflate on ([modules.NAME] deflate)")
 	crashLimit := fs.Int("crash-limit", server.DefaultConfig().Runtime.CrashLimit, "runtime.crash_limit (0: never quarantine; the attack phase keeps hostile modules serving)")
+	procs := fs.Int("gomaxprocs", 0, "runtime.GOMAXPROCS of this process (0: the default); set before the server sizes its fan-out lanes")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *procs > 0 {
+		runtime.GOMAXPROCS(*procs)
 	}
 	if *cpuprofile != "" {
 		stop, err := startCPUProfile(*cpuprofile)
