@@ -210,6 +210,7 @@ func runBench(args []string) error {
 	printAttackRows(attacked)
 	if runCluster {
 		printClusterRows(f, clustered)
+		printClusterPaced(clustered)
 		printClusterCPU(clustered, runtime.NumCPU())
 	}
 	for _, o := range pushes {

@@ -47,6 +47,7 @@ type clusterResult struct {
 	// cpu is what each process used during the burst and the paced
 	// windows.
 	burstCPU, pacedCPU cpuWindow
+	paced              pacedResult
 	err                error
 }
 
@@ -111,9 +112,9 @@ func clusterRun(ctx context.Context, f benchFlags, rs *redisProc, key, label str
 	// Members, spread evenly, each joined through its own node.
 	var (
 		clients   []*websocket.Conn
+		nodeOf    []int // clients[i]'s node
 		delivered atomic.Int64
-		latMu     sync.Mutex
-		lats      []time.Duration
+		latN      atomic.Int64 // paced deliveries recorded
 		pacedOn   atomic.Bool
 	)
 	defer func() {
@@ -143,6 +144,9 @@ func clusterRun(ctx context.Context, f benchFlags, rs *redisProc, key, label str
 			return res
 		}
 		clients = append(clients, conns...)
+		for range conns {
+			nodeOf = append(nodeOf, i)
+		}
 		var lines []string
 		for _, id := range ids {
 			lines = append(lines, fmt.Sprintf(`{"cmd":"joinGroup","client_id":%q,"group":"bench"}`, id))
@@ -152,21 +156,30 @@ func clusterRun(ctx context.Context, f benchFlags, rs *redisProc, key, label str
 			return res
 		}
 	}
+	// Each member's reader keeps its own samples (no lock shared by the
+	// 3,000 readers) and reads into its own buffer (no allocation per
+	// message): the clients share the machine with the nodes, so what they
+	// cost is taken from the server.
 	base := time.Now()
-	for _, ws := range clients {
+	logs := make([]memberLog, len(clients))
+	for i, ws := range clients {
+		lg := &logs[i]
 		go func() {
+			var buf []byte
 			for {
-				_, data, err := ws.ReadMessage()
+				_, r, err := ws.NextReader()
 				if err != nil {
 					return
 				}
+				if buf, err = readInto(buf[:0], r); err != nil {
+					return
+				}
+				at := time.Since(base)
 				delivered.Add(1)
 				if pacedOn.Load() {
-					if ns, err := strconv.ParseInt(string(data), 10, 64); err == nil {
-						d := time.Since(base) - time.Duration(ns)
-						latMu.Lock()
-						lats = append(lats, d)
-						latMu.Unlock()
+					if ns, err := strconv.ParseInt(string(buf), 10, 64); err == nil {
+						lg.add(ns, int64(at))
+						latN.Add(1)
 					}
 				}
 			}
@@ -256,25 +269,112 @@ func clusterRun(ctx context.Context, f benchFlags, rs *redisProc, key, label str
 	}
 	wantLat := sent * f.clusterMembers
 	deadline = time.Now().Add(30 * time.Second)
-	for {
-		latMu.Lock()
-		n := len(lats)
-		latMu.Unlock()
-		if n >= wantLat || time.Now().After(deadline) {
-			break
-		}
+	for latN.Load() < int64(wantLat) && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	res.pacedCPU = meter.end()
-	latMu.Lock()
-	defer latMu.Unlock()
-	if len(lats) < wantLat {
-		res.err = fmt.Errorf("paced: %d of %d deliveries arrived", len(lats), wantLat)
+	if n := latN.Load(); n < int64(wantLat) {
+		res.err = fmt.Errorf("paced: %d of %d deliveries arrived", n, wantLat)
 		return res
 	}
-	slices.Sort(lats)
-	res.p50, res.p99 = lats[len(lats)/2], lats[len(lats)*99/100]
+	res.paced = pacedStats(logs, nodeOf, nodes)
+	res.p50, res.p99 = res.paced.p50, res.paced.p99
 	return res
+}
+
+// memberLog is one member's paced deliveries: each message's send time
+// and arrival time (nanoseconds since the run's base).
+type memberLog struct {
+	mu         sync.Mutex // the reader appends, the end of the run reads
+	sent, came []int64
+}
+
+func (l *memberLog) add(sent, came int64) {
+	l.mu.Lock()
+	l.sent, l.came = append(l.sent, sent), append(l.came, came)
+	l.mu.Unlock()
+}
+
+// readInto appends what r holds to buf.
+func readInto(buf []byte, r io.Reader) ([]byte, error) {
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+	}
+}
+
+// pacedResult is the paced window's latencies: over every delivery, per
+// node of the receiving member, and per message (its first and last
+// member: the fan-out's spread).
+type pacedResult struct {
+	p50, p99          time.Duration
+	nodeP50, nodeP99  []time.Duration
+	firstP50, lastP50 time.Duration // medians over messages
+	lastP99           time.Duration
+	earlyP99, lateP99 time.Duration // p99 of the first and last quarter of the messages: a backlog grows
+}
+
+func pacedStats(logs []memberLog, nodeOf []int, nodes int) pacedResult {
+	var all []time.Duration
+	byNode := make([][]time.Duration, nodes)
+	first, last := map[int64]int64{}, map[int64]int64{}
+	for i := range logs {
+		l := &logs[i]
+		l.mu.Lock()
+		for k, s := range l.sent {
+			d := time.Duration(l.came[k] - s)
+			all = append(all, d)
+			byNode[nodeOf[i]] = append(byNode[nodeOf[i]], d)
+			if f, ok := first[s]; !ok || l.came[k] < f {
+				first[s] = l.came[k]
+			}
+			if la, ok := last[s]; !ok || l.came[k] > la {
+				last[s] = l.came[k]
+			}
+		}
+		l.mu.Unlock()
+	}
+	var r pacedResult
+	r.p50, r.p99 = quantile(all, 0.5), quantile(all, 0.99)
+	for _, b := range byNode {
+		r.nodeP50, r.nodeP99 = append(r.nodeP50, quantile(b, 0.5)), append(r.nodeP99, quantile(b, 0.99))
+	}
+	var sends []int64
+	for s := range first {
+		sends = append(sends, s)
+	}
+	slices.Sort(sends)
+	var fs, ls, early, late []time.Duration
+	for i, s := range sends {
+		fs, ls = append(fs, time.Duration(first[s]-s)), append(ls, time.Duration(last[s]-s))
+		if i < len(sends)/4 {
+			early = append(early, time.Duration(last[s]-s))
+		}
+		if i >= len(sends)*3/4 {
+			late = append(late, time.Duration(last[s]-s))
+		}
+	}
+	r.firstP50, r.lastP50, r.lastP99 = quantile(fs, 0.5), quantile(ls, 0.5), quantile(ls, 0.99)
+	r.earlyP99, r.lateP99 = quantile(early, 0.99), quantile(late, 0.99)
+	return r
+}
+
+// quantile sorts ds and returns its q quantile (0 when empty).
+func quantile(ds []time.Duration, q float64) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	slices.Sort(ds)
+	return ds[int(float64(len(ds)-1)*q)]
 }
 
 // pipeline writes every line on one text-port connection and reads as

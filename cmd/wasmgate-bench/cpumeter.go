@@ -138,3 +138,25 @@ func printClusterCPU(rows []clusterResult, cores int) {
 		}
 	}
 }
+
+// printClusterPaced prints where the paced latency comes from: per node
+// of the receiving member, and per message (its first and last member).
+func printClusterPaced(rows []clusterResult) {
+	fmt.Println("\nPaced window, per message (first and last of its members to get it) and per node of the member:")
+	fmt.Println()
+	fmt.Println("| setting | first member p50 | last member p50 / p99 | last member p99, first / last quarter of the window | p50 / p99 per node |")
+	fmt.Println("| --- | --- | --- | --- | --- |")
+	r10 := func(d time.Duration) string { return d.Round(10 * time.Microsecond).String() }
+	for _, r := range rows {
+		if r.err != nil {
+			continue
+		}
+		p := r.paced
+		var per []string
+		for i := range p.nodeP50 {
+			per = append(per, fmt.Sprintf("node %d: %s / %s", i+1, r10(p.nodeP50[i]), r10(p.nodeP99[i])))
+		}
+		fmt.Printf("| %s | %s | %s / %s | %s / %s | %s |\n", r.label, r10(p.firstP50), r10(p.lastP50), r10(p.lastP99),
+			r10(p.earlyP99), r10(p.lateP99), strings.Join(per, "; "))
+	}
+}
