@@ -252,6 +252,46 @@ func (c *Conn) enqueueLocked(msg outMsg, borrowed bool) error {
 	return nil
 }
 
+// enqueueHeld is enqueueShared for a fan-out lane working through a
+// backlog of several jobs (Hub.runLane): the message is queued but, if the
+// client is idle, its writer is not started yet. The lane starts it after
+// the round (startHeld), so the client's messages of the whole round leave
+// in one batch, one write(2), instead of one write(2) each as its writer
+// would if it started at the first. held reports that the caller must call
+// startHeld (the client was idle and this is the first message it holds).
+// Only half the queue's bounds may be held back: past that the writer
+// starts at once, as enqueue starts it, so holding never makes a client a
+// slow consumer.
+func (c *Conn) enqueueHeld(msg abi.Message, z *Deflated) (held bool, err error) {
+	c.mu.Lock()
+	if c.closing {
+		c.mu.Unlock()
+		return false, abi.ErrnoNotFound
+	}
+	if c.writing || 2*(len(c.queue)+1) > c.opt.Messages || 2*(c.queuedBytes+c.flightBytes+len(msg.Data)) > c.opt.Bytes {
+		return false, c.enqueueLocked(outMsg{msg, z}, false)
+	}
+	// Not writing and the queue not empty means this lane is holding it
+	// already (only the client's lane holds, and it starts what it held
+	// before its next round): the client is in the lane's list.
+	held = len(c.queue) == 0
+	c.queue = append(c.queue, outMsg{msg, z})
+	c.queuedBytes += len(msg.Data)
+	c.mu.Unlock()
+	return held, nil
+}
+
+// startHeld starts the writer of a client whose messages a lane held back
+// (enqueueHeld), unless something else started it meanwhile (a close) or
+// dropped the queue.
+func (c *Conn) startHeld() {
+	c.mu.Lock()
+	if len(c.queue) > 0 {
+		c.startWriterLocked()
+	}
+	c.mu.Unlock()
+}
+
 // overBytesLocked reports whether n more payload bytes would take the
 // client over send_queue_bytes. A client holding nothing takes any
 // message (up to max_message_size, which may be larger).

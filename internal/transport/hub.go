@@ -123,6 +123,17 @@ func (h *Hub) Count() int {
 // busy until its last job is delivered, so "idle" means every earlier send
 // is in the clients' own queues.
 //
+// Batching. A lane that finds several jobs pending (its sends came faster
+// than it delivers them: a burst, or messages arriving back to back from
+// Redis on a cluster node) delivers them as a round of at most laneRound
+// jobs and holds each idle client's writer back until the end of the round
+// (Conn.enqueueHeld): a client's messages of the round then leave in one
+// write(2). Started at the first message, the writer would write each one
+// by itself, and on a node that receives a burst message by message that
+// costs a syscall per delivery instead of per batch. A lone job is
+// delivered as before, each writer starting at once: there is nothing to
+// batch, and holding would only delay the first recipients.
+//
 // Bound. A lane holds at most fanLaneBytes of jobs (recipients plus message
 // bytes, the message counted once per lane); a send that would overflow it
 // fails with abi.ErrnoQueueFull at once, so a guest sending in a loop gets
@@ -135,6 +146,10 @@ const FanoutInline = 64
 // fanLaneBytes bounds the work pending in one lane.
 const fanLaneBytes = 16 << 20
 
+// laneRound is the most jobs a lane delivers before it starts the writers
+// it held back: a round's first recipients wait for the whole round.
+const laneRound = 16
+
 // fanLane is one FIFO of fan-out jobs and its worker.
 type fanLane struct {
 	index int        // in hub.lanes
@@ -142,6 +157,9 @@ type fanLane struct {
 	jobs  []fanJob
 	busy  bool // a worker runs: jobs are pending or being delivered
 	bytes int  // cost of the jobs not yet delivered
+	// held are the clients whose writers the worker held back in the
+	// current round (only the worker touches it).
+	held []*Conn
 }
 
 // fanJob is a delivery to the clients of one lane: ids (resolved by the
@@ -231,9 +249,20 @@ func (h *Hub) runLane(l *fanLane) {
 		}
 		l.mu.Unlock()
 		done := 0
-		for i := range jobs {
-			h.deliverJob(l.index, &jobs[i])
-			done += jobs[i].cost()
+		if len(jobs) == 1 {
+			h.deliverJob(l.index, &jobs[0], nil)
+			done += jobs[0].cost()
+		}
+		for start := 0; len(jobs) > 1 && start < len(jobs); start += laneRound {
+			for i := start; i < min(start+laneRound, len(jobs)); i++ {
+				h.deliverJob(l.index, &jobs[i], &l.held)
+				done += jobs[i].cost()
+			}
+			for _, c := range l.held {
+				c.startHeld()
+			}
+			clear(l.held)
+			l.held = l.held[:0]
 		}
 		clear(jobs) // drop the messages and ids now
 		l.mu.Lock()
@@ -242,7 +271,10 @@ func (h *Hub) runLane(l *fanLane) {
 	}
 }
 
-func (h *Hub) deliverJob(lane int, j *fanJob) {
+// deliverJob delivers j to the clients of lane. With held not nil the
+// writers of idle clients are held back (Conn.enqueueHeld) and those
+// clients appended to *held, for the caller to start.
+func (h *Hub) deliverJob(lane int, j *fanJob, held *[]*Conn) {
 	if j.close {
 		var final *abi.Message
 		if j.final {
@@ -251,9 +283,16 @@ func (h *Hub) deliverJob(lane int, j *fanJob) {
 		_ = j.conns[0].Close(final, j.code, "")
 		return
 	}
+	send := func(c *Conn) {
+		if held == nil {
+			_ = c.enqueueShared(j.msg, j.z, false)
+		} else if ok, _ := c.enqueueHeld(j.msg, j.z); ok {
+			*held = append(*held, c)
+		}
+	}
 	for _, c := range j.conns {
 		if _, ok := j.skip[c.id]; !ok {
-			_ = c.enqueueShared(j.msg, j.z, false)
+			send(c)
 		}
 	}
 	for _, id := range j.ids {
@@ -269,7 +308,7 @@ func (h *Hub) deliverJob(lane int, j *fanJob) {
 		c := s.conns[id]
 		s.mu.RUnlock()
 		if c != nil {
-			_ = c.enqueueShared(j.msg, j.z, false)
+			send(c)
 		}
 	}
 }
