@@ -48,6 +48,8 @@ type clusterResult struct {
 	// windows.
 	burstCPU, pacedCPU cpuWindow
 	paced              pacedResult
+	burstSends         int
+	burstAcked         time.Duration // the burst's last answer from the text port, after its first write
 	err                error
 }
 
@@ -203,6 +205,7 @@ func clusterRun(ctx context.Context, f benchFlags, rs *redisProc, key, label str
 		res.err = fmt.Errorf("burst: %w", err)
 		return res
 	}
+	res.burstAcked, res.burstSends = time.Since(start), len(burst)
 	deadline := time.Now().Add(2 * time.Minute)
 	for delivered.Load() < want {
 		if time.Now().After(deadline) {

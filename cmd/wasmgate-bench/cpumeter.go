@@ -117,6 +117,15 @@ func printClusterCPU(rows []clusterResult, cores int) {
 	fmt.Printf("\nCPU during the windows, %% of one core (the machine has %d cores: %d %%):\n\n", cores, 100*cores)
 	fmt.Println("| setting | window | wall | serve processes | redis-server | bench (clients) | whole machine |")
 	fmt.Println("| --- | --- | --- | --- | --- | --- | --- |")
+	defer func() {
+		fmt.Println()
+		for _, r := range rows {
+			if r.err == nil {
+				fmt.Printf("%s: the burst's %d sends were all answered %s after the first was written, the last delivery came %s after it\n",
+					r.label, r.burstSends, r.burstAcked.Round(time.Millisecond), r.burstCPU.wall.Round(time.Millisecond))
+			}
+		}
+	}()
 	for _, r := range rows {
 		if r.err != nil {
 			continue

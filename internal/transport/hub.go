@@ -250,12 +250,12 @@ func (h *Hub) runLane(l *fanLane) {
 		l.mu.Unlock()
 		done := 0
 		if len(jobs) == 1 {
-			h.deliverJob(l.index, &jobs[0], nil)
+			h.deliverJob(l.index, &jobs[0], deliverDirect, nil)
 			done += jobs[0].cost()
 		}
 		for start := 0; len(jobs) > 1 && start < len(jobs); start += laneRound {
 			for i := start; i < min(start+laneRound, len(jobs)); i++ {
-				h.deliverJob(l.index, &jobs[i], &l.held)
+				h.deliverJob(l.index, &jobs[i], deliverHeld, &l.held)
 				done += jobs[i].cost()
 			}
 			for _, c := range l.held {
@@ -271,10 +271,21 @@ func (h *Hub) runLane(l *fanLane) {
 	}
 }
 
-// deliverJob delivers j to the clients of lane. With held not nil the
-// writers of idle clients are held back (Conn.enqueueHeld) and those
-// clients appended to *held, for the caller to start.
-func (h *Hub) deliverJob(lane int, j *fanJob, held *[]*Conn) {
+// How a lane hands a message to a client (deliverJob).
+const (
+	// deliverDirect: the lane writes to an idle client itself
+	// (Conn.sendNowShared, one non-blocking write(2)); a busy client's
+	// writer gets it in its queue.
+	deliverDirect = iota
+	// deliverHeld: queued, the writer of an idle client held back to the
+	// end of the round (Conn.enqueueHeld).
+	deliverHeld
+)
+
+// deliverJob delivers j to the clients of lane, directly or held
+// (deliverDirect, deliverHeld); held clients are appended to *held, for
+// the caller to start.
+func (h *Hub) deliverJob(lane int, j *fanJob, how int, held *[]*Conn) {
 	if j.close {
 		var final *abi.Message
 		if j.final {
@@ -284,8 +295,8 @@ func (h *Hub) deliverJob(lane int, j *fanJob, held *[]*Conn) {
 		return
 	}
 	send := func(c *Conn) {
-		if held == nil {
-			_ = c.enqueueShared(j.msg, j.z, false)
+		if how == deliverDirect {
+			_ = c.sendNowShared(j.msg, j.z, false)
 		} else if ok, _ := c.enqueueHeld(j.msg, j.z); ok {
 			*held = append(*held, c)
 		}
