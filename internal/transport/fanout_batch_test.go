@@ -2,6 +2,8 @@ package transport
 
 import (
 	"fmt"
+	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -183,5 +185,40 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("no %s within 10 s", what)
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestFanout_LoneJobWritesFromTheLane: a fan-out that finds its lane idle
+// is written to each idle client by the lane itself (one non-blocking
+// write), not by a writer goroutine started per recipient: with 3,000
+// members the old lane made 3,000 runnable goroutines per message, and a
+// backend's next command (or the PUBLISH reply a cluster node waits for)
+// queued behind all of them. The test holds the socket's write lock, so
+// that whoever writes is caught in the act, and looks at who it is.
+func TestFanout_LoneJobWritesFromTheLane(t *testing.T) {
+	p := newPair(t, &Options{Messages: 16, Bytes: 4 << 20, WriteTimeout: 5 * time.Second}, true)
+	if !p.c.DirectWrites() {
+		t.Skip("no direct writes on this platform")
+	}
+	h := NewHub()
+	h.Add(p.c)
+	p.c.wmu.Lock()
+	if _, err := h.Fanout([]string{p.c.id}, nil, abi.Message{Data: []byte("hi")}); err != nil {
+		p.c.wmu.Unlock()
+		t.Fatal(err)
+	}
+	self := fmt.Sprintf("(*Conn).%%s(%p", p.c)
+	var stacks string
+	waitFor(t, "a writer waiting for the socket", func() bool {
+		buf := make([]byte, 1<<20)
+		stacks = string(buf[:runtime.Stack(buf, true)])
+		return strings.Contains(stacks, fmt.Sprintf(self, "writeNow")) || strings.Contains(stacks, fmt.Sprintf(self, "writeLoop"))
+	})
+	p.c.wmu.Unlock()
+	if strings.Contains(stacks, fmt.Sprintf(self, "writeLoop")) || !strings.Contains(stacks, "runLane") {
+		t.Fatalf("a lone fan-out to an idle client started a writer goroutine; want the lane to write itself:\n%s", stacks)
+	}
+	if f, err := p.p.readFrame(); err != nil || string(f.payload) != "hi" {
+		t.Fatalf("peer read %q, %v", f.payload, err)
 	}
 }
