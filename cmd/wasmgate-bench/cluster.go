@@ -216,6 +216,7 @@ func clusterRun(ctx context.Context, f benchFlags, rs *redisProc, key, label str
 	}
 	res.deliveriesS = float64(want) / time.Since(start).Seconds()
 	res.burstCPU = meter.end()
+	res.burstCPU.deliveries = want
 	if withRedis {
 		after, err := rs.commandStats()
 		if err != nil {
@@ -276,6 +277,7 @@ func clusterRun(ctx context.Context, f benchFlags, rs *redisProc, key, label str
 		time.Sleep(5 * time.Millisecond)
 	}
 	res.pacedCPU = meter.end()
+	res.pacedCPU.deliveries = int64(wantLat)
 	if n := latN.Load(); n < int64(wantLat) {
 		res.err = fmt.Errorf("paced: %d of %d deliveries arrived", n, wantLat)
 		return res

@@ -19,6 +19,8 @@ type cpuWindow struct {
 	redis   time.Duration   // redis-server (0 without cluster)
 	bench   time.Duration   // this process: the WebSocket clients and the sender
 	machine time.Duration   // every process on the machine (/proc/stat)
+	// deliveries in the window, for the CPU per delivery
+	deliveries int64
 }
 
 // cpuMeter measures cpuWindows (and, with -profile, writes CPU profiles of
@@ -115,8 +117,8 @@ func pct(d, wall time.Duration) string {
 // printClusterCPU prints the CPU table of the cluster rows.
 func printClusterCPU(rows []clusterResult, cores int) {
 	fmt.Printf("\nCPU during the windows, %% of one core (the machine has %d cores: %d %%):\n\n", cores, 100*cores)
-	fmt.Println("| setting | window | wall | serve processes | redis-server | bench (clients) | whole machine |")
-	fmt.Println("| --- | --- | --- | --- | --- | --- | --- |")
+	fmt.Println("| setting | window | wall | serve processes | redis-server | bench (clients) | whole machine | CPU µs per delivery: serve + clients |")
+	fmt.Println("| --- | --- | --- | --- | --- | --- | --- | --- |")
 	defer func() {
 		fmt.Println()
 		for _, r := range rows {
@@ -142,8 +144,17 @@ func printClusterCPU(rows []clusterResult, cores int) {
 			if w.c.redis > 0 {
 				red = pct(w.c.redis, w.c.wall)
 			}
-			fmt.Printf("| %s | %s | %s | %s | %s | %s | %s |\n", r.label, w.name, w.c.wall.Round(time.Millisecond),
-				strings.Join(nodes, " + "), red, pct(w.c.bench, w.c.wall), pct(w.c.machine, w.c.wall))
+			var serve time.Duration
+			for _, n := range w.c.nodes {
+				serve += n
+			}
+			per := "—"
+			if w.c.deliveries > 0 {
+				us := func(d time.Duration) float64 { return float64(d.Microseconds()) / float64(w.c.deliveries) }
+				per = fmt.Sprintf("%.1f + %.1f", us(serve), us(w.c.bench))
+			}
+			fmt.Printf("| %s | %s | %s | %s | %s | %s | %s | %s |\n", r.label, w.name, w.c.wall.Round(time.Millisecond),
+				strings.Join(nodes, " + "), red, pct(w.c.bench, w.c.wall), pct(w.c.machine, w.c.wall), per)
 		}
 	}
 }
