@@ -1,0 +1,235 @@
+package main
+
+// The hold phase (issue 12, "Load held"): many idle clients held on one
+// server with heartbeats on. Goroutines: none of its own; the serve and
+// idle children are processes, and waiting is done here in sequence.
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+)
+
+// holdResult is one hold run: a fresh serve process, f.holdClients
+// clients that each sent one message, held for f.holdDuration.
+type holdResult struct {
+	label string // which serve binary
+	n     int
+	// accept is the time from the first dial to the last client's echo.
+	accept time.Duration
+	// VmRSS and serve's STATS before the clients, right after all have
+	// sent their message, at the end of the hold, and after a forced GC.
+	rssBefore, rssSent, rssHeld, rssAfterGC int64
+	before, sent, held, afterGC             serveStats
+	// serveCPU and clientsCPU are the processes' CPU time over the hold,
+	// which lasted hold.
+	serveCPU, clientsCPU, hold time.Duration
+	// serverClients is /status's count at the end of the hold; open,
+	// dropped and pings are the clients' own counts (pings answered).
+	serverClients       int
+	open, dropped, pngs int64
+	firstDrop           string
+}
+
+// holdPhase runs the hold with this binary's serve, and, with -serve-bin,
+// alternately with that binary's serve, -hold-pairs times. A run that
+// fails ends the phase with the results so far.
+func holdPhase(ctx context.Context, f benchFlags) ([]holdResult, error) {
+	type bin struct{ exe, label string }
+	bins := []bin{{"", "this build"}}
+	if f.serveBin != "" {
+		bins = append(bins, bin{f.serveBin, f.serveBin})
+	}
+	var out []holdResult
+	for range max(1, f.holdPairs) {
+		for _, b := range bins {
+			r, err := holdRun(ctx, f, b.exe)
+			r.label = b.label
+			if err != nil && b.exe != "" {
+				return out, fmt.Errorf("hold (%s; its serve must know -ping-interval and -idle-timeout): %w", b.label, err)
+			}
+			if err != nil {
+				return out, fmt.Errorf("hold (%s): %w", b.label, err)
+			}
+			printHoldLine(r)
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
+// holdRun measures one hold: warm the route's instance pool, return free
+// memory to the OS, read VmRSS, open the clients (each sends one message
+// and reads its echo), read VmRSS, hold with heartbeats on, read serve's
+// CPU time and VmRSS again and count who is still connected.
+func holdRun(ctx context.Context, f benchFlags, exe string) (holdResult, error) {
+	r := holdResult{n: f.holdClients}
+	srv, addrs, err := startServeExe(ctx, exe, f, echoModules,
+		"-ping-interval", f.holdPing.String(), "-idle-timeout", f.holdIdleTimeout.String())
+	if err != nil {
+		return r, err
+	}
+	defer srv.stop(30 * time.Second)
+	pid := addrs.pid
+	if _, err := runChild(ctx, time.Minute, "load", "-url", "ws://"+addrs.ws+f.holdPath, "-conns", "20",
+		"-inflight", "4", "-warmup", "0s", "-duration", "1s"); err != nil {
+		return r, fmt.Errorf("warm-up: %w", err)
+	}
+	if _, err := srv.ask("gc", "OK"); err != nil {
+		return r, err
+	}
+	time.Sleep(time.Second)
+	if r.rssBefore, r.before, err = sample(srv, pid); err != nil {
+		return r, err
+	}
+	clients, err := startChild(ctx, "idle", "-send-one", "-addr", addrs.ws, "-path", f.holdPath,
+		"-n", strconv.Itoa(f.holdClients), "-hold", (f.holdDuration + 10*time.Minute).String())
+	if err != nil {
+		return r, err
+	}
+	defer clients.stop(30 * time.Second)
+	line, err := clients.expect("READY ", 10*time.Minute)
+	if err != nil {
+		return r, err
+	}
+	var n int
+	var us int64
+	if _, err := fmt.Sscanf(line, "READY %d elapsed_us=%d", &n, &us); err != nil {
+		return r, fmt.Errorf("idle printed %q: %w", line, err)
+	}
+	r.accept = time.Duration(us) * time.Microsecond
+	if r.rssSent, r.sent, err = sample(srv, pid); err != nil {
+		return r, err
+	}
+
+	cpu0, err := processCPU(pid)
+	if err != nil {
+		return r, err
+	}
+	ccpu0, err := processCPU(clients.cmd.Process.Pid)
+	if err != nil {
+		return r, err
+	}
+	start := time.Now()
+	select {
+	case <-ctx.Done():
+		return r, ctx.Err()
+	case <-time.After(f.holdDuration):
+	}
+	cpu1, err := processCPU(pid)
+	if err != nil {
+		return r, err
+	}
+	ccpu1, err := processCPU(clients.cmd.Process.Pid)
+	if err != nil {
+		return r, err
+	}
+	r.hold, r.serveCPU, r.clientsCPU = time.Since(start), cpu1-cpu0, ccpu1-ccpu0
+
+	if r.rssHeld, r.held, err = sample(srv, pid); err != nil {
+		return r, err
+	}
+	count, err := clients.ask("count", "COUNT ")
+	if err != nil {
+		return r, err
+	}
+	if _, err := fmt.Sscanf(count, "COUNT open=%d dropped=%d pings=%d first_drop=%q",
+		&r.open, &r.dropped, &r.pngs, &r.firstDrop); err != nil {
+		return r, fmt.Errorf("idle printed %q: %w", count, err)
+	}
+	if r.serverClients, err = statusClients(ctx, addrs.admin); err != nil {
+		return r, err
+	}
+	if _, err := srv.ask("gc", "OK"); err != nil {
+		return r, err
+	}
+	r.rssAfterGC, r.afterGC, err = sample(srv, pid)
+	return r, err
+}
+
+// statusClients reads the connected clients from serve's GET /status.
+func statusClients(ctx context.Context, admin string) (int, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+admin+"/status", nil)
+	if err != nil {
+		return 0, fmt.Errorf("status request: %w", err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, fmt.Errorf("GET /status: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("GET /status: %s", resp.Status)
+	}
+	var st struct {
+		Clients *int `json:"clients"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		return 0, fmt.Errorf("GET /status: %w", err)
+	}
+	if st.Clients == nil {
+		return 0, errors.New("GET /status: no clients field")
+	}
+	return *st.Clients, nil
+}
+
+// perConn is a byte delta per connection in KiB.
+func perConn(delta int64, n int) float64 { return float64(delta) / float64(n) / 1024 }
+
+// printHoldLine prints one run's figures as it ends.
+func printHoldLine(r holdResult) {
+	fmt.Printf("hold (%s): %d clients in %.1f s (%.0f/s), VmRSS/conn %.1f KiB sent, %.1f KiB held, serve CPU %.2f%% of a core, %d of %d still connected (server %d), %d dropped, %d pings answered\n",
+		r.label, r.n, r.accept.Seconds(), float64(r.n)/r.accept.Seconds(),
+		perConn(r.rssSent-r.rssBefore, r.n), perConn(r.rssHeld-r.rssBefore, r.n),
+		cpuPercent(r.serveCPU, r.hold), r.open, r.n, r.serverClients, r.dropped, r.pngs)
+}
+
+func cpuPercent(cpu, wall time.Duration) float64 { return 100 * cpu.Seconds() / wall.Seconds() }
+
+// printHoldRows prints the hold phase's table, one block per run.
+func printHoldRows(f benchFlags, runs []holdResult) {
+	if len(runs) == 0 {
+		return
+	}
+	fmt.Printf("\nHold: %d clients on %s, each sent one message and read its echo, then held %s with server.ping_interval %s, server.idle_timeout %s; clients in their own process, source addresses 127.0.0.2+; VmRSS deltas from a warmed-up server after a forced GC.\n\n",
+		f.holdClients, f.holdPath, f.holdDuration, f.holdPing, f.holdIdleTimeout)
+	fmt.Println("| benchmark | value | target |")
+	fmt.Println("|---|---|---|")
+	for _, r := range runs {
+		p := ""
+		if len(runs) > 1 {
+			p = "(" + r.label + ") "
+		}
+		fmt.Printf("| %stime to accept %d clients (first dial → last echo) | %.1f s = %.0f conns/s | reported |\n",
+			p, r.n, r.accept.Seconds(), float64(r.n)/r.accept.Seconds())
+		sent, held := perConn(r.rssSent-r.rssBefore, r.n), perConn(r.rssHeld-r.rssBefore, r.n)
+		fmt.Printf("| %sVmRSS per connection, right after each sent one message / after the %s hold | %.1f / %.1f KiB | ≤ 7 KB %s |\n",
+			p, f.holdDuration, sent, held, verdict(held <= 7))
+		fmt.Printf("| %s… after a forced GC (goroutine stacks / Go heap in use) | %.1f KiB (%.1f / %.1f) | — |\n",
+			p, perConn(r.rssAfterGC-r.rssBefore, r.n),
+			perConn(r.afterGC.stackInuse-r.before.stackInuse, r.n), perConn(r.afterGC.heapInuse-r.before.heapInuse, r.n))
+		fmt.Printf("| %sgoroutine stacks / Go heap in use per connection, after the hold | %.1f / %.1f KiB | — |\n",
+			p, perConn(r.held.stackInuse-r.before.stackInuse, r.n), perConn(r.held.heapInuse-r.before.heapInuse, r.n))
+		fmt.Printf("| %sgoroutines per connection | %.2f (%d → %d) | — |\n",
+			p, float64(r.held.goroutines-r.before.goroutines)/float64(r.n), r.before.goroutines, r.held.goroutines)
+		cpu := cpuPercent(r.serveCPU, r.hold)
+		fmt.Printf("| %sserver CPU during the hold, %% of one core (clients' process) | %.2f%% (%.2f%%) | < 2%% %s |\n",
+			p, cpu, cpuPercent(r.clientsCPU, r.hold), verdict(cpu < 2))
+		rounds := float64(r.pngs) / float64(r.n)
+		fmt.Printf("| %sstill connected after the hold (server /status; clients) | %d; %d (%d dropped%s), %.1f pings answered per client | all %s |\n",
+			p, r.serverClients, r.open, r.dropped, dropNote(r.firstDrop), rounds, verdict(r.serverClients == r.n && r.open == int64(r.n)))
+	}
+}
+
+func dropNote(first string) string {
+	if first == "" {
+		return ""
+	}
+	return ", first: " + first
+}
