@@ -1,6 +1,6 @@
 // Command wasmgate-bench measures the gateway on loopback: echo throughput
 // and latency of the WASM handlers against a native Go echo behind the same
-// server.Handler interface, the memory one idle connection costs, and
+// server.Handler interface, the memory one idle connection costs,
 // backend pushes (text port and HTTP API) to 1,000 WebSocket clients, and
 // 19,000 clients held for a minute with heartbeats on (the hold phase).
 //
