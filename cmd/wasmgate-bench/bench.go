@@ -125,7 +125,7 @@ func runBench(args []string) error {
 	fs.StringVar(&f.holdPath, "hold-path", "/echo", "hold phase: the clients' route (an echo)")
 	fs.DurationVar(&f.holdPing, "hold-ping", 10*time.Second, "hold phase: serve's server.ping_interval")
 	fs.DurationVar(&f.holdIdleTimeout, "hold-idle-timeout", 25*time.Second, "hold phase: serve's server.idle_timeout (a client that answers no ping is dropped after it)")
-	fs.StringVar(&f.serveBin, "serve-bin", "", "hold phase: also measure the serve side of this wasmgate-bench binary (one with the hold phase, e.g. built from another commit), alternately with this one")
+	fs.StringVar(&f.serveBin, "serve-bin", "", "hold phase: also measure the serve side of this wasmgate-bench binary (e.g. built from another commit; one from before the hold phase needs -hold-ping 25s -hold-idle-timeout 60s), alternately with this one")
 	fs.IntVar(&f.holdPairs, "hold-pairs", 1, "hold phase: runs per binary (alternating with -serve-bin)")
 	modes := fs.String("push-modes", strings.Join(pushModes, ","), "push scenarios to run, comma-separated")
 	if err := fs.Parse(args); err != nil {

@@ -12,6 +12,8 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/wasmgate/wasmgate/server"
 )
 
 // holdResult is one hold run: a fresh serve process, f.holdClients
@@ -50,7 +52,7 @@ func holdPhase(ctx context.Context, f benchFlags) ([]holdResult, error) {
 			r, err := holdRun(ctx, f, b.exe)
 			r.label = b.label
 			if err != nil && b.exe != "" {
-				return out, fmt.Errorf("hold (%s; its serve must know -ping-interval and -idle-timeout): %w", b.label, err)
+				return out, fmt.Errorf("hold (%s; a serve without -ping-interval needs -hold-ping 25s -hold-idle-timeout 60s, the server's defaults): %w", b.label, err)
 			}
 			if err != nil {
 				return out, fmt.Errorf("hold (%s): %w", b.label, err)
@@ -68,8 +70,14 @@ func holdPhase(ctx context.Context, f benchFlags) ([]holdResult, error) {
 // CPU time and VmRSS again and count who is still connected.
 func holdRun(ctx context.Context, f benchFlags, exe string) (holdResult, error) {
 	r := holdResult{n: f.holdClients}
-	srv, addrs, err := startServeExe(ctx, exe, f, echoModules,
-		"-ping-interval", f.holdPing.String(), "-idle-timeout", f.holdIdleTimeout.String())
+	// The heartbeat flags are passed only when they are not the server's
+	// defaults, so that -serve-bin can be a build from before the hold
+	// phase (run it with -hold-ping 25s -hold-idle-timeout 60s).
+	var extra []string
+	if def := server.DefaultConfig().Server; f.holdPing != def.PingInterval.Duration || f.holdIdleTimeout != def.IdleTimeout.Duration {
+		extra = []string{"-ping-interval", f.holdPing.String(), "-idle-timeout", f.holdIdleTimeout.String()}
+	}
+	srv, addrs, err := startServeExe(ctx, exe, f, echoModules, extra...)
 	if err != nil {
 		return r, err
 	}
