@@ -20,7 +20,9 @@ import (
 // clients that each sent one message, held for f.holdDuration.
 type holdResult struct {
 	label string // which serve binary
-	n     int
+	// n clients connected of the f.holdClients dialed (failed did not);
+	// noEcho of them got no echo within echoWait.
+	n, failed, noEcho int
 	// accept is the time from the first dial to the last client's echo.
 	accept time.Duration
 	// VmRSS and serve's STATS before the clients, right after all have
@@ -69,7 +71,7 @@ func holdPhase(ctx context.Context, f benchFlags) ([]holdResult, error) {
 // and reads its echo), read VmRSS, hold with heartbeats on, read serve's
 // CPU time and VmRSS again and count who is still connected.
 func holdRun(ctx context.Context, f benchFlags, exe string) (holdResult, error) {
-	r := holdResult{n: f.holdClients}
+	var r holdResult
 	// The heartbeat flags are passed only when they are not the server's
 	// defaults, so that -serve-bin can be a build from before the hold
 	// phase (run it with -hold-ping 25s -hold-idle-timeout 60s).
@@ -104,9 +106,8 @@ func holdRun(ctx context.Context, f benchFlags, exe string) (holdResult, error) 
 	if err != nil {
 		return r, err
 	}
-	var n int
 	var us int64
-	if _, err := fmt.Sscanf(line, "READY %d elapsed_us=%d", &n, &us); err != nil {
+	if _, err := fmt.Sscanf(line, "READY %d elapsed_us=%d failed=%d noecho=%d", &r.n, &us, &r.failed, &r.noEcho); err != nil {
 		return r, fmt.Errorf("idle printed %q: %w", line, err)
 	}
 	r.accept = time.Duration(us) * time.Microsecond
@@ -192,8 +193,8 @@ func perConn(delta int64, n int) float64 { return float64(delta) / float64(n) / 
 
 // printHoldLine prints one run's figures as it ends.
 func printHoldLine(r holdResult) {
-	fmt.Printf("hold (%s): %d clients in %.1f s (%.0f/s), VmRSS/conn %.1f KiB sent, %.1f KiB held, serve CPU %.2f%% of a core, %d of %d still connected (server %d), %d dropped, %d pings answered\n",
-		r.label, r.n, r.accept.Seconds(), float64(r.n)/r.accept.Seconds(),
+	fmt.Printf("hold (%s): %d clients%s in %.1f s (%.0f/s), VmRSS/conn %.1f KiB sent, %.1f KiB held, serve CPU %.2f%% of a core, %d of %d still connected (server %d), %d dropped, %d pings answered\n",
+		r.label, r.n, lossNote(r), r.accept.Seconds(), float64(r.n)/r.accept.Seconds(),
 		perConn(r.rssSent-r.rssBefore, r.n), perConn(r.rssHeld-r.rssBefore, r.n),
 		cpuPercent(r.serveCPU, r.hold), r.open, r.n, r.serverClients, r.dropped, r.pngs)
 }
@@ -214,8 +215,8 @@ func printHoldRows(f benchFlags, runs []holdResult) {
 		if len(runs) > 1 {
 			p = "(" + r.label + ") "
 		}
-		fmt.Printf("| %stime to accept %d clients (first dial → last echo) | %.1f s = %.0f conns/s | reported |\n",
-			p, r.n, r.accept.Seconds(), float64(r.n)/r.accept.Seconds())
+		fmt.Printf("| %stime to accept %d clients (first dial → last echo) | %.1f s = %.0f conns/s%s | reported |\n",
+			p, r.n, r.accept.Seconds(), float64(r.n)/r.accept.Seconds(), lossNote(r))
 		sent, held := perConn(r.rssSent-r.rssBefore, r.n), perConn(r.rssHeld-r.rssBefore, r.n)
 		fmt.Printf("| %sVmRSS per connection, right after each sent one message / after the %s hold | %.1f / %.1f KiB | ≤ 7 KB %s |\n",
 			p, f.holdDuration, sent, held, verdict(held <= 7))
@@ -231,8 +232,16 @@ func printHoldRows(f benchFlags, runs []holdResult) {
 			p, cpu, cpuPercent(r.clientsCPU, r.hold), verdict(cpu < 2))
 		rounds := float64(r.pngs) / float64(r.n)
 		fmt.Printf("| %sstill connected after the hold (server /status; clients) | %d; %d (%d dropped%s), %.1f pings answered per client | all %s |\n",
-			p, r.serverClients, r.open, r.dropped, dropNote(r.firstDrop), rounds, verdict(r.serverClients == r.n && r.open == int64(r.n)))
+			p, r.serverClients, r.open, r.dropped, dropNote(r.firstDrop), rounds, verdict(r.serverClients == f.holdClients && r.open == int64(f.holdClients)))
 	}
+}
+
+// lossNote names the clients that did not connect or got no echo.
+func lossNote(r holdResult) string {
+	if r.failed == 0 && r.noEcho == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" (%d failed to connect, %d got no echo within %s)", r.failed, r.noEcho, echoWait)
 }
 
 func dropNote(first string) string {
