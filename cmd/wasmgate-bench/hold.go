@@ -32,8 +32,9 @@ type holdResult struct {
 	// serveCPU and clientsCPU are the processes' CPU time over the hold,
 	// which lasted hold.
 	serveCPU, clientsCPU, hold time.Duration
-	// serverClients is /status's count at the end of the hold; open,
-	// dropped and pings are the clients' own counts (pings answered).
+	// serverClients is /status's count at the end of the hold; open and
+	// dropped are the clients' own counts, pngs the pings they answered
+	// during the hold.
 	serverClients       int
 	open, dropped, pngs int64
 	firstDrop           string
@@ -115,6 +116,11 @@ func holdRun(ctx context.Context, f benchFlags, exe string) (holdResult, error) 
 		return r, err
 	}
 
+	// Pings answered before the hold (during the accept) are not its own.
+	var pings0 int64
+	if pings0, err = clientPings(clients); err != nil {
+		return r, err
+	}
 	cpu0, err := processCPU(pid)
 	if err != nil {
 		return r, err
@@ -150,6 +156,7 @@ func holdRun(ctx context.Context, f benchFlags, exe string) (holdResult, error) 
 		&r.open, &r.dropped, &r.pngs, &r.firstDrop); err != nil {
 		return r, fmt.Errorf("idle printed %q: %w", count, err)
 	}
+	r.pngs -= pings0
 	if r.serverClients, err = statusClients(ctx, addrs.admin); err != nil {
 		return r, err
 	}
@@ -158,6 +165,19 @@ func holdRun(ctx context.Context, f benchFlags, exe string) (holdResult, error) 
 	}
 	r.rssAfterGC, r.afterGC, err = sample(srv, pid)
 	return r, err
+}
+
+// clientPings asks the clients' process how many pings they answered.
+func clientPings(clients *child) (int64, error) {
+	line, err := clients.ask("count", "COUNT ")
+	if err != nil {
+		return 0, err
+	}
+	var open, dropped, pings int64
+	if _, err := fmt.Sscanf(line, "COUNT open=%d dropped=%d pings=%d", &open, &dropped, &pings); err != nil {
+		return 0, fmt.Errorf("idle printed %q: %w", line, err)
+	}
+	return pings, nil
 }
 
 // statusClients reads the connected clients from serve's GET /status.
@@ -231,7 +251,7 @@ func printHoldRows(f benchFlags, runs []holdResult) {
 		fmt.Printf("| %sserver CPU during the hold, %% of one core (clients' process) | %.2f%% (%.2f%%) | < 2%% %s |\n",
 			p, cpu, cpuPercent(r.clientsCPU, r.hold), verdict(cpu < 2))
 		rounds := float64(r.pngs) / float64(r.n)
-		fmt.Printf("| %sstill connected after the hold (server /status; clients) | %d; %d (%d dropped%s), %.1f pings answered per client | all %s |\n",
+		fmt.Printf("| %sstill connected after the hold (server /status; clients) | %d; %d (%d dropped%s), %.1f pings answered per client during the hold | all %s |\n",
 			p, r.serverClients, r.open, r.dropped, dropNote(r.firstDrop), rounds, verdict(r.serverClients == f.holdClients && r.open == int64(f.holdClients)))
 	}
 }
