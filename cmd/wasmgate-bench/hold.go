@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"path/filepath"
 	"strconv"
 	"time"
 
@@ -121,6 +122,11 @@ func holdRun(ctx context.Context, f benchFlags, exe string) (holdResult, error) 
 	if pings0, err = clientPings(clients); err != nil {
 		return r, err
 	}
+	if f.profile != "" { // what the heartbeats cost, for pprof
+		if _, err := srv.ask("cpuprofile "+filepath.Join(f.profile, "cpu-hold.pprof"), "OK"); err != nil {
+			return r, err
+		}
+	}
 	cpu0, err := processCPU(pid)
 	if err != nil {
 		return r, err
@@ -144,6 +150,11 @@ func holdRun(ctx context.Context, f benchFlags, exe string) (holdResult, error) 
 		return r, err
 	}
 	r.hold, r.serveCPU, r.clientsCPU = time.Since(start), cpu1-cpu0, ccpu1-ccpu0
+	if f.profile != "" {
+		if _, err := srv.ask("cpustop", "OK"); err != nil {
+			return r, err
+		}
+	}
 
 	if r.rssHeld, r.held, err = sample(srv, pid); err != nil {
 		return r, err
