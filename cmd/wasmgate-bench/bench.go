@@ -112,7 +112,7 @@ func runBench(args []string) error {
 	fs.IntVar(&f.idle, "idle", 8000, "idle connections for the memory measurement")
 	fs.DurationVar(&f.settle, "settle", 3*time.Second, "wait after the idle connections are open")
 	fs.StringVar(&f.idlePath, "idle-path", "/echo", "route the idle connections use")
-	fs.StringVar(&f.profile, "profile", "", "folder for CPU profiles of serve per echo route and push scenario (its measured window), and heap profiles with idle clients")
+	fs.StringVar(&f.profile, "profile", "", "folder for CPU profiles of serve per echo route and push scenario (its measured window), heap profiles with idle clients, and serve over the hold phase's hold (cpu-hold.pprof)")
 	fs.StringVar(&f.only, "only", "", "run only the echo benchmarks (echo: load and idle memory), the idle memory (idle), the echo plain vs over TLS (tls), the push scenarios (push), the hostile-guest attacks (attack), the cluster phase (cluster), the permessage-deflate rows alone (deflate), or the clients held with heartbeats on (hold)")
 	fs.DurationVar(&f.attackDuration, "attack-duration", 3*time.Second, "measured time per hostile-guest attack")
 	fs.DurationVar(&f.pushDuration, "push-duration", 5*time.Second, "measured time per push scenario")
