@@ -1,5 +1,12 @@
 package main
 
+// Goroutines of the `idle` subcommand: dialEach runs at most 64 dials at
+// once, each in its own goroutine until its client is open (and, with
+// -send-one, has its echo or gave up waiting). With -send-one every client
+// then keeps one reader goroutine (heldClients.read) until its connection
+// ends, and one goroutine reads stdin's commands; main waits for stdin to
+// close or -hold to pass, then closes every client, which ends the readers.
+
 import (
 	"bufio"
 	"bytes"
