@@ -28,7 +28,7 @@ type benchFlags struct {
 	settle          time.Duration
 	profile         string
 	idlePath        string
-	only            string // "", "echo", "idle", "tls", "push", "attack" or "cluster"
+	only            string // "", "echo", "idle", "tls", "push", "attack", "cluster" or "hold"
 	attackDuration  time.Duration
 	pushDuration    time.Duration
 	pushClients     int
@@ -41,6 +41,14 @@ type benchFlags struct {
 	// default).
 	clusterSettings []string
 	clusterProcs    int
+	// The hold phase (hold.go): clients, how long they are held, their
+	// route, serve's heartbeat settings, and another binary whose serve
+	// side is measured alternately with this one, holdPairs times.
+	holdClients            int
+	holdDuration, holdPing time.Duration
+	holdIdleTimeout        time.Duration
+	holdPath, serveBin     string
+	holdPairs              int
 	// deflate adds the permessage-deflate rows to the echo phase: the C
 	// echo with deflate off and on, JSON chat payloads (deflatePhase).
 	deflate bool
@@ -110,8 +118,8 @@ func runBench(args []string) error {
 	fs.IntVar(&f.idle, "idle", 8000, "idle connections for the memory measurement")
 	fs.DurationVar(&f.settle, "settle", 3*time.Second, "wait after the idle connections are open")
 	fs.StringVar(&f.idlePath, "idle-path", "/echo", "route the idle connections use")
-	fs.StringVar(&f.profile, "profile", "", "folder for CPU profiles of serve per echo route and push scenario (its measured window), and heap profiles with idle clients")
-	fs.StringVar(&f.only, "only", "", "run only the echo benchmarks (echo: load and idle memory), the idle memory (idle), the echo plain vs over TLS (tls), the push scenarios (push), the hostile-guest attacks (attack), the cluster phase (cluster), or the permessage-deflate rows alone (deflate)")
+	fs.StringVar(&f.profile, "profile", "", "folder for CPU profiles of serve per echo route and push scenario (its measured window), heap profiles with idle clients, and serve over the hold phase's hold (cpu-hold.pprof)")
+	fs.StringVar(&f.only, "only", "", "run only the echo benchmarks (echo: load and idle memory), the idle memory (idle), the echo plain vs over TLS (tls), the push scenarios (push), the hostile-guest attacks (attack), the cluster phase (cluster), the permessage-deflate rows alone (deflate), or the clients held with heartbeats on (hold)")
 	fs.DurationVar(&f.attackDuration, "attack-duration", 3*time.Second, "measured time per hostile-guest attack")
 	fs.DurationVar(&f.pushDuration, "push-duration", 5*time.Second, "measured time per push scenario")
 	fs.IntVar(&f.pushClients, "push-clients", 1000, "WebSocket clients the push scenarios push to")
@@ -120,6 +128,13 @@ func runBench(args []string) error {
 	fs.DurationVar(&f.clusterPaced, "cluster-paced", 4*time.Second, "how long the cluster phase sends 50 group messages/s")
 	clusterSettings := fs.String("cluster-settings", "single,cluster1,cluster3", "cluster phase rows to run, comma-separated: single (1 node, no cluster), cluster1, cluster3")
 	fs.IntVar(&f.clusterProcs, "cluster-gomaxprocs", 0, "GOMAXPROCS of each serve process of the cluster phase (0: the default, the machine's cores)")
+	fs.IntVar(&f.holdClients, "hold-clients", 19000, "hold phase: clients held on one server (each its own file here: at most the hard RLIMIT_NOFILE less a few)")
+	fs.DurationVar(&f.holdDuration, "hold-duration", 60*time.Second, "hold phase: how long the clients are held")
+	fs.StringVar(&f.holdPath, "hold-path", "/echo", "hold phase: the clients' route (an echo)")
+	fs.DurationVar(&f.holdPing, "hold-ping", 10*time.Second, "hold phase: serve's server.ping_interval")
+	fs.DurationVar(&f.holdIdleTimeout, "hold-idle-timeout", 25*time.Second, "hold phase: serve's server.idle_timeout (a client that answers no ping is dropped after it)")
+	fs.StringVar(&f.serveBin, "serve-bin", "", "hold phase: also measure the serve side of this wasmgate-bench binary (e.g. built from another commit; one from before the hold phase needs -hold-ping 25s -hold-idle-timeout 60s), alternately with this one")
+	fs.IntVar(&f.holdPairs, "hold-pairs", 1, "hold phase: runs per binary (alternating with -serve-bin)")
 	modes := fs.String("push-modes", strings.Join(pushModes, ","), "push scenarios to run, comma-separated")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -132,17 +147,18 @@ func runBench(args []string) error {
 		}
 	}
 	switch f.only {
-	case "", "echo", "idle", "tls", "push", "attack", "cluster":
+	case "", "echo", "idle", "tls", "push", "attack", "cluster", "hold":
 	case "deflate":
 		ctx, cancel := context.WithTimeout(context.Background(), 2*(f.warmup+f.duration)+2*time.Minute)
 		defer cancel()
 		return deflatePhase(ctx, f)
 	default:
-		return fmt.Errorf("-only %q: want echo, idle, tls, push, attack, cluster or deflate", f.only)
+		return fmt.Errorf("-only %q: want echo, idle, tls, push, attack, cluster, deflate or hold", f.only)
 	}
 	runCluster := f.only == "" || f.only == "cluster"
 	runEcho := f.only == "" || f.only == "echo" || f.only == "idle"
 	runPush, runAttack := f.only == "" || f.only == "push", f.only == "" || f.only == "attack"
+	runHold := f.only == "" || f.only == "hold"
 	if f.profile != "" {
 		if err := os.MkdirAll(f.profile, 0o755); err != nil {
 			return fmt.Errorf("profile folder: %w", err)
@@ -163,6 +179,13 @@ func runBench(args []string) error {
 	}
 	if runAttack {
 		limit += time.Duration(len(attacks))*(f.attackDuration+30*time.Second) + 2*time.Minute
+	}
+	if runHold {
+		runs := max(1, f.holdPairs)
+		if f.serveBin != "" {
+			runs *= 2
+		}
+		limit += time.Duration(runs) * (f.holdDuration + 10*time.Minute)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
@@ -204,6 +227,11 @@ func runBench(args []string) error {
 	if runCluster {
 		clustered = clusterPhase(ctx, f)
 	}
+	var held []holdResult
+	var holdErr error
+	if runHold {
+		held, holdErr = holdPhase(ctx, f)
+	}
 	if runEcho || runPush {
 		printReport(m, f, loads, mem, pushes)
 	}
@@ -212,6 +240,10 @@ func runBench(args []string) error {
 		printClusterRows(f, clustered)
 		printClusterPaced(clustered)
 		printClusterCPU(clustered, runtime.NumCPU())
+	}
+	printHoldRows(f, held)
+	if holdErr != nil {
+		return holdErr
 	}
 	for _, o := range pushes {
 		if o.err != nil {
@@ -230,8 +262,21 @@ type serveAddrs struct {
 // startServe starts `serve` with the given modules and waits for its
 // addresses and pid.
 func startServe(ctx context.Context, f benchFlags, modules string, extra ...string) (*child, serveAddrs, error) {
+	return startServeExe(ctx, "", f, modules, extra...)
+}
+
+// startServeExe is startServe running the serve side of exe, another
+// wasmgate-bench binary ("": this one).
+func startServeExe(ctx context.Context, exe string, f benchFlags, modules string, extra ...string) (*child, serveAddrs, error) {
 	var a serveAddrs
-	srv, err := startChild(ctx, append([]string{"serve", "-handlers", f.handlers, "-modules", modules}, extra...)...)
+	args := append([]string{"serve", "-handlers", f.handlers, "-modules", modules}, extra...)
+	var srv *child
+	var err error
+	if exe == "" {
+		srv, err = startChild(ctx, args...)
+	} else {
+		srv, err = startChildExe(ctx, exe, args...)
+	}
 	if err != nil {
 		return nil, a, err
 	}

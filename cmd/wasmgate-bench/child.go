@@ -30,6 +30,13 @@ func startChild(ctx context.Context, args ...string) (*child, error) {
 	if err != nil {
 		return nil, fmt.Errorf("find own executable: %w", err)
 	}
+	return startChildExe(ctx, exe, args...)
+}
+
+// startChildExe is startChild running exe, another wasmgate-bench binary
+// (the hold phase's -serve-bin), instead of this one.
+func startChildExe(ctx context.Context, exe string, args ...string) (*child, error) {
+	var err error
 	cmd := exec.CommandContext(ctx, exe, args...)
 	cmd.Stderr = os.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}

@@ -52,6 +52,9 @@ func runServe(args []string) error {
 	deflate := fs.String("deflate", "", "comma-separated modules with permessage-deflate on ([modules.NAME] deflate)")
 	crashLimit := fs.Int("crash-limit", server.DefaultConfig().Runtime.CrashLimit, "runtime.crash_limit (0: never quarantine; the attack phase keeps hostile modules serving)")
 	procs := fs.Int("gomaxprocs", 0, "runtime.GOMAXPROCS of this process (0: the default); set before the server sizes its fan-out lanes")
+	var live liveness
+	fs.DurationVar(&live.ping, "ping-interval", server.DefaultConfig().Server.PingInterval.Duration, "server.ping_interval (0: no heartbeats)")
+	fs.DurationVar(&live.idle, "idle-timeout", server.DefaultConfig().Server.IdleTimeout.Duration, "server.idle_timeout (0: off)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -78,7 +81,7 @@ func runServe(args []string) error {
 			return err
 		}
 	}
-	srv, err := startServer(dir, *pool, *eventTimeout, *crashLimit, *moduleConfig, tlsFiles, *redisURL, *redisPrefix, *deflate)
+	srv, err := startServer(dir, *pool, *eventTimeout, *crashLimit, *moduleConfig, tlsFiles, *redisURL, *redisPrefix, *deflate, live)
 	if err != nil {
 		return err
 	}
@@ -92,11 +95,17 @@ func runServe(args []string) error {
 	return nil
 }
 
+// liveness is serve's heartbeat setting: server.ping_interval and
+// server.idle_timeout (the hold phase pings more often than the default so
+// that its hold sees several rounds).
+type liveness struct{ ping, idle time.Duration }
+
 // startServer builds and starts the gateway with the modules in dir and
 // the native echo; tlsFiles, if set, are the certificate and key of wss://;
 // deflate lists the modules with permessage-deflate on.
-func startServer(dir string, poolSize int, eventTimeout time.Duration, crashLimit int, moduleConfig string, tlsFiles [2]string, redisURL, redisPrefix, deflate string) (*server.Server, error) {
+func startServer(dir string, poolSize int, eventTimeout time.Duration, crashLimit int, moduleConfig string, tlsFiles [2]string, redisURL, redisPrefix, deflate string, live liveness) (*server.Server, error) {
 	cfg := server.DefaultConfig()
+	cfg.Server.PingInterval.Duration, cfg.Server.IdleTimeout.Duration = live.ping, live.idle
 	cfg.Server.Listen = "127.0.0.1:0"
 	cfg.Push.Listen = "127.0.0.1:0"
 	cfg.Admin.Listen = "127.0.0.1:0"
