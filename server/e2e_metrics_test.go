@@ -1,85 +1,91 @@
 package server_test
 
 import (
-	"regexp"
+	"math"
+	"sort"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
 	"github.com/wasmgate/wasmgate/server"
 )
 
-// promSample is one sample line of a scrape.
-type promSample struct {
-	name   string
-	labels string // as written, without braces
-	value  float64
+// scrape is one GET /metrics, parsed with the Prometheus text parser
+// (expfmt), which fails on any malformed line.
+type scrape map[string]*dto.MetricFamily
+
+func scrapeMetrics(t *testing.T, srv *testServer) scrape {
+	t.Helper()
+	code, text := httpGet(t, "http://"+srv.AdminAddr().String()+"/metrics", "")
+	if code != 200 {
+		t.Fatalf("GET /metrics: %d %s", code, text)
+	}
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(strings.NewReader(text))
+	if err != nil {
+		t.Fatalf("/metrics does not parse: %v", err)
+	}
+	return fams
 }
 
-var promLine = regexp.MustCompile(`^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$`)
+// seriesKey is a series' labels as sorted k=v pairs joined by commas ("" for
+// none).
+func seriesKey(m *dto.Metric) string {
+	var kv []string
+	for _, l := range m.GetLabel() {
+		kv = append(kv, l.GetName()+"="+l.GetValue())
+	}
+	sort.Strings(kv)
+	return strings.Join(kv, ",")
+}
 
-// parseProm parses the text exposition format strictly enough to catch a
-// malformed line: every line is a comment or name{labels} value.
-func parseProm(t *testing.T, text string) []promSample {
-	t.Helper()
-	var out []promSample
-	for i, line := range strings.Split(strings.TrimSuffix(text, "\n"), "\n") {
-		if strings.HasPrefix(line, "# HELP ") || strings.HasPrefix(line, "# TYPE ") {
+// value returns the value of name's series with exactly the labels
+// (key=value pairs in label-name order, "" for none), whatever its type.
+func (s scrape) value(name, labels string) (float64, bool) {
+	for _, m := range s[name].GetMetric() {
+		if seriesKey(m) != labels {
 			continue
 		}
-		m := promLine.FindStringSubmatch(line)
-		if m == nil {
-			t.Fatalf("metrics line %d is malformed: %q", i+1, line)
-		}
-		v, err := strconv.ParseFloat(m[3], 64)
-		if err != nil {
-			t.Fatalf("metrics line %d: value %q: %v", i+1, m[3], err)
-		}
-		out = append(out, promSample{m[1], m[2], v})
-	}
-	return out
-}
-
-func sampleOf(s []promSample, name, labels string) (float64, bool) {
-	for _, x := range s {
-		if x.name == name && x.labels == labels {
-			return x.value, true
+		switch {
+		case m.Counter != nil:
+			return m.Counter.GetValue(), true
+		case m.Gauge != nil:
+			return m.Gauge.GetValue(), true
+		case m.Untyped != nil:
+			return m.Untyped.GetValue(), true
 		}
 	}
 	return 0, false
 }
 
 // histogramProblems checks every series of a histogram: buckets
-// cumulative, +Inf equal to _count. It returns the _count per series
-// (labels without le).
-func histogramProblems(s []promSample, name string) (map[string]float64, []string) {
+// cumulative and increasing in bound, +Inf equal to the count. It returns
+// the count per series (seriesKey).
+func (s scrape) histogramProblems(name string) (map[string]float64, []string) {
 	counts := map[string]float64{}
-	last := map[string]float64{}
 	var problems []string
-	for _, x := range s {
-		switch x.name {
-		case name + "_bucket":
-			i := strings.LastIndex(x.labels, `le="`)
-			series := strings.TrimSuffix(x.labels[:i], ",")
-			if x.value < last[series] {
-				problems = append(problems, "bucket not cumulative: "+x.labels)
-			}
-			last[series] = x.value
-			if strings.HasSuffix(x.labels, `le="+Inf"`) {
-				counts[series+"|inf"] = x.value
-			}
-		case name + "_count":
-			counts[x.labels] = x.value
-		}
+	fam := s[name]
+	if fam != nil && fam.GetType() != dto.MetricType_HISTOGRAM {
+		problems = append(problems, name+" is a "+fam.GetType().String())
 	}
-	for k, v := range counts {
-		if series, ok := strings.CutSuffix(k, "|inf"); ok {
-			if counts[series] != v {
-				problems = append(problems, "+Inf bucket != _count for "+series)
+	for _, m := range fam.GetMetric() {
+		key, h := seriesKey(m), m.GetHistogram()
+		last, lastBound := uint64(0), math.Inf(-1)
+		for _, b := range h.GetBucket() {
+			if b.GetCumulativeCount() < last || b.GetUpperBound() <= lastBound {
+				problems = append(problems, "bucket not cumulative: "+key)
 			}
-			delete(counts, k)
+			last, lastBound = b.GetCumulativeCount(), b.GetUpperBound()
 		}
+		if last != h.GetSampleCount() {
+			problems = append(problems, "+Inf bucket != _count for "+key)
+		}
+		counts[key] = float64(h.GetSampleCount())
 	}
 	return counts, problems
 }
@@ -107,21 +113,20 @@ func TestMetrics_HistogramsAndProcess(t *testing.T) {
 		httpPost(t, api+call.cmd, "", call.body)
 	}
 
-	var s []promSample
+	var s scrape
 	var problems []string
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		// The reply reaches the client from inside the guest call, before
 		// the call is timed: wait for the last observations.
-		_, text := httpGet(t, "http://"+srv.AdminAddr().String()+"/metrics", "")
-		s = parseProm(t, text)
+		s = scrapeMetrics(t, srv)
 		var counts map[string]float64
-		counts, problems = histogramProblems(s, "wasmgate_event_duration_seconds")
+		counts, problems = s.histogramProblems("wasmgate_event_duration_seconds")
 		for _, module := range []string{"echo", "echoA"} {
-			events, _ := sampleOf(s, "wasmgate_events_total", `module="`+module+`"`)
+			events, _ := s.value("wasmgate_events_total", "module="+module)
 			sum := 0.0
 			for series, n := range counts {
-				if strings.HasPrefix(series, `module="`+module+`",`) {
+				if strings.HasSuffix(series, ",module="+module) {
 					sum += n
 				}
 			}
@@ -129,7 +134,7 @@ func TestMetrics_HistogramsAndProcess(t *testing.T) {
 				problems = append(problems, module+": histogram counts "+strconv.FormatFloat(sum, 'g', -1, 64)+" != events_total "+strconv.FormatFloat(events, 'g', -1, 64))
 			}
 		}
-		if n := counts[`module="echo",event="on_message"`]; n != 15 {
+		if n := counts["event=on_message,module=echo"]; n != 15 {
 			problems = append(problems, "echo on_message count "+strconv.FormatFloat(n, 'g', -1, 64)+", want 15")
 		}
 		if len(problems) == 0 || time.Now().After(deadline) {
@@ -141,28 +146,28 @@ func TestMetrics_HistogramsAndProcess(t *testing.T) {
 		t.Fatalf("event histograms: %v", problems)
 	}
 
-	cmdCounts, cmdProblems := histogramProblems(s, "wasmgate_push_command_duration_seconds")
+	cmdCounts, cmdProblems := s.histogramProblems("wasmgate_push_command_duration_seconds")
 	if len(cmdProblems) > 0 {
 		t.Errorf("command histograms: %v", cmdProblems)
 	}
 	for cmd, want := range map[string]float64{"ping": 2, "sendToAll": 1, "bindUid": 1} {
-		if got := cmdCounts[`cmd="`+cmd+`"`]; got != want {
+		if got := cmdCounts["cmd="+cmd]; got != want {
 			t.Errorf("push command %s: count %g, want %g", cmd, got, want)
 		}
 	}
-	if v, ok := sampleOf(s, "wasmgate_push_commands_failed_total", `cmd="bindUid"`); !ok || v != 1 {
+	if v, ok := s.value("wasmgate_push_commands_failed_total", "cmd=bindUid"); !ok || v != 1 {
 		t.Errorf("bindUid failures: %g %v, want 1", v, ok)
 	}
-	if v, _ := sampleOf(s, "wasmgate_push_commands_failed_total", `cmd="ping"`); v != 0 {
+	if v, _ := s.value("wasmgate_push_commands_failed_total", "cmd=ping"); v != 0 {
 		t.Errorf("ping failures: %g", v)
 	}
 	for _, name := range []string{"process_resident_memory_bytes", "process_open_fds", "process_max_fds", "go_goroutines",
 		"process_cpu_seconds_total", "go_memstats_heap_alloc_bytes", "go_memstats_heap_inuse_bytes", "process_start_time_seconds"} {
-		if v, ok := sampleOf(s, name, ""); !ok || v <= 0 {
+		if v, ok := s.value(name, ""); !ok || v <= 0 {
 			t.Errorf("%s: %g %v, want a positive value", name, v, ok)
 		}
 	}
-	if v, ok := sampleOf(s, "wasmgate_clients", ""); !ok || v != 4 {
+	if v, ok := s.value("wasmgate_clients", ""); !ok || v != 4 {
 		t.Errorf("wasmgate_clients %g", v)
 	}
 
