@@ -1,17 +1,24 @@
 package server_test
 
 import (
+	"encoding/json"
+	"fmt"
 	"math"
+	"net/http"
+	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/fasthttp/websocket"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/wasmgate/wasmgate/config"
 	"github.com/wasmgate/wasmgate/server"
 )
 
@@ -215,4 +222,177 @@ func TestConnections_CountsTraffic(t *testing.T) {
 	if list, _ := srv.Connections(t.Context(), server.ConnFilter{Module: "other"}); len(list) != 0 {
 		t.Errorf("module filter: %+v", list)
 	}
+}
+
+// TestMetrics_CountersMove drives every kind of traffic through a real
+// server and checks, on two parsed scrapes, that each counter moved by
+// exactly what was done: handshakes accepted and refused (origin, handler,
+// invalid upgrade), messages and bytes each way by module, push commands
+// by result, reloads ok and failed, and a slow consumer closed with its
+// queue dropped.
+func TestMetrics_CountersMove(t *testing.T) {
+	dir := handlersWith(t, "echo", "notify")
+	srv := startServer(t, dir, func(c *server.Config) {
+		c.Server.AllowedOrigins = []string{"https://app.example.com"}
+		c.Modules = map[string]config.ModuleConfig{"notify": {Config: "tok"}}
+		c.Server.SendQueueSize = 4
+		c.Server.SendQueueBytes = 256 << 10
+		c.Server.WriteTimeout.Duration = 30 * time.Second // the slow client is closed by its queue, not a timeout
+		c.Server.PingInterval.Duration = 0                // no pings: the message counts stay exact
+	})
+	before := scrapeMetrics(t, srv)
+	admin := "http://" + srv.AdminAddr().String()
+
+	// Handshakes: 2 accepted on /echo, 1 on /notify (the slow client
+	// below), refused: 1 origin, 1 handler (no token), 1 invalid upgrade.
+	echo1, echo2 := srv.dial(t, "/echo"), srv.dial(t, "/echo")
+	hdr := http.Header{"Origin": {"https://evil.example"}}
+	if _, resp, err := websocket.DefaultDialer.Dial(srv.url+"/echo", hdr); err == nil || resp == nil || resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("foreign origin: %v %v, want 403", resp, err)
+	}
+	if _, resp, err := websocket.DefaultDialer.Dial(srv.url+"/notify", nil); err == nil || resp == nil || resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("no token: %v %v, want 403", resp, err)
+	}
+	req, _ := http.NewRequest(http.MethodGet, "http://"+srv.Addr().String()+"/echo", nil)
+	req.Header.Set("Connection", "Upgrade")
+	req.Header.Set("Upgrade", "websocket")
+	req.Header.Set("Sec-WebSocket-Version", "12") // not 13
+	req.Header.Set("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode < 400 {
+		t.Fatalf("invalid upgrade answered %d", resp.StatusCode)
+	}
+
+	// Messages: 3 in and 3 out per echo client, 10 payload bytes each way
+	// on echo1 and 4 on echo2.
+	for _, m := range []string{"a", "bbb", "cccccc"} {
+		echo1.sendText(m)
+		echo1.read()
+	}
+	for _, m := range []string{"x", "y", "zz"} {
+		echo2.sendText(m)
+		echo2.read()
+	}
+
+	// Push commands: 2 ping ok, 1 bindUid failed (no such client).
+	httpPost(t, admin+"/api/ping", "", "{}")
+	httpPost(t, admin+"/api/ping", "", "{}")
+	if code, body := httpPost(t, admin+"/api/bindUid", "", `{"client_id":"nobody","uid":"u"}`); !strings.Contains(body, `"ok":false`) {
+		t.Fatalf("bindUid to nobody: %d %s", code, body)
+	}
+
+	// Reloads: one ok (nothing changed), one failed (a module refused).
+	if code, body := httpPost(t, admin+"/reload", "", ""); code != 200 || strings.Contains(body, "refused") {
+		t.Fatalf("reload: %d %s", code, body)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "broken.wasm"), []byte("not wasm"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, body := httpPost(t, admin+"/reload", "", ""); code != 200 || !strings.Contains(body, "refused") {
+		t.Fatalf("reload of a broken module: %d %s", code, body)
+	}
+
+	// A slow consumer: a /notify client that never reads, pushed 64 KiB
+	// messages until its queue is over send_queue_bytes.
+	slow, _, err := websocket.DefaultDialer.Dial(srv.url+"/notify?token=tok", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.Close()
+	_ = slow.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_, data, err := slow.ReadMessage() // the init message, then no more reading
+	if err != nil {
+		t.Fatal(err)
+	}
+	var init struct {
+		ClientID string `json:"client_id"`
+	}
+	if err := json.Unmarshal(data, &init); err != nil || init.ClientID == "" {
+		t.Fatalf("init message %q", data)
+	}
+	b := srv.backend(t)
+	big := strings.Repeat("x", 64<<10)
+	pushed, sendOK := 0, 0
+	for ; pushed < 2000; pushed++ {
+		ans := b.call(fmt.Sprintf(`{"cmd":"sendToClient","client_id":%q,"data":%q}`, init.ClientID, big))
+		if ans["ok"] == true {
+			sendOK++
+			continue
+		}
+		if e, _ := ans["error"].(map[string]any); e["code"] != "queue_full" {
+			t.Fatalf("push %d: %v", pushed, ans)
+		}
+		break
+	}
+	if pushed == 2000 {
+		t.Fatal("the client that never reads was never closed as a slow consumer")
+	}
+
+	var after scrape
+	var problems []string
+	eventually(t, "the counters to move by what was done", func() bool {
+		after = scrapeMetrics(t, srv)
+		problems = nil
+		delta := func(name, labels string, want float64) {
+			b, _ := before.value(name, labels)
+			a, ok := after.value(name, labels)
+			if !ok || a-b != want {
+				problems = append(problems, fmt.Sprintf("%s{%s}: moved by %g (present %v), want %g", name, labels, a-b, ok, want))
+			}
+		}
+		delta("wasmgate_handshakes_total", "result=accepted", 3)
+		delta("wasmgate_handshakes_total", "result=origin", 1)
+		delta("wasmgate_handshakes_total", "result=handler", 1)
+		delta("wasmgate_handshakes_total", "result=invalid", 1)
+		delta("wasmgate_handshakes_total", "result=ip_rate", 0)
+		delta("wasmgate_origins_refused_total", "", 1)
+		delta("wasmgate_messages_in_total", "module=echo", 6)
+		delta("wasmgate_messages_out_total", "module=echo", 6)
+		delta("wasmgate_bytes_in_total", "module=echo", 14)
+		delta("wasmgate_bytes_out_total", "module=echo", 14)
+		delta("wasmgate_messages_in_total", "module=notify", 0)
+		delta("wasmgate_connections", "module=echo", 2)
+		delta("wasmgate_push_commands_total", "cmd=ping,result=ok", 2)
+		delta("wasmgate_push_commands_total", "cmd=ping,result=failed", 0)
+		delta("wasmgate_push_commands_total", "cmd=bindUid,result=failed", 1)
+		delta("wasmgate_push_commands_total", "cmd=bindUid,result=ok", 0)
+		delta("wasmgate_push_commands_total", "cmd=sendToClient,result=ok", float64(sendOK))
+		delta("wasmgate_push_commands_total", "cmd=sendToClient,result=failed", 1)
+		delta("wasmgate_push_commands_failed_total", "cmd=bindUid", 1)
+		delta("wasmgate_reloads_total", "result=ok", 1)
+		delta("wasmgate_reloads_total", "result=failed", 1)
+		delta("wasmgate_slow_consumers_total", "", 1)
+		return len(problems) == 0
+	})
+	if len(problems) > 0 {
+		t.Fatal(problems)
+	}
+	// The slow client's queue (at most send_queue_size) and the refused
+	// send were dropped; its messages out are those its socket took.
+	if d, _ := after.value("wasmgate_send_queue_dropped_total", ""); d < 1 || d > 5 {
+		t.Errorf("send_queue_dropped_total %g, want 1 to 5 (the queue and the refused send)", d)
+	}
+	if out, _ := after.value("wasmgate_messages_out_total", "module=notify"); out < 1 || out > float64(sendOK)+1 {
+		t.Errorf("notify messages out %g, want the init message and at most the %d sends accepted", out, sendOK)
+	}
+	// The latency of every command run, by command.
+	counts, hp := after.histogramProblems("wasmgate_push_command_duration_seconds")
+	if len(hp) > 0 || counts["cmd=ping"] != 2 || counts["cmd=sendToClient"] != float64(sendOK+1) {
+		t.Errorf("command histograms %v %v", counts, hp)
+	}
+
+	// A client that leaves keeps its traffic in the module's counters; the
+	// connections gauge drops.
+	echo2.ws.Close()
+	eventually(t, "echo2 gone", func() bool {
+		s := scrapeMetrics(t, srv)
+		conns, _ := s.value("wasmgate_connections", "module=echo")
+		in, _ := s.value("wasmgate_messages_in_total", "module=echo")
+		was, _ := after.value("wasmgate_messages_in_total", "module=echo")
+		return conns == 1 && in == was
+	})
 }
