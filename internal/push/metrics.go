@@ -329,7 +329,7 @@ func (c *statusCollector) desc(name string) seriesDesc {
 // status's series and the Go and process collectors, served by promhttp
 // (text exposition unless the scraper asks for another, gzip if it
 // accepts it).
-func newMetricsHandler(status func() Status, log *slog.Logger) (fasthttp.RequestHandler, *prometheus.Registry) {
+func newMetricsHandler(status func() Status, log *slog.Logger) fasthttp.RequestHandler {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
 		newStatusCollector(status),
@@ -340,7 +340,7 @@ func newMetricsHandler(status func() Status, log *slog.Logger) (fasthttp.Request
 		ErrorLog:      promLog{log},
 		ErrorHandling: promhttp.ContinueOnError, // a series that fails is logged, the rest served
 	})
-	return fasthttpadaptor.NewFastHTTPHandler(h), reg
+	return fasthttpadaptor.NewFastHTTPHandler(h)
 }
 
 // promLog is promhttp's error log on slog.

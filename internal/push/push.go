@@ -78,7 +78,7 @@ type Ports struct {
 // Commands run under ctx.
 func New(ctx context.Context, cfg config.Config, log *slog.Logger, gw, gwNow Gateway, node Node) *Ports {
 	p := &Ports{ctx: ctx, log: log, cfg: cfg.Push, admin: cfg.Admin, gw: gw, gwNow: gwNow, node: node, commands: timedCommands(commandTable())}
-	p.metrics, _ = newMetricsHandler(p.metricsStatus, log)
+	p.metrics = newMetricsHandler(p.metricsStatus, log)
 	return p
 }
 
