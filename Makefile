@@ -130,6 +130,8 @@ bench: build guests redis-server
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 1s ./runtime ./internal/metrics ./internal/registry ./internal/registry/redisreg ./internal/transport
 	$(GO) test -run '^$$' -bench 'BenchmarkHandshake$$' -benchtime 2000x ./server
 	$(GO) test -run '^$$' -bench 'BenchmarkEdgeBookkeeping' -benchmem ./server
+	$(GO) test -run '^$$' -bench 'BenchmarkRecord|BenchmarkScrape' -benchmem ./internal/push
+	$(GO) test -run '^$$' -bench 'BenchmarkTraffic' -benchtime 200x ./server
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 1s ./runtime ./internal/registry ./internal/registry/redisreg ./internal/kv/rediskv ./internal/transport
 	$(GO) run ./cmd/wasmgate-bench
 	$(GO) run ./cmd/wasmgate-bench/floor

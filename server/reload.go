@@ -168,7 +168,21 @@ type ReloadReport struct {
 // only to change s.slots, so a reload busy compiling never blocks /status,
 // /metrics or a quarantine; it waits for no guest call (a removed module's
 // running task is stopped, not awaited: runtime.Forget).
+//
+// Each call counts in wasmgate_reloads_total: failed if the folder could
+// not be read or a module was refused, ok otherwise.
 func (s *Server) Reload(ctx context.Context) (ReloadReport, error) {
+	rep, err := s.reload(ctx)
+	if err != nil || len(rep.Refused) > 0 {
+		s.reloads.failed.Add(1)
+	} else {
+		s.reloads.ok.Add(1)
+	}
+	return rep, err
+}
+
+// reload is Reload without the count: the first load is not a reload.
+func (s *Server) reload(ctx context.Context) (ReloadReport, error) {
 	s.serialMu.Lock()
 	defer s.serialMu.Unlock()
 	var rep ReloadReport
@@ -290,7 +304,7 @@ func (s *Server) Routes() []string {
 // loadInitial is the first Reload, run by New: refused modules are logged
 // and kept in LoadErrors; no module at all is an error.
 func (s *Server) loadInitial(ctx context.Context) error {
-	rep, err := s.Reload(ctx)
+	rep, err := s.reload(ctx)
 	if err != nil {
 		return err
 	}

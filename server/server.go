@@ -115,8 +115,13 @@ type Server struct {
 	connOpt  *transport.Options // shared by every client's connection
 	// handshaking counts upgrade requests in handleHTTP.
 	handshaking atomic.Int64
-	// originsRefused counts handshakes refused by server.allowed_origins.
+	// originsRefused counts handshakes refused by server.allowed_origins;
+	// handshakes, the other outcomes; reloads, Reload's results; traffic,
+	// the clients' messages and bytes (counters.go).
 	originsRefused atomic.Uint64
+	handshakes     handshakeCounts
+	reloads        reloadCounts
+	traffic        *traffic
 	closing        atomic.Bool // Shutdown has begun
 	handingOff     atomic.Bool // Handoff has begun: clients are closed with 1012
 	// rec records server.record_route's events (record.go); nil when off.
@@ -149,7 +154,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (*Se
 	for _, opt := range opts {
 		opt(&o)
 	}
-	s := &Server{cfg: cfg, log: log, hub: transport.NewHub(), reg: o.registry}
+	s := &Server{cfg: cfg, log: log, hub: transport.NewHub(), reg: o.registry, traffic: newTraffic()}
 	s.ops = ops{version: o.version, started: time.Now(), stop: make(chan time.Duration, 1)}
 	if err := s.limitConnections(openFileLimit()); err != nil {
 		return nil, err

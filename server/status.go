@@ -41,6 +41,10 @@ func (s *Server) Status() Status {
 		st.Cluster = &cs
 	}
 	st.HandshakesRefused = s.edge.refusedTotals()
+	st.Handshakes = s.handshakes.totals()
+	st.Traffic = s.traffic.totals()
+	st.SlowConsumers, st.DroppedMessages = s.connOpt.SlowConsumers.Load(), s.connOpt.DroppedMessages.Load()
+	st.ReloadTotals = push.ReloadTotals{OK: s.reloads.ok.Load(), Failed: s.reloads.failed.Load()}
 	st.Reloads = s.history.list()
 	routes := map[string][]string{}
 	for path, r := range *s.routes.Load() {

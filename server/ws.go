@@ -40,6 +40,7 @@ func (s *Server) handleHTTP(ctx *fasthttp.RequestCtx) {
 	// An invalid upgrade is refused here, before the guest sees it: the
 	// handshake event is for requests the server would otherwise accept.
 	if status, problem := transport.CheckUpgrade(ctx); status != 0 {
+		s.handshakes.invalid.Add(1)
 		ctx.Error(problem, status)
 		if status == fasthttp.StatusUpgradeRequired { // after Error, which resets the headers
 			ctx.Response.Header.Set("Sec-WebSocket-Version", "13")
@@ -72,12 +73,15 @@ func (s *Server) handleHTTP(ctx *fasthttp.RequestCtx) {
 		setRetryAfter(ctx, retryAfterBusy)
 		if !s.closing.Load() {
 			s.edge.count(refusedMaxConns, client.Addr())
+		} else {
+			s.handshakes.shuttingDown.Add(1)
 		}
 		return
 	}
 	hs := handshakeOf(ctx, s.ids.next(), client)
 	status, err := rt.handler.OnHandshake(s.ctx, hs)
 	if err != nil || status != 0 {
+		s.handshakes.handler.Add(1)
 		status = refusalStatus(status, err)
 		if err != nil {
 			s.log.Warn("handshake handler failed; refused", "path", hs.Path, "remote", hs.RemoteAddr, "status", status, "err", err)
@@ -94,12 +98,14 @@ func (s *Server) handleHTTP(ctx *fasthttp.RequestCtx) {
 	ctx.Hijack(func(nc net.Conn) {
 		ws, err := transport.Upgrade(&s.upgrader, nc, key, deflate)
 		if err != nil { // the Upgrader has closed nc
+			s.handshakes.upgradeFailed.Add(1)
 			s.log.Debug("upgrade failed", "path", hs.Path, "remote", hs.RemoteAddr, "err", err)
 			if s.edge.tracking {
 				s.edge.closed(sock)
 			}
 			return
 		}
+		s.handshakes.accepted.Add(1)
 		var ip ipHold
 		if s.edge.tracking {
 			ip.key, ip.keyed = s.edge.upgraded(sock)
@@ -181,6 +187,7 @@ func (s *Server) serveConn(ws *websocket.Conn, rt *route, id, remote string, ip 
 		s.releaseIP(ip)
 		return
 	}
+	s.traffic.track(c)
 	c.WatchLiveness()
 	_ = rt.handler.OnConnect(s.ctx, id)
 	go s.readConn(c, rt, ip)
@@ -221,6 +228,7 @@ func (s *Server) readConn(c *transport.Conn, rt *route, ip ipHold) {
 	s.unregister(c)
 	_ = rt.handler.OnClose(ctx, c.ID())
 	c.Finish()
+	s.traffic.retire(c)
 }
 
 // closingStater is a Handler whose on_close reads the closing client's

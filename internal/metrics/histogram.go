@@ -1,14 +1,12 @@
 // Package metrics holds what /metrics and `wasmgate status` read beyond
 // plain counters: fixed-bucket latency histograms cheap enough for every
-// guest call and push command, their Prometheus text form, and the process
-// metrics (memory, CPU, open files, goroutines). It has no dependency: the
-// text exposition format is written by hand, as internal/push does for the
-// other series.
+// guest call and push command (the recording side: internal/push hands
+// their snapshots to client_golang as constant histograms at scrape time),
+// and the process metrics GET /status reports (memory, CPU, open files,
+// goroutines). It has no dependency.
 package metrics
 
 import (
-	"strconv"
-	"strings"
 	"sync/atomic"
 	"time"
 )
@@ -157,30 +155,4 @@ func (s HistogramSnapshot) Quantile(q float64) (seconds float64, ok bool) {
 		return lo + (hi-lo)*(rank-float64(cum))/float64(c), true
 	}
 	return float64(bounds[len(bounds)-1]) / 1e9, true
-}
-
-// WriteProm writes s as the _bucket (cumulative, with le), _sum and _count
-// lines of the Prometheus histogram name. labels are the series' other
-// labels, already escaped and joined (`module="echo",event="on_message"`),
-// or "". The # HELP and # TYPE lines are the caller's (once per name).
-func (s HistogramSnapshot) WriteProm(b *strings.Builder, name, labels string) {
-	sep := ""
-	if labels != "" {
-		sep = ","
-	}
-	var cum uint64
-	for i, c := range s.Counts {
-		cum += c
-		le := "+Inf"
-		if i < len(bounds) {
-			le = strconv.FormatFloat(float64(bounds[i])/1e9, 'g', -1, 64)
-		}
-		b.WriteString(name + "_bucket{" + labels + sep + `le="` + le + `"} ` + strconv.FormatUint(cum, 10) + "\n")
-	}
-	braces := ""
-	if labels != "" {
-		braces = "{" + labels + "}"
-	}
-	b.WriteString(name + "_sum" + braces + " " + strconv.FormatFloat(s.Sum, 'g', -1, 64) + "\n")
-	b.WriteString(name + "_count" + braces + " " + strconv.FormatUint(cum, 10) + "\n")
 }

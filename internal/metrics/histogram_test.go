@@ -2,7 +2,6 @@ package metrics
 
 import (
 	"math"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -77,34 +76,6 @@ func TestHistogram_SubAndAdd(t *testing.T) {
 	}
 }
 
-// TestHistogram_Prom: cumulative buckets ending in +Inf, whose count is
-// _count, labels joined with le.
-func TestHistogram_Prom(t *testing.T) {
-	var h Histogram
-	h.Observe(time.Microsecond)
-	h.Observe(2 * time.Second)
-	var b strings.Builder
-	h.Snapshot().WriteProm(&b, "x_seconds", `module="m"`)
-	out := b.String()
-	for _, want := range []string{
-		`x_seconds_bucket{module="m",le="1e-05"} 1` + "\n",
-		`x_seconds_bucket{module="m",le="1"} 1` + "\n",
-		`x_seconds_bucket{module="m",le="2.5"} 2` + "\n",
-		`x_seconds_bucket{module="m",le="+Inf"} 2` + "\n",
-		`x_seconds_count{module="m"} 2` + "\n",
-		`x_seconds_sum{module="m"} 2.000001` + "\n",
-	} {
-		if !strings.Contains(out, want) {
-			t.Errorf("missing %q in\n%s", want, out)
-		}
-	}
-	b.Reset()
-	h.Snapshot().WriteProm(&b, "y", "")
-	if !strings.Contains(b.String(), `y_bucket{le="+Inf"} 2`) || !strings.Contains(b.String(), "y_count 2\n") {
-		t.Errorf("unlabelled series:\n%s", b.String())
-	}
-}
-
 func TestHistogram_Concurrent(t *testing.T) {
 	var h Histogram
 	var wg sync.WaitGroup
@@ -125,13 +96,6 @@ func TestReadProcess(t *testing.T) {
 	p := ReadProcess(time.Now())
 	if p.Goroutines < 1 || p.HeapAlloc == 0 {
 		t.Fatalf("process metrics: %+v", p)
-	}
-	var b strings.Builder
-	p.WriteProm(&b)
-	for _, name := range []string{"process_cpu_seconds_total", "go_goroutines", "go_memstats_heap_alloc_bytes"} {
-		if !strings.Contains(b.String(), "\n"+name+" ") {
-			t.Errorf("missing %s", name)
-		}
 	}
 }
 

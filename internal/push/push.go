@@ -60,6 +60,9 @@ type Ports struct {
 	gw, gwNow Gateway
 	node      Node
 	commands  map[string]*timedCommand
+	// metrics serves GET /metrics from the Ports' own registry
+	// (metrics.go).
+	metrics fasthttp.RequestHandler
 
 	text    *textPort        // nil when push.listen is ""
 	http    *fasthttp.Server // nil when admin.listen is ""
@@ -74,7 +77,9 @@ type Ports struct {
 // New returns the ports of cfg ([push] and [admin]), not yet listening.
 // Commands run under ctx.
 func New(ctx context.Context, cfg config.Config, log *slog.Logger, gw, gwNow Gateway, node Node) *Ports {
-	return &Ports{ctx: ctx, log: log, cfg: cfg.Push, admin: cfg.Admin, gw: gw, gwNow: gwNow, node: node, commands: timedCommands(commandTable())}
+	p := &Ports{ctx: ctx, log: log, cfg: cfg.Push, admin: cfg.Admin, gw: gw, gwNow: gwNow, node: node, commands: timedCommands(commandTable())}
+	p.metrics = newMetricsHandler(p.metricsStatus, log)
+	return p
 }
 
 // Start starts the text port and the HTTP API, if configured.

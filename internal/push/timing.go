@@ -11,15 +11,19 @@ import (
 
 // Push command timing: every command a backend runs, on the text port or
 // the HTTP API, is timed into its own fixed-bucket histogram
-// (wasmgate_push_command_duration_seconds) and its failures counted
-// (wasmgate_push_commands_failed_total). The table is built once, at New:
+// (wasmgate_push_command_duration_seconds), and its answers counted by
+// result (wasmgate_push_commands_total; the failures also as
+// wasmgate_push_commands_failed_total). The table is built once, at New:
 // looking a command up finds its histogram with it, at no extra cost.
 
 // timedCommand is a command with its histogram.
 type timedCommand struct {
-	run    command
-	took   metrics.Histogram
-	failed atomic.Uint64 // ok:false answers
+	run  command
+	took metrics.Histogram
+	// ok and failed count the answers by result (ok:true, ok:false), each
+	// added to after the histogram, so that /metrics never sees one
+	// result's count step back.
+	ok, failed atomic.Uint64
 }
 
 func timedCommands(table map[string]command) map[string]*timedCommand {
@@ -37,14 +41,17 @@ func (c *timedCommand) call(ctx context.Context, g Gateway, r *wire.Request) (an
 	c.took.Since(start)
 	if err != nil {
 		c.failed.Add(1)
+	} else {
+		c.ok.Add(1)
 	}
 	return result, err
 }
 
-// CommandStats is one push command's line in Status: how often it ran,
-// how often it failed, and how long it took.
+// CommandStats is one push command's line in Status: how often it
+// succeeded and failed, and how long it took.
 type CommandStats struct {
 	Name    string                    `json:"name"`
+	OK      uint64                    `json:"ok"`
 	Failed  uint64                    `json:"failed"`
 	Latency metrics.HistogramSnapshot `json:"latency"`
 }
@@ -54,7 +61,7 @@ func (p *Ports) commandStats() []CommandStats {
 	var out []CommandStats
 	for name, c := range p.commands {
 		if s := c.took.Snapshot(); s.Count() > 0 {
-			out = append(out, CommandStats{Name: name, Failed: c.failed.Load(), Latency: s})
+			out = append(out, CommandStats{Name: name, OK: c.ok.Load(), Failed: c.failed.Load(), Latency: s})
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })

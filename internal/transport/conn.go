@@ -141,6 +141,12 @@ type Options struct {
 	MaxMessageSize int
 	Log            *slog.Logger
 
+	// SlowConsumers counts the clients closed for going over a queue bound
+	// and DroppedMessages the messages dropped with them (their queue and
+	// the send refused), for /metrics. Added to only on an overflow, never
+	// per message.
+	SlowConsumers, DroppedMessages atomic.Uint64
+
 	buffers sync.Pool // *bytes.Buffer for reading messages
 }
 
@@ -307,6 +313,8 @@ func (c *Conn) overBytesLocked(n int) bool {
 // that never reads again cannot get it: its writer is dropped at
 // write_timeout with the socket full.)
 func (c *Conn) overflowLocked() {
+	c.opt.SlowConsumers.Add(1)
+	c.opt.DroppedMessages.Add(uint64(len(c.queue)) + 1)
 	clear(c.queue)
 	c.queue, c.queuedBytes = nil, 0
 	c.closeLocked(websocket.ClosePolicyViolation, slowConsumer)

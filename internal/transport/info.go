@@ -33,3 +33,25 @@ func (c *Conn) Info() Info {
 		MsgsIn: c.msgsIn.Load(), BytesIn: c.bytesIn.Load(), MsgsOut: c.msgsOut.Load(), BytesOut: c.bytesOut.Load(),
 	}
 }
+
+// Traffic is a connection's data messages and payload bytes each way.
+type Traffic struct {
+	MsgsIn   uint64 `json:"messages_in"`
+	BytesIn  uint64 `json:"bytes_in"`
+	MsgsOut  uint64 `json:"messages_out"`
+	BytesOut uint64 `json:"bytes_out"`
+}
+
+// Add adds o to t.
+func (t *Traffic) Add(o Traffic) {
+	t.MsgsIn += o.MsgsIn
+	t.BytesIn += o.BytesIn
+	t.MsgsOut += o.MsgsOut
+	t.BytesOut += o.BytesOut
+}
+
+// Traffic returns the connection's counters so far (as Info does, without
+// the rest).
+func (c *Conn) Traffic() Traffic {
+	return Traffic{MsgsIn: c.msgsIn.Load(), BytesIn: c.bytesIn.Load(), MsgsOut: c.msgsOut.Load(), BytesOut: c.bytesOut.Load()}
+}
