@@ -44,3 +44,27 @@ func (s *Server) startPings() {
 		}
 	}()
 }
+
+// idleSweepEvery is how often the idle sweep runs (transport.Hub.SweepIdle):
+// a reader that waited, after a message, for between one and two periods
+// moves to a fresh goroutine and frees the stack its last guest call grew.
+// Long enough that a client in conversation is never moved, short against
+// how long real clients idle.
+const idleSweepEvery = 10 * time.Second
+
+// startIdleSweep runs the idle sweep until Shutdown.
+func (s *Server) startIdleSweep() {
+	s.stopSweep = make(chan struct{})
+	go func() {
+		tick := time.NewTicker(idleSweepEvery)
+		defer tick.Stop()
+		for {
+			select {
+			case <-s.stopSweep:
+				return
+			case <-tick.C:
+				s.mem.stacksFreed(s.hub.SweepIdle(s.connOpt))
+			}
+		}
+	}()
+}

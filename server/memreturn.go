@@ -70,7 +70,27 @@ func (m *memReturn) connected(n int64) {
 // return if the drop from the peak is large.
 func (m *memReturn) disconnected(n int64) {
 	p := m.peak.Load()
-	if p-n < memReturnMinDrop || n > p/2 || !m.pending.CompareAndSwap(false, true) {
+	if p-n < memReturnMinDrop || n > p/2 {
+		return
+	}
+	m.schedule()
+}
+
+// stacksFreed schedules a return after the idle sweep moved n readers to
+// fresh goroutines (transport.Hub.SweepIdle), if that freed enough: their
+// grown stacks are free heap now, which the scavenger would return
+// slowly. The idle readers' own pages are what a quiet server is left
+// with, so this is when it is worth a GC.
+func (m *memReturn) stacksFreed(n int) {
+	if n >= memReturnMinDrop {
+		m.schedule()
+	}
+}
+
+// schedule runs a return a little later, unless one is pending; returns
+// are memReturnEvery apart at least.
+func (m *memReturn) schedule() {
+	if !m.pending.CompareAndSwap(false, true) {
 		return
 	}
 	wait := memReturnDelay

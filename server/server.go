@@ -127,6 +127,7 @@ type Server struct {
 	// rec records server.record_route's events (record.go); nil when off.
 	rec       *recording.Writer
 	stopPings chan struct{}
+	stopSweep chan struct{} // the idle sweep's (liveness.go)
 	served    chan struct{}
 	push      *push.Ports     // the text port and the HTTP API
 	cluster   *cluster.Node   // nil on a single node
@@ -216,7 +217,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (*Se
 	s.edge = newEdge(cfg.Server, s.trusted, log)
 	s.upgrader = websocket.Upgrader{
 		CheckOrigin:     func(*http.Request) bool { return true }, // origin policy is the handler's (on_handshake)
-		ReadBufferSize:  1024,
+		ReadBufferSize:  1024,                                     // the websocket reader, lent to a pool while the client is idle
 		WriteBufferSize: 1024,
 		WriteBufferPool: &sync.Pool{},
 	}
@@ -352,6 +353,7 @@ func (s *Server) Start() error {
 	}
 	s.served = make(chan struct{})
 	s.startPings()
+	s.startIdleSweep()
 	go func() {
 		defer close(s.served)
 		if err := s.http.Serve(serveLn); err != nil {
@@ -401,6 +403,9 @@ func (s *Server) shutdown(ctx context.Context, code int, reason string) error {
 	defer stopCalls()
 	if s.watcher != nil {
 		_ = s.watcher.Close()
+	}
+	if s.stopSweep != nil {
+		close(s.stopSweep)
 	}
 	if s.stopPings != nil {
 		close(s.stopPings)

@@ -208,18 +208,32 @@ func (s *Server) releaseIP(ip ipHold) {
 // readConn is the client's reader: it delivers every message in order, then
 // on_close, and closes the socket (fasthttp leaves that to us:
 // KeepHijackedConns).
+//
+// The loop may move to another goroutine while the client idles
+// (transport's idle.go): what follows the last message runs in done, on
+// whichever goroutine the loop ends on.
 func (s *Server) readConn(c *transport.Conn, rt *route, ip ipHold) {
-	defer func() { s.mem.disconnected(s.active.Add(-1)) }()
-	defer s.releaseIP(ip)
-	if s.records(rt) {
-		c.ReadLoop(func(msg abi.Message) {
+	onMessage := func(msg abi.Message) { _ = rt.handler.OnMessage(s.ctx, c.ID(), msg) }
+	recorded := s.records(rt)
+	if recorded {
+		onMessage = func(msg abi.Message) {
 			s.rec.Write(recordedMessage(c.ID(), msg))
 			_ = rt.handler.OnMessage(s.ctx, c.ID(), msg)
-		})
-		defer s.rec.Write(&recording.Event{Ev: recording.Close, Client: c.ID()})
-	} else {
-		c.ReadLoop(func(msg abi.Message) { _ = rt.handler.OnMessage(s.ctx, c.ID(), msg) })
+		}
 	}
+	c.ReadLoop(onMessage, func() {
+		s.endConn(c, rt)
+		if recorded {
+			s.rec.Write(&recording.Event{Ev: recording.Close, Client: c.ID()})
+		}
+		s.releaseIP(ip)
+		s.mem.disconnected(s.active.Add(-1))
+	})
+}
+
+// endConn is a client's end once its reader has stopped: on_close, then
+// the socket is closed.
+func (s *Server) endConn(c *transport.Conn, rt *route) {
 	ctx := s.ctx
 	if h, ok := rt.handler.(closingStater); ok && h.WantsClosingState() {
 		// Read before unregister drops it: on_close's closing_state.

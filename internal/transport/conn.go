@@ -6,6 +6,7 @@
 package transport
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"log/slog"
@@ -71,6 +72,14 @@ type Conn struct {
 	// deadlineSetAt is when the reader last moved the idle read deadline;
 	// only the reader touches it.
 	deadlineSetAt time.Time
+	// The idle reader's shallow wait (idle.go); only the reader touches
+	// them. rr is nil where it cannot wait shallow (TLS, other systems).
+	guard   *frameGuard
+	br      *bufio.Reader // the websocket package's reader
+	brSize  int
+	spareBR *bufio.Reader // an empty holder for br's buffer, while not lent
+	rr      *rawReader
+	grown   bool // a message was handled since this goroutine began reading
 
 	// What `wasmgate connections` lists (Info): set once before the reader
 	// starts, then read only.
@@ -102,6 +111,10 @@ type Conn struct {
 	pingDue     bool     // a ping waits for the writer
 	pongDue     bool     // a pong waits for the writer, with payload pong (the latest ping's)
 	pong        []byte
+	// The sweep's view of the reader (idle.go): waiting shallow since
+	// sweep number parkedSince, with a grown stack; kicked awake.
+	parked, kicked bool
+	parkedSince    uint64
 
 	wmu sync.Mutex // owns the socket for writing; guards the fields below
 	// partial is the unwritten end of a frame a direct write began; the
@@ -148,6 +161,9 @@ type Options struct {
 	SlowConsumers, DroppedMessages atomic.Uint64
 
 	buffers sync.Pool // *bytes.Buffer for reading messages
+	readers sync.Pool // *bufio.Reader: idle clients' read buffers (idle.go)
+	chunks  sync.Pool // *[]byte: what an idle reader's shallow wait reads
+	sweeps  atomic.Uint64 // Hub.SweepIdle calls so far
 }
 
 // slowConsumer is the close reason of a client over its queue bounds.
@@ -171,6 +187,13 @@ func NewConn(id, module string, ws *websocket.Conn, opt *Options) *Conn {
 	}
 	if g, ok := c.nc.(*frameGuard); ok {
 		g.write = c.libraryWrite
+		if g.br != nil {
+			g.chunks = &opt.chunks
+			c.guard, c.br, c.brSize = g, g.br, g.br.Size()
+			// Only a guard straight on the socket: a prefixConn has bytes
+			// to serve first, and a *tls.Conn decrypts.
+			c.rr = newRawReader(g.Conn, &opt.chunks)
+		}
 	}
 	// Control frames go through the writer too (the websocket package's
 	// handlers would write them around it).

@@ -1,7 +1,9 @@
 package transport
 
 import (
+	"io"
 	"net"
+	"sync"
 	"syscall"
 )
 
@@ -62,5 +64,86 @@ func (w *rawWriter) writeFD(fd uintptr) bool {
 		}
 		w.n, w.err = max(n, 0), err
 		return true
+	}
+}
+
+// rawReader makes waitShallow's reads: a non-blocking read(2) into a
+// pooled chunk, and the poller's wait when there is nothing, under a few
+// frames of stack (see idle.go).
+type rawReader struct {
+	rc     syscall.RawConn
+	chunks *sync.Pool // *[]byte of readBufferSize
+	// Results of fn (a method value made once, so a wait allocates no
+	// closure). err is read(2)'s error, or io.EOF for 0 bytes.
+	chunk *[]byte
+	n     int
+	err   error
+	fn    func(fd uintptr) bool
+}
+
+// newRawReader returns nc's raw reader, or nil if nc has no file
+// descriptor (a *tls.Conn): the reader then waits in NextReader.
+func newRawReader(nc net.Conn, chunks *sync.Pool) *rawReader {
+	sc, ok := nc.(syscall.Conn)
+	if !ok {
+		return nil
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	r := &rawReader{rc: rc, chunks: chunks}
+	r.fn = r.readFD
+	return r
+}
+
+// read waits until the socket has bytes (or an error, or EOF) and reads
+// them into a chunk. err is the poller's (a read deadline, a closed
+// socket; no chunk is held); otherwise n > 0 bytes are in chunk, or n ≤ 0
+// and r.err is read(2)'s error or io.EOF. The caller puts the chunk back.
+func (r *rawReader) read() (chunk *[]byte, n int, err error) {
+	r.chunk, r.n, r.err = nil, 0, nil
+	err = r.rc.Read(r.fn)
+	chunk, r.chunk = r.chunk, nil
+	if err != nil {
+		r.put(chunk)
+		return nil, 0, err
+	}
+	return chunk, r.n, nil
+}
+
+// readFD is one non-blocking read(2). It returns false (wait in the
+// poller, then call again) when the socket has nothing, without holding a
+// chunk while waiting.
+func (r *rawReader) readFD(fd uintptr) bool {
+	c, _ := r.chunks.Get().(*[]byte)
+	if c == nil {
+		b := make([]byte, readBufferSize)
+		c = &b
+	}
+	for {
+		n, err := syscall.Read(int(fd), *c)
+		switch {
+		case err == syscall.EINTR:
+			continue
+		case err == syscall.EAGAIN:
+			r.chunks.Put(c)
+			return false
+		case err != nil:
+			r.n, r.err = -1, err
+		case n == 0:
+			r.n, r.err = 0, io.EOF
+		default:
+			r.n = n
+		}
+		r.chunk = c
+		return true
+	}
+}
+
+// put returns a chunk to the pool.
+func (r *rawReader) put(c *[]byte) {
+	if c != nil {
+		r.chunks.Put(c)
 	}
 }

@@ -5,6 +5,7 @@ package transport
 import (
 	"errors"
 	"net"
+	"sync"
 )
 
 // rawWriter is the portable fallback of conn_linux.go's: there is no raw
@@ -16,3 +17,13 @@ type rawWriter struct{}
 func newRawWriter(net.Conn) *rawWriter { return nil }
 
 func (*rawWriter) write([]byte) (int, error) { return 0, errors.ErrUnsupported }
+
+// rawReader is the portable fallback of raw_linux.go's: newRawReader
+// returns nil, and an idle reader waits in NextReader.
+type rawReader struct{ err error }
+
+func newRawReader(net.Conn, *sync.Pool) *rawReader { return nil }
+
+func (*rawReader) read() (*[]byte, int, error) { return nil, 0, errors.ErrUnsupported }
+
+func (*rawReader) put(*[]byte) {}

@@ -26,14 +26,23 @@ var (
 )
 
 // ReadLoop is the client's reader: it hands every message, in order, to
-// onMessage, until the peer closes or breaks the protocol. msg.Data is
-// valid only during the call (the buffer is reused).
-func (c *Conn) ReadLoop(onMessage func(msg abi.Message)) {
+// onMessage, until the peer closes or breaks the protocol, then calls
+// done. msg.Data is valid only during the call (the buffer is reused).
+// The loop may move to a fresh goroutine on the way (idle.go): so
+// ReadLoop may return before done is called, and the caller does nothing
+// after it.
+func (c *Conn) ReadLoop(onMessage func(msg abi.Message), done func()) {
 	var mr msgReader
 	for {
+		if c.waitShallow() {
+			c.grown = false
+			go c.ReadLoop(onMessage, done)
+			return
+		}
 		typ, r, err := c.ws.NextReader()
 		if err != nil {
 			c.endRead(err)
+			done()
 			return
 		}
 		buf, _ := c.opt.buffers.Get().(*bytes.Buffer)
@@ -45,12 +54,14 @@ func (c *Conn) ReadLoop(onMessage func(msg abi.Message)) {
 		if _, err := buf.ReadFrom(&mr); err != nil {
 			c.putBuffer(buf)
 			c.endRead(err)
+			done()
 			return
 		}
 		data := buf.Bytes()
 		c.msgsIn.Add(1)
 		c.bytesIn.Add(uint64(len(data)))
 		onMessage(abi.Message{Data: data, Binary: typ == websocket.BinaryMessage})
+		c.grown = true
 		c.putBuffer(buf)
 		c.touch()
 	}

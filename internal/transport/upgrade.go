@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/fasthttp/websocket"
@@ -57,7 +58,21 @@ type frameGuard struct {
 	// write, when set (NewConn), takes the websocket package's own writes:
 	// the close frame it sends when it fails the connection.
 	write func([]byte) (int, error)
+
+	// br is the websocket package's reader over the guard (Hijack makes
+	// it, so the Conn can lend its buffer while idle: idle.go).
+	br *bufio.Reader
+	// What an idle reader's shallow wait read (idle.go), served before the
+	// socket: pending, in pendingBuf (a chunk of chunks), then pendingErr.
+	pending    []byte
+	pendingBuf *[]byte
+	pendingErr error
+	chunks     *sync.Pool
 }
+
+// atBoundary reports whether the stream is between frames: the next byte
+// read starts a frame header.
+func (g *frameGuard) atBoundary() bool { return g.nhdr == 0 && g.skip == 0 && g.fault == nil }
 
 // Write is the websocket package's write: through the Conn that owns the
 // socket once there is one (Conn.libraryWrite), so that its close frame
@@ -86,8 +101,21 @@ func (g *frameGuard) UnsafeConn() net.Conn {
 // refuses it returns the bytes before that frame and the refusal, so the
 // websocket reader handles earlier frames and then fails; later reads (the
 // linger after the close frame) pass through unchecked.
-func (g *frameGuard) Read(p []byte) (int, error) {
-	n, err := g.Conn.Read(p)
+func (g *frameGuard) Read(p []byte) (n int, err error) {
+	switch {
+	case g.pending != nil:
+		n = copy(p, g.pending)
+		g.pending = g.pending[n:]
+		if len(g.pending) == 0 {
+			g.pending = nil
+			g.chunks.Put(g.pendingBuf)
+			g.pendingBuf = nil
+		}
+	case g.pendingErr != nil:
+		err, g.pendingErr = g.pendingErr, nil
+	default:
+		n, err = g.Conn.Read(p)
+	}
 	if g.fault != nil {
 		return n, err
 	}
@@ -192,8 +220,9 @@ func framePayloadLen(h []byte) uint64 {
 // hijacked is the http.ResponseWriter the Upgrader hijacks: the connection
 // fasthttp handed over, wrapped in a frameGuard.
 type hijacked struct {
-	conn   net.Conn
-	header http.Header
+	guard    *frameGuard
+	readSize int // the websocket reader's buffer
+	header   http.Header
 }
 
 func (h *hijacked) Header() http.Header {
@@ -210,8 +239,13 @@ func (h *hijacked) WriteHeader(int)             {}
 
 // Hijack hands over the guarded connection with empty buffers: nothing was
 // read past the request, and the Upgrader writes its answer directly.
+//
+// The reader is the websocket package's own (the Upgrader adopts it when
+// its ReadBufferSize is 0), reading the guard: Conn lends its buffer out
+// while the client is idle (idle.go).
 func (h *hijacked) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	return h.conn, bufio.NewReadWriter(bufio.NewReaderSize(nil, 16), bufio.NewWriterSize(nil, 16)), nil
+	h.guard.br = bufio.NewReaderSize(h.guard, h.readSize)
+	return h.guard, bufio.NewReadWriter(h.guard.br, bufio.NewWriterSize(nil, 16)), nil
 }
 
 // Upgrade completes the handshake of a request CheckUpgrade accepted, on
@@ -225,13 +259,17 @@ func (h *hijacked) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 // error up has closed nc.
 func Upgrade(up *websocket.Upgrader, nc net.Conn, key string, deflate bool) (*websocket.Conn, error) {
 	req := upgradeRequest(key)
+	u := *up
+	h := &hijacked{guard: &frameGuard{Conn: detach(nc), deflate: deflate}, readSize: u.ReadBufferSize}
+	if h.readSize < readBufferSize {
+		h.readSize = readBufferSize
+	}
+	u.ReadBufferSize = 0 // adopt Hijack's reader
 	if deflate {
-		u := *up
 		u.EnableCompression = true
-		up = &u
 		req.Header["Sec-Websocket-Extensions"] = []string{"permessage-deflate"}
 	}
-	return up.Upgrade(&hijacked{conn: &frameGuard{Conn: detach(nc), deflate: deflate}}, req, nil)
+	return u.Upgrade(h, req, nil)
 }
 
 // detach returns the socket under fasthttp's hijacked connection nc, to

@@ -1,0 +1,207 @@
+package transport
+
+import (
+	"bufio"
+	"time"
+
+	"github.com/fasthttp/websocket"
+)
+
+// An idle client's memory. A client that sends nothing for minutes is
+// the common case of a gateway, and what it holds then is almost all of
+// its memory: its reader goroutine's stack and its read buffer.
+//
+// The stack: a goroutine's stack grows as its deepest call needs and
+// shrinks only at a GC, by half, and only while less than a quarter of it
+// is in use. The reader calls the guest on every message, which grows its
+// stack to 8 KiB; and a reader blocked in the websocket package's
+// NextReader waits under a dozen frames (NextReader, advanceFrame, bufio,
+// the frame guard, net, the poller), more than fits in 2 KiB. So an idle
+// reader kept a 4 KiB stack, 8 KiB once it had handled a message.
+//
+// So between messages the reader waits for the socket itself, a few frames
+// under ReadLoop (waitShallow): a non-blocking read(2) through the
+// socket's syscall.RawConn, and the poller when there is nothing to read.
+// Nothing in that wait is deeper than 1 KiB, so the GCs that follow shrink
+// the stack back to the 2 KiB minimum (server/memreturn.go runs two when
+// the server goes quiet). Pings and pongs would wake NextReader, which
+// handles them inside and then waits deep for the next data frame; so the
+// whole control frames that arrive while waiting are handled here
+// (stripControl) and the reader waits shallow again. Anything else, or a
+// control frame split across reads, goes to the websocket package as
+// before, through the frame guard (its pending bytes).
+//
+// The read buffer: while the reader waits shallow its bufio.Reader is
+// empty, and its buffer goes back to a pool shared by the server's
+// clients (lendReadBuffer); it is taken again when bytes arrive.
+//
+// TLS clients keep the plain path (a *tls.Conn has its own buffers and no
+// raw socket), as do clients whose first bytes came with the handshake.
+
+// readBufferSize is the websocket reader's buffer when the Upgrader names
+// none: large enough for a whole control frame (125 bytes of payload),
+// and for a burst of small messages in one read(2).
+const readBufferSize = 1024
+
+// waitShallow waits until the socket has bytes other than whole pings
+// and pongs, which it handles, and leaves those bytes (or the read's
+// error) to the frame guard for NextReader. It returns at once when it
+// cannot wait shallow: no raw socket, bytes already buffered, or the
+// stream is inside a frame.
+//
+// It returns true when a sweep (SweepIdle) woke it to move to a fresh
+// goroutine: the caller starts one to go on reading and returns.
+func (c *Conn) waitShallow() (respawn bool) {
+	if c.rr == nil || c.br.Buffered() > 0 || !c.guard.atBoundary() {
+		return false
+	}
+	c.lendReadBuffer()
+	defer c.takeReadBuffer()
+	since := c.opt.sweeps.Load() // pings and pongs handled here do not end the wait
+	for {
+		if c.grown { // only a grown stack is worth a sweep's kick
+			c.mu.Lock()
+			c.parked, c.parkedSince = true, since
+			c.mu.Unlock()
+		}
+		chunk, n, err := c.rr.read()
+		if c.grown && c.unpark() && err != nil {
+			return true // the kick's deadline, not the client's
+		}
+		switch {
+		case err != nil:
+			// The poller's error (a deadline, a closed socket) comes back
+			// on NextReader's own read.
+			return false
+		case n <= 0:
+			// read(2)'s error, or 0 bytes (io.EOF): handed over, so that
+			// NextReader sees what its own read would have.
+			c.guard.pendingErr = c.rr.err
+			c.rr.put(chunk)
+			return false
+		}
+		rest := c.stripControl((*chunk)[:n])
+		if len(rest) > 0 {
+			c.guard.pending, c.guard.pendingBuf = rest, chunk
+			return false
+		}
+		c.rr.put(chunk)
+	}
+}
+
+// stripControl handles the whole, well-formed pings and pongs at the front
+// of b (a client's frames, at a frame boundary) and returns the bytes from
+// the first frame it leaves to the websocket package. It takes only what
+// the package would accept: final, no RSV bits, masked, at most 125 bytes;
+// anything else is the package's (and the frame guard's) to refuse.
+func (c *Conn) stripControl(b []byte) []byte {
+	for len(b) >= 6 { // 2 header bytes and the 4-byte mask at least
+		op := b[0]
+		if op != 0x80|websocket.PingMessage && op != 0x80|websocket.PongMessage {
+			return b
+		}
+		if b[1]&0x80 == 0 || b[1]&0x7f > 125 {
+			return b
+		}
+		n := int(b[1] & 0x7f)
+		if len(b) < 6+n {
+			return b // split across reads: the package reads the rest
+		}
+		payload := b[6 : 6+n]
+		for i := range payload {
+			payload[i] ^= b[2+i%4]
+		}
+		if op&0x0f == websocket.PingMessage {
+			c.control(websocket.PongMessage, payload)
+		} else {
+			c.touch() // the pong handler's work (WatchLiveness)
+		}
+		b = b[6+n:]
+	}
+	return b
+}
+
+// lendReadBuffer puts the empty read buffer in the server's pool while the
+// reader waits; takeReadBuffer gets one back. The bufio.Reader the
+// websocket package holds stays where it is; only its contents move, into
+// and out of a holder that travels with the buffer.
+func (c *Conn) lendReadBuffer() {
+	h := c.spareBR
+	if h == nil {
+		h = new(bufio.Reader)
+	}
+	*h = *c.br
+	*c.br = bufio.Reader{}
+	c.spareBR = nil
+	c.opt.readers.Put(h)
+}
+
+func (c *Conn) takeReadBuffer() {
+	h, _ := c.opt.readers.Get().(*bufio.Reader)
+	if h == nil || h.Size() != c.brSize {
+		h = bufio.NewReaderSize(nil, c.brSize)
+	}
+	*c.br = *h
+	c.br.Reset(c.guard)
+	*h = bufio.Reader{}
+	c.spareBR = h
+}
+
+// The sweep. A reader waiting shallow keeps the stack its last guest call
+// grew (8 KiB), and a GC shrinks a stack to 2 KiB only if under 224 bytes
+// of it are in use (the runtime counts its 800-byte no-split reserve as
+// used), which no reader is. A fresh goroutine starts at 2 KiB. So a
+// reader that has waited, with a grown stack, for a whole sweep period is
+// woken by the sweep (its read deadline set in the past) and hands the
+// connection to a fresh goroutine; the old stack is freed as it returns.
+// A busy client is never kicked (it does not wait a whole period), and a
+// reader pays nothing for this until it has handled a message: then one
+// lock around each wait.
+
+// unpark ends a wait the sweep may have kicked; it reports whether it did,
+// having put the client's own read deadline back.
+func (c *Conn) unpark() (kicked bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.parked = false
+	if !c.kicked {
+		return false
+	}
+	c.kicked = false
+	if !c.closing { // a close in progress has its own deadline
+		var at time.Time
+		if c.opt.IdleTimeout > 0 {
+			at = c.deadlineSetAt.Add(c.opt.IdleTimeout)
+		}
+		_ = c.ws.SetReadDeadline(at)
+	}
+	return true
+}
+
+// kick wakes the reader if it has waited, with a grown stack, since before
+// sweep number since; it reports whether it did.
+func (c *Conn) kick(before uint64) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.parked || c.kicked || c.closing || c.parkedSince >= before {
+		return false
+	}
+	c.kicked = true
+	_ = c.ws.SetReadDeadline(time.Unix(1, 0))
+	return true
+}
+
+// SweepIdle kicks every reader that has waited, with a stack a guest call
+// grew, since the sweep before this one, and returns how many it kicked.
+// The server calls it every few seconds; a kicked reader frees its stack
+// at once, which the caller may hand back to the OS.
+func (h *Hub) SweepIdle(opt *Options) int {
+	before := opt.sweeps.Add(1) - 1
+	n := 0
+	h.Each(func(c *Conn) {
+		if c.kick(before) {
+			n++
+		}
+	})
+	return n
+}
