@@ -52,11 +52,19 @@ func (s *Server) startPings() {
 // how long real clients idle.
 const idleSweepEvery = 10 * time.Second
 
+// WithIdleSweep sets how often the idle sweep runs (default 10 s): a
+// reader that waited, after handling a message, for between one and two
+// such periods moves to a fresh goroutine with a small stack. Tests and
+// benchmarks shorten it.
+func WithIdleSweep(every time.Duration) Option {
+	return func(o *options) { o.sweep = every }
+}
+
 // startIdleSweep runs the idle sweep until Shutdown.
 func (s *Server) startIdleSweep() {
 	s.stopSweep = make(chan struct{})
 	go func() {
-		tick := time.NewTicker(idleSweepEvery)
+		tick := time.NewTicker(s.sweepEvery)
 		defer tick.Stop()
 		for {
 			select {

@@ -61,7 +61,8 @@ type options struct {
 	registry Registry
 	listen   ListenFunc // nil: net.Listen (WithListen)
 	restart  RestartFunc
-	version  string // WithVersion
+	version  string        // WithVersion
+	sweep    time.Duration // WithIdleSweep
 }
 
 // WithHandler serves path with h instead of (or besides) the handlers
@@ -125,13 +126,14 @@ type Server struct {
 	closing        atomic.Bool // Shutdown has begun
 	handingOff     atomic.Bool // Handoff has begun: clients are closed with 1012
 	// rec records server.record_route's events (record.go); nil when off.
-	rec       *recording.Writer
-	stopPings chan struct{}
-	stopSweep chan struct{} // the idle sweep's (liveness.go)
-	served    chan struct{}
-	push      *push.Ports     // the text port and the HTTP API
-	cluster   *cluster.Node   // nil on a single node
-	kvStores  *rediskv.Stores // the modules' KV stores in cluster mode
+	rec        *recording.Writer
+	stopPings  chan struct{}
+	stopSweep  chan struct{} // the idle sweep's (liveness.go)
+	sweepEvery time.Duration
+	served     chan struct{}
+	push       *push.Ports     // the text port and the HTTP API
+	cluster    *cluster.Node   // nil on a single node
+	kvStores   *rediskv.Stores // the modules' KV stores in cluster mode
 
 	// maxConns is server.max_connections lowered to fit RLIMIT_NOFILE
 	// (connectionLimit).
@@ -207,6 +209,10 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (*Se
 	}
 	s.push = push.New(s.ctx, cfg, log, s.pushGateway(s.gw), s.pushGateway(s.gwNow), pushNode{s})
 	s.useListen(o.listen)
+	s.sweepEvery = idleSweepEvery
+	if o.sweep > 0 {
+		s.sweepEvery = o.sweep
+	}
 	s.restart = o.restart
 	s.connOpt = &transport.Options{
 		Messages: cfg.Server.SendQueueSize, Bytes: cfg.Server.SendQueueBytes,

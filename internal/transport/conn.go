@@ -160,9 +160,9 @@ type Options struct {
 	// per message.
 	SlowConsumers, DroppedMessages atomic.Uint64
 
-	buffers sync.Pool // *bytes.Buffer for reading messages
-	readers sync.Pool // *bufio.Reader: idle clients' read buffers (idle.go)
-	chunks  sync.Pool // *[]byte: what an idle reader's shallow wait reads
+	buffers sync.Pool     // *bytes.Buffer for reading messages
+	readers sync.Pool     // *bufio.Reader: idle clients' read buffers (idle.go)
+	chunks  sync.Pool     // *[]byte: what an idle reader's shallow wait reads
 	sweeps  atomic.Uint64 // Hub.SweepIdle calls so far
 }
 

@@ -57,36 +57,27 @@ func (c *Conn) waitShallow() (respawn bool) {
 	}
 	c.lendReadBuffer()
 	defer c.takeReadBuffer()
-	since := c.opt.sweeps.Load() // pings and pongs handled here do not end the wait
-	for {
-		if c.grown { // only a grown stack is worth a sweep's kick
-			c.mu.Lock()
-			c.parked, c.parkedSince = true, since
-			c.mu.Unlock()
-		}
-		chunk, n, err := c.rr.read()
-		if c.grown && c.unpark() && err != nil {
-			return true // the kick's deadline, not the client's
-		}
-		switch {
-		case err != nil:
-			// The poller's error (a deadline, a closed socket) comes back
-			// on NextReader's own read.
-			return false
-		case n <= 0:
-			// read(2)'s error, or 0 bytes (io.EOF): handed over, so that
-			// NextReader sees what its own read would have.
-			c.guard.pendingErr = c.rr.err
-			c.rr.put(chunk)
-			return false
-		}
-		rest := c.stripControl((*chunk)[:n])
-		if len(rest) > 0 {
-			c.guard.pending, c.guard.pendingBuf = rest, chunk
-			return false
-		}
-		c.rr.put(chunk)
+	if c.grown { // only a grown stack is worth a sweep's kick
+		c.mu.Lock()
+		c.parked, c.parkedSince = true, c.opt.sweeps.Load()
+		c.mu.Unlock()
 	}
+	chunk, rest, err := c.rr.read(c.stripControl)
+	if c.grown && c.unpark() && err != nil {
+		return true // the kick's deadline, not the client's
+	}
+	switch {
+	case err != nil:
+		// The poller's error (a deadline, a closed socket) comes back on
+		// NextReader's own read.
+	case chunk == nil:
+		// read(2)'s error, or io.EOF: handed over, so that NextReader
+		// sees what its own read would have.
+		c.guard.pendingErr = c.rr.err
+	default:
+		c.guard.pending, c.guard.pendingBuf = rest, chunk
+	}
+	return false
 }
 
 // stripControl handles the whole, well-formed pings and pongs at the front

@@ -67,18 +67,20 @@ func (w *rawWriter) writeFD(fd uintptr) bool {
 	}
 }
 
-// rawReader makes waitShallow's reads: a non-blocking read(2) into a
-// pooled chunk, and the poller's wait when there is nothing, under a few
-// frames of stack (see idle.go).
+// rawReader makes waitShallow's reads: non-blocking read(2)s into a
+// pooled chunk, and the poller's waits between them, under a few frames
+// of stack (see idle.go).
 type rawReader struct {
 	rc     syscall.RawConn
 	chunks *sync.Pool // *[]byte of readBufferSize
-	// Results of fn (a method value made once, so a wait allocates no
-	// closure). err is read(2)'s error, or io.EOF for 0 bytes.
-	chunk *[]byte
-	n     int
-	err   error
-	fn    func(fd uintptr) bool
+	// Argument and results of fn (a method value made once, so a wait
+	// allocates no closure): filter, the chunk and what filter left of it,
+	// and read(2)'s error (io.EOF for 0 bytes).
+	filter func([]byte) []byte
+	chunk  *[]byte
+	rest   []byte
+	err    error
+	fn     func(fd uintptr) bool
 }
 
 // newRawReader returns nc's raw reader, or nil if nc has no file
@@ -97,47 +99,60 @@ func newRawReader(nc net.Conn, chunks *sync.Pool) *rawReader {
 	return r
 }
 
-// read waits until the socket has bytes (or an error, or EOF) and reads
-// them into a chunk. err is the poller's (a read deadline, a closed
-// socket; no chunk is held); otherwise n > 0 bytes are in chunk, or n ≤ 0
-// and r.err is read(2)'s error or io.EOF. The caller puts the chunk back.
-func (r *rawReader) read() (chunk *[]byte, n int, err error) {
-	r.chunk, r.n, r.err = nil, 0, nil
+// read waits until the socket has bytes that filter (which may handle
+// some of them) leaves, and returns them, rest, in chunk, which the
+// caller puts back. err is the poller's (a read deadline, a closed
+// socket); a nil chunk with a nil err means read(2) failed or met EOF:
+// r.err says which.
+func (r *rawReader) read(filter func([]byte) []byte) (chunk *[]byte, rest []byte, err error) {
+	r.filter, r.chunk, r.rest, r.err = filter, nil, nil, nil
 	err = r.rc.Read(r.fn)
-	chunk, r.chunk = r.chunk, nil
+	chunk, rest, r.chunk, r.rest, r.filter = r.chunk, r.rest, nil, nil, nil
 	if err != nil {
 		r.put(chunk)
-		return nil, 0, err
+		return nil, nil, err
 	}
-	return chunk, r.n, nil
+	return chunk, rest, nil
 }
 
-// readFD is one non-blocking read(2). It returns false (wait in the
-// poller, then call again) when the socket has nothing, without holding a
-// chunk while waiting.
+// readFD reads what the socket has and returns false (wait in the poller,
+// then call again) when nothing is left of it once filtered. After a read
+// shorter than the chunk, which took all the socket had, it waits without
+// a read(2) that would only say EAGAIN: the runtime's loop around it
+// (poll.FD.RawRead) does not reset the poller's readiness, so bytes that
+// arrive after that read wake the wait. No chunk is held while waiting.
 func (r *rawReader) readFD(fd uintptr) bool {
-	c, _ := r.chunks.Get().(*[]byte)
-	if c == nil {
-		b := make([]byte, readBufferSize)
-		c = &b
-	}
 	for {
+		c, _ := r.chunks.Get().(*[]byte)
+		if c == nil {
+			b := make([]byte, readBufferSize)
+			c = &b
+		}
 		n, err := syscall.Read(int(fd), *c)
 		switch {
 		case err == syscall.EINTR:
+			r.chunks.Put(c)
 			continue
 		case err == syscall.EAGAIN:
 			r.chunks.Put(c)
 			return false
 		case err != nil:
-			r.n, r.err = -1, err
+			r.chunks.Put(c)
+			r.err = err
+			return true
 		case n == 0:
-			r.n, r.err = 0, io.EOF
-		default:
-			r.n = n
+			r.chunks.Put(c)
+			r.err = io.EOF
+			return true
 		}
-		r.chunk = c
-		return true
+		if rest := r.filter((*c)[:n]); len(rest) > 0 {
+			r.chunk, r.rest = c, rest
+			return true
+		}
+		r.chunks.Put(c)
+		if n < len(*c) {
+			return false
+		}
 	}
 }
 

@@ -24,6 +24,8 @@ type rawReader struct{ err error }
 
 func newRawReader(net.Conn, *sync.Pool) *rawReader { return nil }
 
-func (*rawReader) read() (*[]byte, int, error) { return nil, 0, errors.ErrUnsupported }
+func (*rawReader) read(func([]byte) []byte) (*[]byte, []byte, error) {
+	return nil, nil, errors.ErrUnsupported
+}
 
 func (*rawReader) put(*[]byte) {}
