@@ -1,7 +1,14 @@
 package server_test
 
 import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
 	"runtime"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -10,6 +17,10 @@ import (
 
 	"github.com/wasmgate/wasmgate/server"
 )
+
+// idleChildEnv makes the test binary the clients of
+// TestIdle_SweepShrinksReaderStacks: "URL N".
+const idleChildEnv = "WASMGATE_TEST_IDLE_CLIENTS"
 
 // stackBytes is the memory in goroutine stacks, after two GCs (a GC frees
 // stacks whose goroutines have ended).
@@ -24,29 +35,109 @@ func stackBytes() int64 {
 // An idle client's reader keeps a small stack. Each client's message runs
 // the Go guest on its reader, which grows the reader's stack to 8 KiB; the
 // idle sweep then moves every reader that has waited since to a fresh
-// goroutine (transport's idle.go), so idle clients that have each sent a
-// message cost about what clients that never did: well under the grown
-// size. On the old code every one kept its grown stack. The clients are
-// then served as before.
+// goroutine (transport's idle.go), and the heartbeats that follow (a ping
+// every 100 ms, answered by the clients, each pong pushing the idle
+// deadline out) must not grow them again. On the old code every reader
+// kept its grown stack (4 KiB once a GC had halved it). The clients, in a
+// child process so that their goroutines are not counted, are then served
+// as before.
 func TestIdle_SweepShrinksReaderStacks(t *testing.T) {
+	if arg := os.Getenv(idleChildEnv); arg != "" {
+		idleClients(t, arg)
+		return
+	}
 	const n = 300
 	srv := startServer(t, handlersWith(t, "echo"), func(c *server.Config) {
-		c.Server.PingInterval.Duration = 0
+		c.Server.PingInterval.Duration = 100 * time.Millisecond
+		c.Server.IdleTimeout.Duration = time.Second
 	}, server.WithIdleSweep(200*time.Millisecond))
 	before := stackBytes()
-	conns := make([]*websocket.Conn, n)
+
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestIdle_SweepShrinksReaderStacks$")
+	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s/echo %d", idleChildEnv, srv.url, n))
+	logs := &syncBuffer{}
+	cmd.Stderr = logs
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		stdin.Close()
+		_ = cmd.Wait()
+	}()
+	lines := bufio.NewScanner(stdout)
+	expect := func(want string) {
+		t.Helper()
+		if !lines.Scan() {
+			t.Fatalf("clients: no %q line (%v)\n%s", want, lines.Err(), logs.String())
+		}
+		if got := lines.Text(); got != want {
+			t.Fatalf("clients: %q, want %q\n%s", got, want, logs.String())
+		}
+	}
+	expect("READY")
+
+	grown := (stackBytes() - before) / n
+	// A fresh reader's stack is 2 KiB (4 KiB under the race detector).
+	want := int64(3 << 10)
+	if raceEnabled {
+		want *= 2
+	}
+	var per int64
+	// Sweeps run every 200 ms; ten ping rounds after the last of them.
+	deadline := time.Now().Add(20 * time.Second)
+	var settled time.Time
+	for {
+		per = (stackBytes() - before) / n
+		if per > want {
+			settled = time.Time{}
+		} else if settled.IsZero() {
+			settled = time.Now()
+		}
+		if !settled.IsZero() && time.Since(settled) > time.Second || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Logf("stack per idle client: %d B after the messages (and a GC), %d B after the sweep and 1 s of heartbeats", grown, per)
+	if per > want {
+		t.Fatalf("idle clients keep %d B of stack each; want ≤ %d B (a fresh reader's)\n%s", per, want, grepLines(srv.logs.String(), "idle sweep"))
+	}
+	if _, err := stdin.Write([]byte("again\n")); err != nil {
+		t.Fatal(err)
+	}
+	expect("SERVED")
+}
+
+// idleClients is the child of TestIdle_SweepShrinksReaderStacks: it
+// connects n clients to url, each makes one round trip, and prints READY;
+// then they idle, answering pings, until a line on stdin asks each for a
+// second round trip (SERVED), and stdin's end closes them.
+func idleClients(t *testing.T, arg string) {
+	url, count, _ := strings.Cut(arg, " ")
+	n, _ := strconv.Atoi(count)
+	clients := make([]*echoClient, n)
 	var wg sync.WaitGroup
 	errs := make(chan error, n)
 	for w := range 10 {
 		wg.Go(func() {
 			for i := w; i < n; i += 10 {
-				ws, _, err := websocket.DefaultDialer.Dial(srv.url+"/echo", nil)
+				c, err := dialEcho(url)
 				if err != nil {
 					errs <- err
 					return
 				}
-				conns[i] = ws
-				if err := roundTrip(ws, "hello"); err != nil {
+				clients[i] = c
+				if err := c.roundTrip("hello"); err != nil {
 					errs <- err
 					return
 				}
@@ -58,52 +149,62 @@ func TestIdle_SweepShrinksReaderStacks(t *testing.T) {
 	for err := range errs {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		for _, ws := range conns {
-			ws.Close()
+	fmt.Println("READY")
+	in := bufio.NewScanner(os.Stdin)
+	for in.Scan() {
+		for i, c := range clients {
+			if err := c.roundTrip("again"); err != nil {
+				t.Fatalf("client %d: %v", i, err)
+			}
 		}
-	})
-	grown := stackBytes()
-	// A fresh reader's stack is 2 KiB (4 KiB under the race detector); a
-	// grown one 4 KiB after a GC, which is how the old code kept them.
-	want := int64(3 << 10)
-	if raceEnabled {
-		want *= 2
+		fmt.Println("SERVED")
 	}
-	var per int64
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		per = (stackBytes() - before) / n
-		if per <= want || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Logf("stack per idle client: %d B right after the messages, %d B after the sweep", (grown-before)/n, per)
-	if per > want {
-		t.Fatalf("idle clients keep %d B of stack each after the sweep; want ≤ %d B (a fresh reader's)", per, want)
-	}
-	for i, ws := range conns { // every client is still served
-		if err := roundTrip(ws, "again"); err != nil {
-			t.Fatalf("client %d after the sweep: %v", i, err)
-		}
+	for _, c := range clients {
+		c.ws.Close()
 	}
 }
 
-// roundTrip sends msg and waits (5 s at most) for the echo.
-func roundTrip(ws *websocket.Conn, msg string) error {
-	if err := ws.WriteMessage(websocket.TextMessage, []byte(msg)); err != nil {
+// echoClient reads its connection on a goroutine (which answers pings)
+// into in.
+type echoClient struct {
+	ws *websocket.Conn
+	in chan string
+}
+
+func dialEcho(url string) (*echoClient, error) {
+	ws, _, err := websocket.DefaultDialer.Dial(url, nil)
+	if err != nil {
+		return nil, err
+	}
+	c := &echoClient{ws: ws, in: make(chan string, 4)}
+	go func() {
+		defer close(c.in)
+		for {
+			_, msg, err := ws.ReadMessage()
+			if err != nil {
+				return
+			}
+			c.in <- string(msg)
+		}
+	}()
+	return c, nil
+}
+
+// roundTrip sends msg and waits (10 s at most) for its echo.
+func (c *echoClient) roundTrip(msg string) error {
+	if err := c.ws.WriteMessage(websocket.TextMessage, []byte(msg)); err != nil {
 		return err
 	}
-	_ = ws.SetReadDeadline(time.Now().Add(5 * time.Second))
-	defer ws.SetReadDeadline(time.Time{})
-	_, got, err := ws.ReadMessage()
-	if err == nil && string(got) != msg {
-		return &echoMismatch{msg, string(got)}
+	select {
+	case got, ok := <-c.in:
+		if !ok {
+			return fmt.Errorf("closed before the echo of %q", msg)
+		}
+		if got != msg {
+			return fmt.Errorf("echo %q, sent %q", got, msg)
+		}
+		return nil
+	case <-time.After(10 * time.Second):
+		return fmt.Errorf("no echo of %q in 10 s", msg)
 	}
-	return err
 }
-
-type echoMismatch struct{ sent, got string }
-
-func (e *echoMismatch) Error() string { return "echo " + e.got + ", sent " + e.sent }

@@ -126,14 +126,13 @@ type Server struct {
 	closing        atomic.Bool // Shutdown has begun
 	handingOff     atomic.Bool // Handoff has begun: clients are closed with 1012
 	// rec records server.record_route's events (record.go); nil when off.
-	rec        *recording.Writer
-	stopPings  chan struct{}
-	stopSweep  chan struct{} // the idle sweep's (liveness.go)
-	sweepEvery time.Duration
-	served     chan struct{}
-	push       *push.Ports     // the text port and the HTTP API
-	cluster    *cluster.Node   // nil on a single node
-	kvStores   *rediskv.Stores // the modules' KV stores in cluster mode
+	rec       *recording.Writer
+	stopPings chan struct{}
+	stopSweep chan struct{} // the sweep's (liveness.go)
+	served    chan struct{}
+	push      *push.Ports     // the text port and the HTTP API
+	cluster   *cluster.Node   // nil on a single node
+	kvStores  *rediskv.Stores // the modules' KV stores in cluster mode
 
 	// maxConns is server.max_connections lowered to fit RLIMIT_NOFILE
 	// (connectionLimit).
@@ -209,15 +208,12 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (*Se
 	}
 	s.push = push.New(s.ctx, cfg, log, s.pushGateway(s.gw), s.pushGateway(s.gwNow), pushNode{s})
 	s.useListen(o.listen)
-	s.sweepEvery = idleSweepEvery
-	if o.sweep > 0 {
-		s.sweepEvery = o.sweep
-	}
 	s.restart = o.restart
 	s.connOpt = &transport.Options{
 		Messages: cfg.Server.SendQueueSize, Bytes: cfg.Server.SendQueueBytes,
 		WriteTimeout: cfg.Server.WriteTimeout.Duration, IdleTimeout: cfg.Server.IdleTimeout.Duration,
 		MaxMessageSize: cfg.Server.MaxMessageSize, Log: log,
+		SweepEvery: sweepPeriod(o.sweep, cfg.Server.IdleTimeout.Duration),
 	}
 	s.trusted, _ = config.ParsePrefixes(cfg.Server.TrustedProxies) // Validate has checked them
 	s.edge = newEdge(cfg.Server, s.trusted, log)
@@ -359,7 +355,7 @@ func (s *Server) Start() error {
 	}
 	s.served = make(chan struct{})
 	s.startPings()
-	s.startIdleSweep()
+	s.startSweep()
 	go func() {
 		defer close(s.served)
 		if err := s.http.Serve(serveLn); err != nil {

@@ -69,9 +69,10 @@ type Conn struct {
 	// itself, since closing a *tls.Conn first writes a close_notify alert,
 	// which may block for seconds on a peer that does not read.
 	kill net.Conn
-	// deadlineSetAt is when the reader last moved the idle read deadline;
-	// only the reader touches it.
-	deadlineSetAt time.Time
+	// lastSeen is the sweep number (Options' sweeps) when the client last
+	// sent a message or a pong: the sweep ends a client silent for
+	// IdleTimeout (idle.go). The reader stores it, the sweep loads it.
+	lastSeen atomic.Uint64
 	// The idle reader's shallow wait (idle.go); only the reader touches
 	// them. rr is nil where it cannot wait shallow (TLS, other systems).
 	guard   *frameGuard
@@ -115,6 +116,7 @@ type Conn struct {
 	// sweep number parkedSince, with a grown stack; kicked awake.
 	parked, kicked bool
 	parkedSince    uint64
+	expired        bool // silent for IdleTimeout: its read deadline is in the past
 
 	wmu sync.Mutex // owns the socket for writing; guards the fields below
 	// partial is the unwritten end of a frame a direct write began; the
@@ -163,7 +165,11 @@ type Options struct {
 	buffers sync.Pool     // *bytes.Buffer for reading messages
 	readers sync.Pool     // *bufio.Reader: idle clients' read buffers (idle.go)
 	chunks  sync.Pool     // *[]byte: what an idle reader's shallow wait reads
-	sweeps  atomic.Uint64 // Hub.SweepIdle calls so far
+	sweeps  atomic.Uint64 // Hub.Sweep calls so far
+
+	// SweepEvery is how often the server runs Hub.Sweep: the idle
+	// timeout is counted in sweeps.
+	SweepEvery time.Duration
 }
 
 // slowConsumer is the close reason of a client over its queue bounds.
@@ -174,6 +180,7 @@ const slowConsumer = "slow consumer: send queue full"
 // goroutine, and Finish when it returns.
 func NewConn(id, module string, ws *websocket.Conn, opt *Options) *Conn {
 	c := &Conn{id: id, module: module, ws: ws, nc: ws.NetConn(), opt: opt}
+	c.lastSeen.Store(opt.sweeps.Load())
 	c.tc = c.nc
 	if u, ok := c.nc.(interface{ UnsafeConn() net.Conn }); ok { // fasthttp's hijacked conn
 		c.tc = u.UnsafeConn()

@@ -149,9 +149,11 @@ func (c *Conn) takeReadBuffer() {
 // reader pays nothing for this until it has handled a message: then one
 // lock around each wait.
 
-// unpark ends a wait the sweep may have kicked; it reports whether it did,
-// having put the client's own read deadline back.
-func (c *Conn) unpark() (kicked bool) {
+// unpark ends a wait the sweep may have kicked; it reports whether the
+// reader is to move to a fresh goroutine, having cleared the kick's read
+// deadline. An expired client's deadline stays in the past: its reader
+// ends.
+func (c *Conn) unpark() (respawn bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.parked = false
@@ -159,40 +161,66 @@ func (c *Conn) unpark() (kicked bool) {
 		return false
 	}
 	c.kicked = false
-	if !c.closing { // a close in progress has its own deadline
-		var at time.Time
-		if c.opt.IdleTimeout > 0 {
-			at = c.deadlineSetAt.Add(c.opt.IdleTimeout)
-		}
-		_ = c.ws.SetReadDeadline(at)
+	if c.closing || c.expired { // a close in progress has its own deadline
+		return false
 	}
+	_ = c.ws.SetReadDeadline(time.Time{})
 	return true
 }
 
-// kick wakes the reader if it has waited, with a grown stack, since before
-// sweep number since; it reports whether it did.
-func (c *Conn) kick(before uint64) bool {
+// sweep is Hub.Sweep's visit of one client, at sweep number now: it ends
+// the client if it has been silent for more than idle sweeps (0: no
+// limit), or kicks its reader if the reader has waited, with a grown
+// stack, since before the previous sweep.
+func (c *Conn) sweep(now, idle uint64) (kicked, expired bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !c.parked || c.kicked || c.closing || c.parkedSince >= before {
-		return false
+	if c.closing || c.expired {
+		return false, false
+	}
+	if idle > 0 && now-c.lastSeen.Load() > idle {
+		c.expired = true
+		_ = c.ws.SetReadDeadline(time.Unix(1, 0))
+		return false, true
+	}
+	if !c.parked || c.kicked || c.parkedSince+1 >= now {
+		return false, false
 	}
 	c.kicked = true
 	_ = c.ws.SetReadDeadline(time.Unix(1, 0))
-	return true
+	return true, false
 }
 
-// SweepIdle kicks every reader that has waited, with a stack a guest call
-// grew, since the sweep before this one, and returns how many it kicked.
-// The server calls it every few seconds; a kicked reader frees its stack
-// at once, which the caller may hand back to the OS.
-func (h *Hub) SweepIdle(opt *Options) int {
-	before := opt.sweeps.Add(1) - 1
-	n := 0
+// SweepResult is what one Hub.Sweep did.
+type SweepResult struct {
+	// Moved is how many readers were woken to move to a fresh goroutine,
+	// each freeing the stack a guest call grew.
+	Moved int
+	// Expired is how many clients were ended for silence (IdleTimeout).
+	Expired int
+}
+
+// Sweep visits every client once: it ends those silent for
+// opt.IdleTimeout, and wakes the readers that have waited, with a stack a
+// guest call grew, since the sweep before this one, to move to fresh
+// goroutines. The server calls it every opt.SweepEvery.
+func (h *Hub) Sweep(opt *Options) SweepResult {
+	now := opt.sweeps.Add(1)
+	var idle uint64
+	if opt.IdleTimeout > 0 && opt.SweepEvery > 0 {
+		// Silent for more than this many whole sweeps: at least
+		// IdleTimeout, at most one sweep period more.
+		idle = uint64((opt.IdleTimeout + opt.SweepEvery - 1) / opt.SweepEvery)
+	}
+	var r SweepResult
 	h.Each(func(c *Conn) {
-		if c.kick(before) {
-			n++
+		kicked, expired := c.sweep(now, idle)
+		if kicked {
+			r.Moved++
+		}
+		if expired {
+			r.Expired++
 		}
 	})
-	return n
+	return r
 }

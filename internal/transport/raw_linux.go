@@ -77,6 +77,7 @@ type rawReader struct {
 	// allocates no closure): filter, the chunk and what filter left of it,
 	// and read(2)'s error (io.EOF for 0 bytes).
 	filter func([]byte) []byte
+	small  [24]byte // the first bytes of each read (readFD)
 	chunk  *[]byte
 	rest   []byte
 	err    error
@@ -117,41 +118,80 @@ func (r *rawReader) read(filter func([]byte) []byte) (chunk *[]byte, rest []byte
 
 // readFD reads what the socket has and returns false (wait in the poller,
 // then call again) when nothing is left of it once filtered. After a read
-// shorter than the chunk, which took all the socket had, it waits without
+// shorter than asked for, which took all the socket had, it waits without
 // a read(2) that would only say EAGAIN: the runtime's loop around it
 // (poll.FD.RawRead) does not reset the poller's readiness, so bytes that
 // arrive after that read wake the wait. No chunk is held while waiting.
+//
+// It reads into small first: a heartbeat's pong (6 bytes) is read,
+// handled and done with there, without a chunk from the pool, whose slow
+// path (another P's pool, an allocation) would grow a fresh reader's stack
+// past its 2 KiB on every heartbeat round.
 func (r *rawReader) readFD(fd uintptr) bool {
 	for {
-		c, _ := r.chunks.Get().(*[]byte)
-		if c == nil {
-			b := make([]byte, readBufferSize)
-			c = &b
-		}
-		n, err := syscall.Read(int(fd), *c)
+		n, err := readRetry(fd, r.small[:])
 		switch {
-		case err == syscall.EINTR:
-			r.chunks.Put(c)
-			continue
 		case err == syscall.EAGAIN:
-			r.chunks.Put(c)
 			return false
 		case err != nil:
-			r.chunks.Put(c)
 			r.err = err
 			return true
 		case n == 0:
-			r.chunks.Put(c)
 			r.err = io.EOF
 			return true
 		}
-		if rest := r.filter((*c)[:n]); len(rest) > 0 {
+		if n < len(r.small) {
+			if rest := r.filter(r.small[:n]); len(rest) > 0 {
+				r.keep(rest, nil)
+				return true
+			}
+			return false
+		}
+		// More may wait: read it after what small holds, in a chunk.
+		c := r.getChunk()
+		k := copy(*c, r.small[:])
+		m, err := readRetry(fd, (*c)[k:])
+		if err != nil && err != syscall.EAGAIN {
+			r.chunks.Put(c)
+			r.err = err // what small held is lost with the connection
+			return true
+		}
+		m = max(m, 0)
+		if rest := r.filter((*c)[:k+m]); len(rest) > 0 {
 			r.chunk, r.rest = c, rest
 			return true
 		}
 		r.chunks.Put(c)
-		if n < len(*c) {
+		if k+m < len(*c) {
 			return false
+		}
+	}
+}
+
+// keep hands the bytes rest (in small, or in chunk c) to the caller, in a
+// chunk.
+func (r *rawReader) keep(rest []byte, c *[]byte) {
+	if c == nil {
+		c = r.getChunk()
+		rest = (*c)[:copy(*c, rest)]
+	}
+	r.chunk, r.rest = c, rest
+}
+
+func (r *rawReader) getChunk() *[]byte {
+	if c, _ := r.chunks.Get().(*[]byte); c != nil {
+		return c
+	}
+	b := make([]byte, readBufferSize)
+	return &b
+}
+
+// readRetry is read(2), retried on EINTR.
+func readRetry(fd uintptr, b []byte) (int, error) {
+	for {
+		n, err := syscall.Read(int(fd), b)
+		if err != syscall.EINTR {
+			return n, err
 		}
 	}
 }

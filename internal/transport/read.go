@@ -211,10 +211,14 @@ func (c *Conn) Drop() { _ = c.kill.Close() }
 // that forgot the mapping) would otherwise hold its connection, uid and
 // groups forever. The server pings every client every server.ping_interval
 // from one goroutine (no timer per connection: Hub.Each and Ping), browsers
-// answer with pongs, and a reader whose client has sent nothing, not even a
-// pong, for Options.IdleTimeout gets a read timeout and ends like any close.
+// answer with pongs, and a client that has sent nothing, not even a pong,
+// for Options.IdleTimeout is ended by the sweep (Hub.Sweep, idle.go): its
+// read deadline is set in the past, so its reader gets a read timeout and
+// ends like any close. There is no read deadline (no runtime timer) per
+// client otherwise: moving one on every pong cost a timer update, and its
+// depth grew an idle reader's stack past 2 KiB.
 
-// WatchLiveness arms the idle deadline and extends it on every pong.
+// WatchLiveness starts the idle count and extends it on every pong.
 func (c *Conn) WatchLiveness() {
 	if c.opt.IdleTimeout <= 0 {
 		return
@@ -223,20 +227,13 @@ func (c *Conn) WatchLiveness() {
 	c.ws.SetPongHandler(func(string) error { c.touch(); return nil })
 }
 
-// touch pushes the idle deadline out. It rearms the timer only when a
-// quarter of the timeout has passed, so a busy client does not pay a
-// deadline update per message. Only the reader calls it.
+// touch records that the client was heard from. Only the reader calls it;
+// it stores only when a sweep has passed since the last store.
 func (c *Conn) touch() {
-	idle := c.opt.IdleTimeout
-	if idle <= 0 {
+	if c.opt.IdleTimeout <= 0 {
 		return
 	}
-	now := time.Now()
-	if now.Sub(c.deadlineSetAt) < idle/4 {
-		return
-	}
-	if !c.isClosing() { // a close in progress has its own, shorter deadline
-		c.deadlineSetAt = now
-		_ = c.ws.SetReadDeadline(now.Add(idle))
+	if now := c.opt.sweeps.Load(); c.lastSeen.Load() != now {
+		c.lastSeen.Store(now)
 	}
 }
