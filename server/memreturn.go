@@ -40,11 +40,14 @@ type memReturn struct {
 	free    func()       // debug.FreeOSMemory; tests count calls instead
 	peak    atomic.Int64 // highest live count since the last return
 	pending atomic.Bool  // a return is scheduled
-	last    atomic.Int64 // when memory was last returned (UnixNano)
+	full    atomic.Bool  // it is for closed connections (free), not only stacks (freeStacks)
+	// freeStacks is debug.FreeOSMemory, for the sweep's freed stacks.
+	freeStacks func()
+	last       atomic.Int64 // when memory was last returned (UnixNano)
 }
 
 func newMemReturn(active func() int64) *memReturn {
-	return &memReturn{active: active, free: freeOSMemory}
+	return &memReturn{active: active, free: freeOSMemory, freeStacks: debug.FreeOSMemory}
 }
 
 // freeOSMemory runs a GC before debug.FreeOSMemory's own: objects the
@@ -73,6 +76,7 @@ func (m *memReturn) disconnected(n int64) {
 	if p-n < memReturnMinDrop || n > p/2 {
 		return
 	}
+	m.full.Store(true)
 	m.schedule()
 }
 
@@ -103,7 +107,14 @@ func (m *memReturn) schedule() {
 // run returns memory and starts a new peak from the live count now, so a
 // further large drop (the rest of the wave) triggers another return.
 func (m *memReturn) run() {
-	m.free()
+	if m.full.Swap(false) {
+		m.free()
+	} else {
+		// Only stacks were freed: they are free spans at the next GC, so
+		// one GC and the return (debug.FreeOSMemory) are enough; the
+		// pools' victim caches hold none of them.
+		m.freeStacks()
+	}
 	m.last.Store(time.Now().UnixNano())
 	m.peak.Store(m.active())
 	m.pending.Store(false)

@@ -49,3 +49,24 @@ func TestMemReturn_OnlyAfterALargeDrop(t *testing.T) {
 	default:
 	}
 }
+
+// A sweep that moved many readers returns memory with one GC (their stacks
+// only), a small one does not.
+func TestMemReturn_AfterALargeSweep(t *testing.T) {
+	m := newMemReturn(func() int64 { return 5000 })
+	freed := make(chan struct{}, 10)
+	m.free = func() { t.Error("a full return (two GCs) for freed stacks") }
+	m.freeStacks = func() { freed <- struct{}{} }
+	m.stacksFreed(memReturnMinDrop - 1)
+	select {
+	case <-freed:
+		t.Fatal("memory returned after a small sweep")
+	case <-time.After(2 * memReturnDelay):
+	}
+	m.stacksFreed(memReturnMinDrop)
+	select {
+	case <-freed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no memory return within 10s of a sweep that moved 1000 readers")
+	}
+}
