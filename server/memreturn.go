@@ -40,14 +40,11 @@ type memReturn struct {
 	free    func()       // debug.FreeOSMemory; tests count calls instead
 	peak    atomic.Int64 // highest live count since the last return
 	pending atomic.Bool  // a return is scheduled
-	full    atomic.Bool  // it is for closed connections (free), not only stacks (freeStacks)
-	// freeStacks is debug.FreeOSMemory, for the sweep's freed stacks.
-	freeStacks func()
-	last       atomic.Int64 // when memory was last returned (UnixNano)
+	last    atomic.Int64 // when memory was last returned (UnixNano)
 }
 
 func newMemReturn(active func() int64) *memReturn {
-	return &memReturn{active: active, free: freeOSMemory, freeStacks: debug.FreeOSMemory}
+	return &memReturn{active: active, free: freeOSMemory}
 }
 
 // freeOSMemory runs a GC before debug.FreeOSMemory's own: objects the
@@ -76,15 +73,16 @@ func (m *memReturn) disconnected(n int64) {
 	if p-n < memReturnMinDrop || n > p/2 {
 		return
 	}
-	m.full.Store(true)
 	m.schedule()
 }
 
-// stacksFreed schedules a return after the idle sweep moved n readers to
-// fresh goroutines (transport.Hub.SweepIdle), if that freed enough: their
-// grown stacks are free heap now, which the scavenger would return
-// slowly. The idle readers' own pages are what a quiet server is left
-// with, so this is when it is worth a GC.
+// stacksFreed schedules a return after the sweep moved n readers to fresh
+// goroutines (transport.Hub.Sweep), if that freed enough: their grown
+// stacks are free heap now, which the scavenger would return slowly, and
+// the read buffers the idle readers lent sit in a sync.Pool, which lets go
+// of them only at its second GC (freeOSMemory runs both). The idle
+// readers' own pages are what a quiet server is left with, so this is when
+// it is worth the GCs.
 func (m *memReturn) stacksFreed(n int) {
 	if n >= memReturnMinDrop {
 		m.schedule()
@@ -107,14 +105,7 @@ func (m *memReturn) schedule() {
 // run returns memory and starts a new peak from the live count now, so a
 // further large drop (the rest of the wave) triggers another return.
 func (m *memReturn) run() {
-	if m.full.Swap(false) {
-		m.free()
-	} else {
-		// Only stacks were freed: they are free spans at the next GC, so
-		// one GC and the return (debug.FreeOSMemory) are enough; the
-		// pools' victim caches hold none of them.
-		m.freeStacks()
-	}
+	m.free()
 	m.last.Store(time.Now().UnixNano())
 	m.peak.Store(m.active())
 	m.pending.Store(false)
