@@ -388,13 +388,6 @@ func (c *Conn) Module() string { return c.module }
 // Ping is the liveness sweep's ping.
 func (c *Conn) Ping() { c.control(websocket.PingMessage, nil) }
 
-// isClosing reports whether the client accepts no more sends.
-func (c *Conn) isClosing() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.closing
-}
-
 // Close sends final (if any), then a close frame with code and reason, after
 // everything already queued.
 func (c *Conn) Close(final *abi.Message, code int, reason string) error {

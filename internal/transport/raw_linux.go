@@ -25,6 +25,18 @@ type rawWriter struct {
 // newRawWriter returns nc's raw writer, or nil if nc has no file
 // descriptor (every write then goes through the writer goroutine).
 func newRawWriter(nc net.Conn) *rawWriter {
+	rc := rawConnOf(nc)
+	if rc == nil {
+		return nil
+	}
+	w := &rawWriter{rc: rc}
+	w.fn = w.writeFD
+	return w
+}
+
+// rawConnOf is nc's file descriptor access, or nil if it has none (a
+// *tls.Conn, a wrapper).
+func rawConnOf(nc net.Conn) syscall.RawConn {
 	sc, ok := nc.(syscall.Conn)
 	if !ok {
 		return nil
@@ -33,9 +45,7 @@ func newRawWriter(nc net.Conn) *rawWriter {
 	if err != nil {
 		return nil
 	}
-	w := &rawWriter{rc: rc}
-	w.fn = w.writeFD
-	return w
+	return rc
 }
 
 // write is one non-blocking write(2) of b. n < len(b) with a nil error
@@ -87,12 +97,8 @@ type rawReader struct {
 // newRawReader returns nc's raw reader, or nil if nc has no file
 // descriptor (a *tls.Conn): the reader then waits in NextReader.
 func newRawReader(nc net.Conn, chunks *sync.Pool) *rawReader {
-	sc, ok := nc.(syscall.Conn)
-	if !ok {
-		return nil
-	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
+	rc := rawConnOf(nc)
+	if rc == nil {
 		return nil
 	}
 	r := &rawReader{rc: rc, chunks: chunks}
