@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -47,37 +46,8 @@ func TestFDExhaustion_ListenersRecover(t *testing.T) {
 	if _, err := os.Stat("/proc/self/fd"); err != nil {
 		t.Skip("needs Linux")
 	}
-	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestFDExhaustion_ListenersRecover$")
-	cmd.Env = append(os.Environ(), fdChildEnv+"="+handlersWith(t, "echo"))
-	logs := &syncBuffer{}
-	cmd.Stderr = logs
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	defer func() {
-		stdin.Close() // the child shuts down on EOF
-		select {
-		case err := <-exited:
-			if err != nil {
-				t.Errorf("child: %v\n%s", err, logs.String())
-			}
-		case <-time.After(30 * time.Second):
-			_ = cmd.Process.Kill()
-			t.Errorf("child did not stop within 30s")
-		}
-	}()
+	child := startTestChild(t, 3*time.Minute, "TestFDExhaustion_ListenersRecover", fdChildEnv+"="+handlersWith(t, "echo"))
+	stdout, logs := child.stdout, child.logs
 
 	var wsAddr, textAddr, adminAddr string
 	var maxConns int

@@ -2,10 +2,8 @@ package server_test
 
 import (
 	"bufio"
-	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"runtime"
 	"strconv"
 	"strings"
@@ -53,27 +51,8 @@ func TestIdle_SweepShrinksReaderStacks(t *testing.T) {
 	}, server.WithIdleSweep(200*time.Millisecond))
 	before := stackBytes()
 
-	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestIdle_SweepShrinksReaderStacks$")
-	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s/echo %d", idleChildEnv, srv.url, n))
-	logs := &syncBuffer{}
-	cmd.Stderr = logs
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		stdin.Close()
-		_ = cmd.Wait()
-	}()
+	child := startTestChild(t, 2*time.Minute, "TestIdle_SweepShrinksReaderStacks", fmt.Sprintf("%s=%s/echo %d", idleChildEnv, srv.url, n))
+	stdin, stdout, logs := child.stdin, child.stdout, child.logs
 	lines := bufio.NewScanner(stdout)
 	expect := func(want string) {
 		t.Helper()

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -291,4 +292,54 @@ func eventually(t *testing.T, what string, cond func() bool) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// testChild is this test binary run again as the child process of one
+// test: an environment variable tells the child which part to play. It
+// stops when its stdin closes.
+type testChild struct {
+	stdin  io.WriteCloser
+	stdout io.Reader
+	logs   *syncBuffer // its stderr
+	exited chan error  // its exit, once
+	cmd    *exec.Cmd
+}
+
+// startTestChild runs the test named test in a child process (this test
+// binary) with env added to the environment, killed after limit. When the
+// test ends, the child's stdin is closed and it is given 30 s to exit; a
+// failed exit fails the test.
+func startTestChild(t *testing.T, limit time.Duration, test string, env ...string) *testChild {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^"+test+"$")
+	cmd.Env = append(os.Environ(), env...)
+	c := &testChild{logs: &syncBuffer{}, exited: make(chan error, 1), cmd: cmd}
+	cmd.Stderr = c.logs
+	var err error
+	if c.stdin, err = cmd.StdinPipe(); err != nil {
+		t.Fatal(err)
+	}
+	if c.stdout, err = cmd.StdoutPipe(); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	go func() { c.exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		defer cancel()
+		c.stdin.Close() // the child shuts down on EOF
+		select {
+		case err := <-c.exited:
+			if err != nil {
+				t.Errorf("child: %v\n%s", err, c.logs.String())
+			}
+		case <-time.After(30 * time.Second):
+			_ = cmd.Process.Kill()
+			t.Errorf("child did not stop within 30s")
+		}
+	})
+	return c
 }
