@@ -20,12 +20,17 @@ import (
 
 // heapAfterGC is the live Go heap after a full collection (wazero keeps
 // guest linear memory and compiled-module metadata on it).
-func heapAfterGC() int64 {
+func heapAfterGC() int64 { return int64(memAfterGC().HeapAlloc) }
+
+// memAfterGC is the runtime's memory statistics after two full
+// collections (the second frees what the first only unlinked: pools'
+// victim caches, ended goroutines' stacks).
+func memAfterGC() goruntime.MemStats {
 	goruntime.GC()
 	goruntime.GC()
 	var ms goruntime.MemStats
 	goruntime.ReadMemStats(&ms)
-	return int64(ms.HeapAlloc)
+	return ms
 }
 
 // moduleStats returns name's line of Status (the zero value if absent).

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"fmt"
 	"os"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -22,13 +21,7 @@ const idleChildEnv = "WASMGATE_TEST_IDLE_CLIENTS"
 
 // stackBytes is the memory in goroutine stacks, after two GCs (a GC frees
 // stacks whose goroutines have ended).
-func stackBytes() int64 {
-	runtime.GC()
-	runtime.GC()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	return int64(ms.StackInuse)
-}
+func stackBytes() int64 { return int64(memAfterGC().StackInuse) }
 
 // An idle client's reader keeps a small stack. Each client's message runs
 // the Go guest on its reader, which grows the reader's stack to 8 KiB; the

@@ -1,7 +1,6 @@
 package server_test
 
 import (
-	"encoding/json"
 	"fmt"
 	"math"
 	"net/http"
@@ -299,27 +298,12 @@ func TestMetrics_CountersMove(t *testing.T) {
 
 	// A slow consumer: a /notify client that never reads, pushed 64 KiB
 	// messages until its queue is over send_queue_bytes.
-	slow, _, err := websocket.DefaultDialer.Dial(srv.url+"/notify?token=tok", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer slow.Close()
-	_ = slow.SetReadDeadline(time.Now().Add(10 * time.Second))
-	_, data, err := slow.ReadMessage() // the init message, then no more reading
-	if err != nil {
-		t.Fatal(err)
-	}
-	var init struct {
-		ClientID string `json:"client_id"`
-	}
-	if err := json.Unmarshal(data, &init); err != nil || init.ClientID == "" {
-		t.Fatalf("init message %q", data)
-	}
+	_, slowID := dialNonReader(t, srv.url+"/notify?token=tok")
 	b := srv.backend(t)
 	big := strings.Repeat("x", 64<<10)
 	pushed, sendOK := 0, 0
 	for ; pushed < 2000; pushed++ {
-		ans := b.call(fmt.Sprintf(`{"cmd":"sendToClient","client_id":%q,"data":%q}`, init.ClientID, big))
+		ans := b.call(fmt.Sprintf(`{"cmd":"sendToClient","client_id":%q,"data":%q}`, slowID, big))
 		if ans["ok"] == true {
 			sendOK++
 			continue

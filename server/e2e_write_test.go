@@ -196,23 +196,8 @@ func TestServer_SlowConsumersBoundedInBytes(t *testing.T) {
 	}
 	var slows []slow
 	for range clients {
-		ws, _, err := websocket.DefaultDialer.Dial(srv.url+"/notify", nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { ws.Close() })
-		_ = ws.SetReadDeadline(time.Now().Add(10 * time.Second))
-		_, data, err := ws.ReadMessage() // the init message, then no more reading
-		if err != nil {
-			t.Fatal(err)
-		}
-		var init struct {
-			ClientID string `json:"client_id"`
-		}
-		if err := json.Unmarshal(data, &init); err != nil || init.ClientID == "" {
-			t.Fatalf("init message %q", data)
-		}
-		slows = append(slows, slow{ws, init.ClientID})
+		ws, id := dialNonReader(t, srv.url+"/notify")
+		slows = append(slows, slow{ws, id})
 	}
 
 	b := srv.backend(t)
@@ -316,4 +301,28 @@ func waitFor(t *testing.T, bound time.Duration, what string, cond func() bool) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// dialNonReader connects a /notify client that reads its init message and
+// then nothing more, closed when the test ends; it returns the client and
+// its id.
+func dialNonReader(t *testing.T, url string) (*websocket.Conn, string) {
+	t.Helper()
+	ws, _, err := websocket.DefaultDialer.Dial(url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ws.Close() })
+	_ = ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_, data, err := ws.ReadMessage() // the init message, then no more reading
+	if err != nil {
+		t.Fatal(err)
+	}
+	var init struct {
+		ClientID string `json:"client_id"`
+	}
+	if err := json.Unmarshal(data, &init); err != nil || init.ClientID == "" {
+		t.Fatalf("init message %q", data)
+	}
+	return ws, init.ClientID
 }
