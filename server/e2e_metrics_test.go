@@ -298,7 +298,7 @@ func TestMetrics_CountersMove(t *testing.T) {
 
 	// A slow consumer: a /notify client that never reads, pushed 64 KiB
 	// messages until its queue is over send_queue_bytes.
-	_, slowID := dialNonReader(t, srv.url+"/notify?token=tok")
+	_, slowID := dialNotify(t, srv.url+"/notify?token=tok")
 	b := srv.backend(t)
 	big := strings.Repeat("x", 64<<10)
 	pushed, sendOK := 0, 0

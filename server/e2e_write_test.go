@@ -32,21 +32,7 @@ func TestPush_FramesIntactUnderBackpressure(t *testing.T) {
 		c.Server.SendQueueSize = 10_000
 		c.Server.SendQueueBytes = 64 << 20 // all of it is queued before the client reads
 	})
-	ws, _, err := websocket.DefaultDialer.Dial(srv.url+"/notify", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ws.Close()
-	_, data, err := ws.ReadMessage()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var init struct {
-		ClientID string `json:"client_id"`
-	}
-	if err := json.Unmarshal(data, &init); err != nil || init.ClientID == "" {
-		t.Fatalf("init message %q", data)
-	}
+	ws, clientID := dialNotify(t, srv.url+"/notify")
 
 	const perBackend = 400
 	payload := func(from string, i int) []byte {
@@ -73,9 +59,9 @@ func TestPush_FramesIntactUnderBackpressure(t *testing.T) {
 			for i := range perBackend {
 				data := payload(from, i)
 				if i%5 == 4 {
-					fmt.Fprintf(&buf, `{"cmd":"sendToClient","client_id":%q,"binary":true,"data":%q}`+"\n", init.ClientID, base64.StdEncoding.EncodeToString(data))
+					fmt.Fprintf(&buf, `{"cmd":"sendToClient","client_id":%q,"binary":true,"data":%q}`+"\n", clientID, base64.StdEncoding.EncodeToString(data))
 				} else {
-					fmt.Fprintf(&buf, `{"cmd":"sendToClient","client_id":%q,"data":%q}`+"\n", init.ClientID, data)
+					fmt.Fprintf(&buf, `{"cmd":"sendToClient","client_id":%q,"data":%q}`+"\n", clientID, data)
 				}
 			}
 			go func() { _, _ = b.nc.Write(buf.Bytes()) }()
@@ -196,7 +182,7 @@ func TestServer_SlowConsumersBoundedInBytes(t *testing.T) {
 	}
 	var slows []slow
 	for range clients {
-		ws, id := dialNonReader(t, srv.url+"/notify")
+		ws, id := dialNotify(t, srv.url+"/notify")
 		slows = append(slows, slow{ws, id})
 	}
 
@@ -303,10 +289,9 @@ func waitFor(t *testing.T, bound time.Duration, what string, cond func() bool) {
 	}
 }
 
-// dialNonReader connects a /notify client that reads its init message and
-// then nothing more, closed when the test ends; it returns the client and
-// its id.
-func dialNonReader(t *testing.T, url string) (*websocket.Conn, string) {
+// dialNotify connects a /notify client and reads its init message (10 s
+// at most); it returns the client, closed when the test ends, and its id.
+func dialNotify(t *testing.T, url string) (*websocket.Conn, string) {
 	t.Helper()
 	ws, _, err := websocket.DefaultDialer.Dial(url, nil)
 	if err != nil {
@@ -314,10 +299,11 @@ func dialNonReader(t *testing.T, url string) (*websocket.Conn, string) {
 	}
 	t.Cleanup(func() { ws.Close() })
 	_ = ws.SetReadDeadline(time.Now().Add(10 * time.Second))
-	_, data, err := ws.ReadMessage() // the init message, then no more reading
+	_, data, err := ws.ReadMessage()
 	if err != nil {
 		t.Fatal(err)
 	}
+	_ = ws.SetReadDeadline(time.Time{})
 	var init struct {
 		ClientID string `json:"client_id"`
 	}
