@@ -40,7 +40,9 @@ type memReturn struct {
 	free    func()       // debug.FreeOSMemory; tests count calls instead
 	peak    atomic.Int64 // highest live count since the last return
 	pending atomic.Bool  // a return is scheduled
-	last    atomic.Int64 // when memory was last returned (UnixNano)
+	// lastStacks is when the sweep last asked for a return (UnixNano).
+	lastStacks atomic.Int64
+	last       atomic.Int64 // when memory was last returned (UnixNano)
 }
 
 func newMemReturn(active func() int64) *memReturn {
@@ -83,11 +85,25 @@ func (m *memReturn) disconnected(n int64) {
 // of them only at its second GC (freeOSMemory runs both). The idle
 // readers' own pages are what a quiet server is left with, so this is when
 // it is worth the GCs.
+//
+// At most one every stacksReturnEvery: clients that talk every 10–20 s
+// would otherwise have a thousand readers moved at every sweep, and a
+// full GC every few seconds for it.
 func (m *memReturn) stacksFreed(n int) {
-	if n >= memReturnMinDrop {
-		m.schedule()
+	if n < memReturnMinDrop {
+		return
 	}
+	now := time.Now().UnixNano()
+	last := m.lastStacks.Load()
+	if now-last < int64(stacksReturnEvery) || !m.lastStacks.CompareAndSwap(last, now) {
+		return
+	}
+	m.schedule()
 }
+
+// stacksReturnEvery bounds how often the sweep's freed stacks are worth a
+// memory return (stacksFreed).
+const stacksReturnEvery = time.Minute
 
 // schedule runs a return a little later, unless one is pending; returns
 // are memReturnEvery apart at least.

@@ -50,7 +50,8 @@ func TestMemReturn_OnlyAfterALargeDrop(t *testing.T) {
 	}
 }
 
-// A sweep that moved many readers returns memory, a small one does not.
+// A sweep that moved many readers returns memory, a small one does not,
+// and a large one right after a return does not either.
 func TestMemReturn_AfterALargeSweep(t *testing.T) {
 	m := newMemReturn(func() int64 { return 5000 })
 	freed := make(chan struct{}, 10)
@@ -66,5 +67,16 @@ func TestMemReturn_AfterALargeSweep(t *testing.T) {
 	case <-freed:
 	case <-time.After(10 * time.Second):
 		t.Fatal("no memory return within 10s of a sweep that moved 1000 readers")
+	}
+	// Clients that talk every 10–20 s get a large sweep every time: one
+	// return a minute (stacksReturnEvery), not one per sweep.
+	for m.pending.Load() {
+		time.Sleep(10 * time.Millisecond)
+	}
+	m.stacksFreed(memReturnMinDrop)
+	select {
+	case <-freed:
+		t.Fatal("a second return right after the first")
+	case <-time.After(2 * memReturnDelay):
 	}
 }

@@ -112,6 +112,9 @@ type Conn struct {
 	pingDue     bool     // a ping waits for the writer
 	pongDue     bool     // a pong waits for the writer, with payload pong (the latest ping's)
 	pong        []byte
+	// ping is the payload of the last ping the shallow wait read, whose
+	// pong it owes (idle.go); only the reader touches it.
+	ping []byte
 	// The sweep's view of the reader (idle.go): waiting shallow since
 	// sweep number parkedSince, with a grown stack; kicked awake.
 	parked, kicked bool
@@ -199,7 +202,7 @@ func NewConn(id, module string, ws *websocket.Conn, opt *Options) *Conn {
 			c.guard, c.br, c.brSize = g, g.br, g.br.Size()
 			// Only a guard straight on the socket: a prefixConn has bytes
 			// to serve first, and a *tls.Conn decrypts.
-			c.rr = newRawReader(g.Conn, &opt.chunks)
+			c.rr = newRawReader(g.Conn, c, &opt.chunks)
 		}
 	}
 	// Control frames go through the writer too (the websocket package's

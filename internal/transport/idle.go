@@ -57,34 +57,57 @@ func (c *Conn) waitShallow() (respawn bool) {
 	}
 	c.lendReadBuffer()
 	defer c.takeReadBuffer()
-	if c.grown { // only a grown stack is worth a sweep's kick
-		c.mu.Lock()
-		c.parked, c.parkedSince = true, c.opt.sweeps.Load()
-		c.mu.Unlock()
+	since := c.opt.sweeps.Load() // pings and pongs handled here do not end the wait
+	for {
+		if c.grown { // only a grown stack is worth a sweep's kick
+			c.mu.Lock()
+			c.parked, c.parkedSince = true, since
+			c.mu.Unlock()
+		}
+		chunk, rest, err := c.rr.read()
+		if c.grown && c.unpark() && err != nil {
+			return true // the kick's deadline, not the client's
+		}
+		if err != nil {
+			// The poller's error (a deadline, a closed socket) comes back
+			// on NextReader's own read.
+			return false
+		}
+		for c.rr.wake {
+			// Written here, not in the poller's loop: the write may fail and
+			// close the socket, and a Close waits for that loop to end.
+			// stripControl stops after each ping, so each gets its pong.
+			c.rr.wake = false
+			c.control(websocket.PongMessage, c.ping)
+			if len(rest) > 0 {
+				rest = c.stripControl(rest)
+			}
+		}
+		if len(rest) == 0 {
+			c.rr.put(chunk)
+		} else {
+			c.guard.pending, c.guard.pendingBuf = rest, chunk
+		}
+		if c.rr.err != nil {
+			// read(2)'s error, or io.EOF, after the bytes read: handed over,
+			// so that NextReader sees what its own read would have.
+			c.guard.pendingErr = c.rr.err
+		}
+		if len(rest) > 0 || c.rr.err != nil {
+			return false
+		}
 	}
-	chunk, rest, err := c.rr.read(c.stripControl)
-	if c.grown && c.unpark() && err != nil {
-		return true // the kick's deadline, not the client's
-	}
-	switch {
-	case err != nil:
-		// The poller's error (a deadline, a closed socket) comes back on
-		// NextReader's own read.
-	case chunk == nil:
-		// read(2)'s error, or io.EOF: handed over, so that NextReader
-		// sees what its own read would have.
-		c.guard.pendingErr = c.rr.err
-	default:
-		c.guard.pending, c.guard.pendingBuf = rest, chunk
-	}
-	return false
 }
 
 // stripControl handles the whole, well-formed pings and pongs at the front
 // of b (a client's frames, at a frame boundary) and returns the bytes from
 // the first frame it leaves to the websocket package. It takes only what
 // the package would accept: final, no RSV bits, masked, at most 125 bytes;
-// anything else is the package's (and the frame guard's) to refuse.
+// anything else is the package's (and the frame guard's) to refuse. It
+// stops after a ping: its payload is kept in c.ping and c.rr.wake set, and
+// waitShallow writes the pong (out of the poller's loop, where a failed
+// write's Close would wait on the reader itself), then calls it again on
+// what is left, so every ping gets its pong (RFC 6455 §5.5.2).
 func (c *Conn) stripControl(b []byte) []byte {
 	for len(b) >= 6 { // 2 header bytes and the 4-byte mask at least
 		op := b[0]
@@ -102,12 +125,14 @@ func (c *Conn) stripControl(b []byte) []byte {
 		for i := range payload {
 			payload[i] ^= b[2+i%4]
 		}
-		if op&0x0f == websocket.PingMessage {
-			c.control(websocket.PongMessage, payload)
-		} else {
-			c.touch() // the pong handler's work (WatchLiveness)
-		}
 		b = b[6+n:]
+		if op&0x0f == websocket.PingMessage {
+			// Answered by waitShallow, which calls again for the rest.
+			c.ping = append(c.ping[:0], payload...)
+			c.rr.wake = true
+			return b
+		}
+		c.touch() // the pong handler's work (WatchLiveness)
 	}
 	return b
 }
@@ -122,6 +147,7 @@ func (c *Conn) lendReadBuffer() {
 		h = new(bufio.Reader)
 	}
 	*h = *c.br
+	h.Reset(nil) // the pooled buffer must not keep this client reachable
 	*c.br = bufio.Reader{}
 	c.spareBR = nil
 	c.opt.readers.Put(h)

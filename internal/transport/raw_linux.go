@@ -83,38 +83,45 @@ func (w *rawWriter) writeFD(fd uintptr) bool {
 type rawReader struct {
 	rc     syscall.RawConn
 	chunks *sync.Pool // *[]byte of readBufferSize
-	// Argument and results of fn (a method value made once, so a wait
-	// allocates no closure): filter, the chunk and what filter left of it,
-	// and read(2)'s error (io.EOF for 0 bytes).
-	filter func([]byte) []byte
-	small  [24]byte // the first bytes of each read (readFD)
-	chunk  *[]byte
-	rest   []byte
-	err    error
-	fn     func(fd uintptr) bool
+	conn   *Conn      // whose stripControl filters what is read
+	// Results of fn (a method value made once, so a wait allocates no
+	// closure): the chunk and what stripControl left of it, read(2)'s
+	// error after those bytes (io.EOF for 0 bytes), and wake: a ping was
+	// read, whose pong is written once out of the poller's loop.
+	small [24]byte // the first bytes of each read (readFD)
+	chunk *[]byte
+	rest  []byte
+	err   error
+	wake  bool
+	fn    func(fd uintptr) bool
 }
 
-// newRawReader returns nc's raw reader, or nil if nc has no file
+// maxStripPasses bounds the reads of whole pings and pongs one call of
+// read makes, so that a flood of them cannot keep the reader from seeing
+// a deadline or a Close (both are checked between calls).
+const maxStripPasses = 16
+
+// newRawReader returns nc's raw reader for conn, or nil if nc has no file
 // descriptor (a *tls.Conn): the reader then waits in NextReader.
-func newRawReader(nc net.Conn, chunks *sync.Pool) *rawReader {
+func newRawReader(nc net.Conn, conn *Conn, chunks *sync.Pool) *rawReader {
 	rc := rawConnOf(nc)
 	if rc == nil {
 		return nil
 	}
-	r := &rawReader{rc: rc, chunks: chunks}
+	r := &rawReader{rc: rc, chunks: chunks, conn: conn}
 	r.fn = r.readFD
 	return r
 }
 
-// read waits until the socket has bytes that filter (which may handle
-// some of them) leaves, and returns them, rest, in chunk, which the
-// caller puts back. err is the poller's (a read deadline, a closed
-// socket); a nil chunk with a nil err means read(2) failed or met EOF:
-// r.err says which.
-func (r *rawReader) read(filter func([]byte) []byte) (chunk *[]byte, rest []byte, err error) {
-	r.filter, r.chunk, r.rest, r.err = filter, nil, nil, nil
+// read waits until the socket has something and returns it: the bytes
+// stripControl left, rest, in chunk (the caller puts it back), and r.err,
+// read(2)'s error or io.EOF after them. Both may be empty (a ping to
+// answer, r.wake; or the pass bound): the caller calls again. err is the
+// poller's (a read deadline, a closed socket).
+func (r *rawReader) read() (chunk *[]byte, rest []byte, err error) {
+	r.chunk, r.rest, r.err, r.wake = nil, nil, nil, false
 	err = r.rc.Read(r.fn)
-	chunk, rest, r.chunk, r.rest, r.filter = r.chunk, r.rest, nil, nil, nil
+	chunk, rest, r.chunk, r.rest = r.chunk, r.rest, nil, nil
 	if err != nil {
 		r.put(chunk)
 		return nil, nil, err
@@ -122,19 +129,19 @@ func (r *rawReader) read(filter func([]byte) []byte) (chunk *[]byte, rest []byte
 	return chunk, rest, nil
 }
 
-// readFD reads what the socket has and returns false (wait in the poller,
-// then call again) when nothing is left of it once filtered. After a read
-// shorter than asked for, which took all the socket had, it waits without
-// a read(2) that would only say EAGAIN: the runtime's loop around it
-// (poll.FD.RawRead) does not reset the poller's readiness, so bytes that
-// arrive after that read wake the wait. No chunk is held while waiting.
+// readFD reads the socket until it has nothing (EAGAIN: return false, to
+// wait in the poller and be called again; no chunk is held while
+// waiting), or until it has read something to hand over. Whole pings and
+// pongs are handled on the way (stripControl). It reads until EAGAIN even
+// after a short read: a close (FIN) or reset that came with the last bytes
+// raises no new readiness, and only another read(2) sees it.
 //
 // It reads into small first: a heartbeat's pong (6 bytes) is read,
 // handled and done with there, without a chunk from the pool, whose slow
 // path (another P's pool, an allocation) would grow a fresh reader's stack
 // past its 2 KiB on every heartbeat round.
 func (r *rawReader) readFD(fd uintptr) bool {
-	for {
+	for range maxStripPasses {
 		n, err := readRetry(fd, r.small[:])
 		switch {
 		case err == syscall.EAGAIN:
@@ -146,37 +153,37 @@ func (r *rawReader) readFD(fd uintptr) bool {
 			r.err = io.EOF
 			return true
 		}
-		if n < len(r.small) {
-			if rest := r.filter(r.small[:n]); len(rest) > 0 {
-				r.keep(rest, nil)
-				return true
+		buf, c := r.small[:n], (*[]byte)(nil)
+		if n == len(r.small) { // more may wait: read it after these, in a chunk
+			c = r.getChunk()
+			k := copy(*c, r.small[:])
+			m, err := readRetry(fd, (*c)[k:])
+			switch {
+			case err == syscall.EAGAIN:
+				m = 0
+			case err != nil:
+				m, r.err = 0, err // after the bytes already read
+			case m == 0:
+				r.err = io.EOF
 			}
-			return false
+			buf = (*c)[:k+m]
 		}
-		// More may wait: read it after what small holds, in a chunk.
-		c := r.getChunk()
-		k := copy(*c, r.small[:])
-		m, err := readRetry(fd, (*c)[k:])
-		if err != nil && err != syscall.EAGAIN {
-			r.chunks.Put(c)
-			r.err = err // what small held is lost with the connection
+		rest := r.conn.stripControl(buf)
+		if len(rest) > 0 || r.err != nil || r.wake {
+			r.keep(rest, c)
 			return true
 		}
-		m = max(m, 0)
-		if rest := r.filter((*c)[:k+m]); len(rest) > 0 {
-			r.chunk, r.rest = c, rest
-			return true
-		}
-		r.chunks.Put(c)
-		if k+m < len(*c) {
-			return false
-		}
+		r.put(c)
 	}
+	return true // the pass bound: nothing to hand over, the caller reads again
 }
 
-// keep hands the bytes rest (in small, or in chunk c) to the caller, in a
-// chunk.
+// keep hands rest (in small, or in chunk c) to the caller, in a chunk.
 func (r *rawReader) keep(rest []byte, c *[]byte) {
+	if len(rest) == 0 {
+		r.put(c)
+		return
+	}
 	if c == nil {
 		c = r.getChunk()
 		rest = (*c)[:copy(*c, rest)]

@@ -20,12 +20,13 @@ func (*rawWriter) write([]byte) (int, error) { return 0, errors.ErrUnsupported }
 
 // rawReader is the portable fallback of raw_linux.go's: newRawReader
 // returns nil, and an idle reader waits in NextReader.
-type rawReader struct{ err error }
-
-func newRawReader(net.Conn, *sync.Pool) *rawReader { return nil }
-
-func (*rawReader) read(func([]byte) []byte) (*[]byte, []byte, error) {
-	return nil, nil, errors.ErrUnsupported
+type rawReader struct {
+	err  error
+	wake bool
 }
+
+func newRawReader(net.Conn, *Conn, *sync.Pool) *rawReader { return nil }
+
+func (*rawReader) read() (*[]byte, []byte, error) { return nil, nil, errors.ErrUnsupported }
 
 func (*rawReader) put(*[]byte) {}

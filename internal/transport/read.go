@@ -45,6 +45,9 @@ func (c *Conn) ReadLoop(onMessage func(msg abi.Message), done func()) {
 			done()
 			return
 		}
+		// Heard from now, not only once the message is handled: the sweep
+		// must not end a client whose message is in a long guest call.
+		c.touch()
 		buf, _ := c.opt.buffers.Get().(*bytes.Buffer)
 		if buf == nil {
 			buf = new(bytes.Buffer)
