@@ -180,3 +180,48 @@ func (c *echoClient) roundTrip(msg string) error {
 		return fmt.Errorf("no echo of %q in 10 s", msg)
 	}
 }
+
+// Hostile control frames at the shallow wait (transport's idle.go): one
+// client floods pings and never reads the pongs, another floods pongs with
+// the largest payload allowed (125 bytes). The server answers what it can,
+// bounds what it owes the first (one pong kept, the socket's buffer, then
+// write_timeout), and a canary is answered throughout; the server's memory
+// does not grow with the flood.
+func TestIdle_ControlFloodKeepsCanary(t *testing.T) {
+	srv := startServer(t, handlersWith(t, "echo"), func(c *server.Config) {
+		c.Server.WriteTimeout.Duration = time.Second
+	})
+	canary := srv.startCanary(t, "/echo")
+	rss0 := rssBytes()
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for _, op := range []int{websocket.PingMessage, websocket.PongMessage} {
+		ws, _, err := websocket.DefaultDialer.Dial(srv.url+"/echo", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ws.Close()
+		payload := []byte(strings.Repeat("p", 125))
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if ws.WriteControl(op, payload, time.Now().Add(time.Second)) != nil {
+					return // dropped: the pings' client after write_timeout
+				}
+			}
+		})
+	}
+	time.Sleep(3 * time.Second)
+	close(stop)
+	wg.Wait()
+	worst := canary.check()
+	rss := rssBytes()
+	t.Logf("canary worst round trip %v; RSS %d → %d MiB", worst, rss0>>20, rss>>20)
+	if rss0 > 0 && rss > rss0+64<<20 {
+		t.Errorf("RSS grew by %d MiB under a 3 s control-frame flood", (rss-rss0)>>20)
+	}
+}
