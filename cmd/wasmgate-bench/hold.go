@@ -142,20 +142,16 @@ func holdRun(ctx context.Context, f benchFlags, exe string) (holdResult, error) 
 	// The second half apart: the steady state, after the one-time work
 	// of the hold's first seconds (the sweep moving every reader to a
 	// fresh goroutine 10–20 s after its message, and the memory return).
-	select {
-	case <-ctx.Done():
-		return r, ctx.Err()
-	case <-time.After(f.holdDuration / 2):
+	if err := sleepUntil(ctx, start.Add(f.holdDuration/2)); err != nil {
+		return r, err
 	}
 	cpuMid, err := processCPU(pid)
 	if err != nil {
 		return r, err
 	}
 	mid := time.Now()
-	select {
-	case <-ctx.Done():
-		return r, ctx.Err()
-	case <-time.After(time.Until(start.Add(f.holdDuration))):
+	if err := sleepUntil(ctx, start.Add(f.holdDuration)); err != nil {
+		return r, err
 	}
 	cpu1, err := processCPU(pid)
 	if err != nil {
@@ -300,4 +296,16 @@ func dropNote(first string) string {
 		return ""
 	}
 	return ", first: " + first
+}
+
+// sleepUntil waits until t, or returns ctx's error if it ends first.
+func sleepUntil(ctx context.Context, t time.Time) error {
+	timer := time.NewTimer(time.Until(t))
+	defer timer.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-timer.C:
+		return nil
+	}
 }
