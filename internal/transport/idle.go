@@ -22,9 +22,10 @@ import (
 // So between messages the reader waits for the socket itself, a few frames
 // under ReadLoop (waitShallow): a non-blocking read(2) through the
 // socket's syscall.RawConn, and the poller when there is nothing to read.
-// Nothing in that wait is deeper than 1 KiB, so the GCs that follow shrink
-// the stack back to the 2 KiB minimum (server/memreturn.go runs two when
-// the server goes quiet). Pings and pongs would wake NextReader, which
+// That wait fits in a fresh goroutine's 2 KiB; a GC cannot shrink a grown
+// stack back to it (see the sweep below), so the sweep moves a reader that
+// has waited a while, after a message, to a fresh goroutine. Pings and
+// pongs would wake NextReader, which
 // handles them inside and then waits deep for the next data frame; so the
 // whole control frames that arrive while waiting are handled here
 // (stripControl) and the reader waits shallow again. Anything else, or a
