@@ -28,6 +28,15 @@ func (n pushNode) Status() Status { return n.s.Status() }
 
 func (n pushNode) Reload(ctx context.Context) (int, string) { return n.s.reloadSummary(ctx) }
 
+// NewPublishBatch implements push.Node: a batch of this node's cluster
+// publishes, nil on a single node.
+func (n pushNode) NewPublishBatch() push.PublishBatch {
+	if n.s.cluster == nil {
+		return nil
+	}
+	return n.s.cluster.NewBatch()
+}
+
 // Status returns a snapshot of the node and of every loaded module.
 func (s *Server) Status() Status {
 	st := Status{NodeID: s.cfg.Server.NodeID, Clients: s.hub.Count(), Version: s.ops.version, PID: os.Getpid(),

@@ -460,6 +460,12 @@ func (n *Node) publishEach(ctx context.Context, prefix string, names []string, m
 		return err
 	}
 	payload := m.encode()
+	if b := n.batchOf(ctx); b != nil {
+		for _, name := range names {
+			b.add(prefix+name, payload)
+		}
+		return nil
+	}
 	ctx, cancel := context.WithTimeout(ctx, n.o.Timeout)
 	defer cancel()
 	if len(names) == 1 {
@@ -485,13 +491,24 @@ func (n *Node) publishEach(ctx context.Context, prefix string, names []string, m
 
 // PublishAll publishes msg for every client of the other nodes.
 func (n *Node) PublishAll(ctx context.Context, msg abi.Message, exclude []string) error {
-	_, err := n.bus.publish(ctx, n.bus.allCh, &envelope{kind: kindAll, origin: n.id, binary: msg.Binary, exclude: exclude, data: msg.Data})
-	return err
+	return n.publishOne(ctx, n.bus.allCh, &envelope{kind: kindAll, origin: n.id, binary: msg.Binary, exclude: exclude, data: msg.Data})
 }
 
 // PublishClients publishes msg for the listed clients of node owner.
 func (n *Node) PublishClients(ctx context.Context, owner string, ids []string, msg abi.Message, exclude []string) error {
-	_, err := n.bus.publish(ctx, n.o.Prefix+"n:"+owner, &envelope{kind: kindClients, origin: n.id, binary: msg.Binary, names: ids, exclude: exclude, data: msg.Data})
+	return n.publishOne(ctx, n.o.Prefix+"n:"+owner, &envelope{kind: kindClients, origin: n.id, binary: msg.Binary, names: ids, exclude: exclude, data: msg.Data})
+}
+
+// publishOne publishes a delivery on ch, or queues it in ctx's Batch.
+func (n *Node) publishOne(ctx context.Context, ch string, m *envelope) error {
+	if b := n.batchOf(ctx); b != nil {
+		if err := n.errRedisDown(); err != nil {
+			return err
+		}
+		b.add(ch, m.encode())
+		return nil
+	}
+	_, err := n.bus.publish(ctx, ch, m)
 	return err
 }
 

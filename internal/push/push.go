@@ -45,6 +45,24 @@ type Node interface {
 	// (POST /stop); it returns at once, false if nothing acts on the
 	// request (an embedder that does not watch for it).
 	Stop(timeout time.Duration) bool
+	// NewPublishBatch returns a batch for the cluster publishes of one
+	// caller's consecutive sends (publishpipe.go), or nil on a single node,
+	// where sends publish nothing and the ports batch nothing.
+	NewPublishBatch() PublishBatch
+}
+
+// PublishBatch queues the cluster publishes of consecutive sends, to send
+// them to Redis in one round trip (cluster.Batch).
+type PublishBatch interface {
+	// With returns ctx under which the Gateway's sends queue their cluster
+	// publishes in the batch instead of sending them.
+	With(ctx context.Context) context.Context
+	// Len and Size are the publishes and payload bytes queued.
+	Len() int
+	Size() int
+	// Exec sends what is queued and empties the batch: errs[i] is the
+	// outcome of the i-th publish queued, errs nil when all succeeded.
+	Exec(ctx context.Context) (errs []error)
 }
 
 // Ports are a node's text port and HTTP API, either of which may be off.

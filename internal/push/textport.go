@@ -23,6 +23,9 @@ import (
 // it grows past flushAt), so a pipelining backend gets its answers in few
 // writes. A backend that stops reading blocks that write until
 // push.write_timeout, then is disconnected; other connections are unaffected.
+// In cluster mode the sends among the buffered lines also send their
+// PUBLISHes to Redis together, their answers held until Redis took them
+// (publishpipe.go); the answers still go out in command order.
 //
 // What a peer can hold is bounded: at most push.max_backends connections
 // (more are refused with a too_many_backends line), each buffering at most
@@ -147,6 +150,7 @@ type backendConn struct {
 	out    []byte // answers not yet written
 	authed bool
 	req    wire.Request
+	pipe   *publishPipe // nil on a single node
 }
 
 func (t *textPort) serve(nc net.Conn) {
@@ -158,7 +162,7 @@ func (t *textPort) serve(nc net.Conn) {
 		_ = nc.Close()
 	}()
 	cfg := t.p.cfg
-	b := &backendConn{p: t.p, nc: nc, authed: cfg.Secret == ""}
+	b := &backendConn{p: t.p, nc: nc, authed: cfg.Secret == "", pipe: t.p.newPipe()}
 	limit, bufSize := cfg.MaxLine, 16<<10
 	if !b.authed {
 		// A stranger gets a buffer the size of the auth line, not 16 KiB.
@@ -177,6 +181,7 @@ func (t *textPort) serve(nc net.Conn) {
 			if !b.authed {
 				msg = fmt.Sprintf("before auth a line may be at most %d bytes (the auth command); closing", lr.max)
 			}
+			b.settle()
 			b.out = wire.AppendError(b.out, nil, wire.CodeLineTooLong, msg)
 			_ = b.flush()
 			return
@@ -184,11 +189,11 @@ func (t *textPort) serve(nc net.Conn) {
 		if err != nil {
 			return
 		}
-		gw := t.p.gwNow // the last request buffered: sends may write at once
-		if lr.buffered() {
+		gw, more := t.p.gwNow, lr.buffered() // the last request buffered: sends may write at once
+		if more {
 			gw = t.p.gw // more to do: leave the writes to the writer goroutines
 		}
-		if !b.handle(gw, bytes.TrimSuffix(line, []byte{'\r'})) {
+		if !b.handle(gw, bytes.TrimSuffix(line, []byte{'\r'}), more) {
 			_ = b.flush()
 			return
 		}
@@ -202,9 +207,10 @@ func (t *textPort) serve(nc net.Conn) {
 	}
 }
 
-// flush writes pending answers; a backend that does not read them within
-// push.write_timeout is disconnected.
+// flush writes pending answers, held ones first (settle); a backend that
+// does not read them within push.write_timeout is disconnected.
 func (b *backendConn) flush() error {
+	b.settle()
 	if len(b.out) == 0 {
 		return nil
 	}
@@ -216,17 +222,33 @@ func (b *backendConn) flush() error {
 	return err
 }
 
+// settle sends the held sends' PUBLISHes and appends their answers.
+func (b *backendConn) settle() {
+	if b.pipe.holding() {
+		b.out = b.pipe.settle(b.out, appendResult)
+	}
+}
+
 // handle executes one line and appends its answer. It returns false when the
-// connection must be closed (failed authentication).
-func (b *backendConn) handle(gw Gateway, line []byte) bool {
+// connection must be closed (failed authentication). more says that another
+// line is buffered: a send may then hold its answer (publishpipe.go).
+func (b *backendConn) handle(gw Gateway, line []byte, more bool) bool {
 	if len(bytes.TrimSpace(line)) == 0 {
 		return true
 	}
 	r := &b.req
 	if err := wire.Parse(line, r); err != nil {
+		b.settle()
 		b.out = appendParseError(b.out, err)
 		return b.authed
 	}
+	if b.pipe != nil && b.authed && (more || b.pipe.holding()) {
+		if c := b.p.batchable(r); c != nil {
+			b.out = b.pipe.send(c, gw, r, b.out, appendResult)
+			return true
+		}
+	}
+	b.settle() // anything else runs and answers after the held sends
 	if !b.authed || isCmd(r, "auth") {
 		return b.auth(r)
 	}

@@ -24,27 +24,42 @@ type timedCommand struct {
 	// added to after the histogram, so that /metrics never sees one
 	// result's count step back.
 	ok, failed atomic.Uint64
+	// batchable: the text port and HTTP API batches may queue its cluster
+	// publishes (publishpipe.go).
+	batchable bool
 }
 
 func timedCommands(table map[string]command) map[string]*timedCommand {
 	out := make(map[string]*timedCommand, len(table))
 	for name, run := range table {
-		out[name] = &timedCommand{run: run}
+		out[name] = &timedCommand{run: run, batchable: isBatchable(name)}
 	}
 	return out
 }
 
 // call runs the command and times it.
 func (c *timedCommand) call(ctx context.Context, g Gateway, r *wire.Request) (any, error) {
+	result, err := c.timed(ctx, g, r)
+	c.count(err)
+	return result, err
+}
+
+// timed runs the command and times it without counting its answer: a
+// batched send is counted once its PUBLISHes are answered (count).
+func (c *timedCommand) timed(ctx context.Context, g Gateway, r *wire.Request) (any, error) {
 	start := metrics.Now()
 	result, err := c.run(ctx, g, r)
 	c.took.Since(start)
+	return result, err
+}
+
+// count counts an answer by result.
+func (c *timedCommand) count(err error) {
 	if err != nil {
 		c.failed.Add(1)
 	} else {
 		c.ok.Add(1)
 	}
-	return result, err
 }
 
 // CommandStats is one push command's line in Status: how often it
