@@ -52,7 +52,9 @@
 // messages on one goroutine, in order, queueing each delivery with the
 // client's other messages (transport.Hub.SendOrdered). So messages one
 // sender publishes one after the other reach a client in that order,
-// whichever channels they take.
+// whichever channels they take. A Batch (batch.go) keeps it: a caller's
+// queued PUBLISHes go in one pipeline, in order, before anything else it
+// does reaches Redis.
 //
 // # Liveness and Redis outages
 //
