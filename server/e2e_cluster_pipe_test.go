@@ -1,0 +1,80 @@
+package server_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wasmgate/wasmgate/internal/redistest"
+	"github.com/wasmgate/wasmgate/server"
+)
+
+// TestCluster_PipelinedMixedSendsKeepOrder pipelines, on one text-port
+// connection of node A, sends that are batched (sendToGroup, sendToUid,
+// sendToAll) interleaved with sends that are not (sendToClient, and a
+// query), all for one client of node B: every answer comes in order, and
+// the client receives every message once, in the order sent. Two nodes
+// run in this process, so the race detector sees the batching.
+func TestCluster_PipelinedMixedSendsKeepOrder(t *testing.T) {
+	rs := redistest.Start(t)
+	dir := handlersWith(t, "chat")
+	cluster := func(c *server.Config) {
+		c.Cluster.Redis = rs.URL()
+		c.Cluster.NodeTTL.Duration = 3 * time.Second
+		c.Cluster.Heartbeat.Duration = 250 * time.Millisecond
+		c.Modules = map[string]server.ModuleConfig{"chat": {Config: "rate_limit=0"}}
+	}
+	a, b := startServer(t, dir, cluster), startServer(t, dir, cluster)
+	c := b.chat(t)
+	c.login("u")
+	c.join("g")
+
+	const k = 300
+	var lines strings.Builder
+	for i := 1; i <= k; i++ {
+		data := fmt.Sprintf("m=%d", i)
+		switch i % 6 {
+		case 0:
+			fmt.Fprintf(&lines, `{"id":%d,"cmd":"sendToClient","client_id":%q,"data":%q}`, i, c.id, data)
+		case 1:
+			fmt.Fprintf(&lines, `{"id":%d,"cmd":"sendToUid","uid":"u","data":%q}`, i, data)
+		case 2:
+			fmt.Fprintf(&lines, `{"id":%d,"cmd":"sendToAll","data":%q}`, i, data)
+		case 3:
+			fmt.Fprintf(&lines, `{"id":%d,"cmd":"sendToGroup","group":["g","h"],"data":%q}`, i, data)
+		default:
+			fmt.Fprintf(&lines, `{"id":%d,"cmd":"sendToGroup","group":"g","data":%q}`, i, data)
+		}
+		lines.WriteByte('\n')
+		if i%50 == 0 { // a command that is not a send between them
+			fmt.Fprintf(&lines, `{"id":"q%d","cmd":"getClientIdCountByGroup","group":"g"}`+"\n", i)
+		}
+	}
+	be := a.backend(t)
+	be.send(strings.TrimSuffix(lines.String(), "\n"))
+	for i := 1; i <= k; i++ {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(be.readLine()), &m); err != nil || m["id"] != float64(i) || m["ok"] != true {
+			t.Fatalf("answer %d: %v (%v)", i, m, err)
+		}
+		if i%50 == 0 {
+			if err := json.Unmarshal([]byte(be.readLine()), &m); err != nil || m["id"] != fmt.Sprintf("q%d", i) || m["result"] != 1.0 {
+				t.Fatalf("query after %d: %v (%v)", i, m, err)
+			}
+		}
+	}
+	for want := 1; want <= k; {
+		_, data := c.read()
+		s, ok := strings.CutPrefix(string(data), "m=")
+		if !ok {
+			continue
+		}
+		if got, _ := strconv.Atoi(s); got != want {
+			t.Fatalf("the client of the other node got m=%d, want m=%d", got, want)
+		}
+		want++
+	}
+}
