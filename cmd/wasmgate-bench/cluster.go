@@ -9,7 +9,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -163,13 +162,13 @@ func clusterRun(ctx context.Context, f benchFlags, rs *redisProc, key, label str
 	// 3,000 readers) and reads into its own buffer (no allocation per
 	// message): the clients share the machine with the nodes, so what they
 	// cost is taken from the server. The epoll reader (the default on
-	// Linux) reads them all from one goroutine per core; the goroutine
-	// reader gives each its websocket.Conn and goroutine.
+	// Linux) reads them all from -cluster-pollers goroutines; the
+	// goroutine reader gives each its websocket.Conn and goroutine.
 	base := time.Now()
 	logs := make([]memberLog, len(clients))
 	if f.clusterReader == "epoll" {
 		cnt := &memberCounters{base: base, delivered: &delivered, latN: &latN, pacedOn: &pacedOn}
-		rd, err := startEpollReaders(clients, logs, cnt, runtime.GOMAXPROCS(0))
+		rd, err := startEpollReaders(clients, logs, cnt, f.clusterPollers)
 		clients = nil // closed by startEpollReaders, their sockets now rd's
 		if err != nil {
 			res.err = fmt.Errorf("epoll reader: %w", err)

@@ -16,7 +16,9 @@ import (
 
 // The cluster phase's epoll reader (-cluster-reader epoll): the members'
 // sockets, taken from their websocket.Conns after the handshake and the
-// init message, are read by a few goroutines, one per core, each owning one
+// init message, are read by a few goroutines (-cluster-pollers, 1 by
+// default: on the shared cores one poller gets several times more events
+// per epoll_wait than two and costs less per delivery), each owning one
 // epoll instance (level-triggered) and its share of the members. A poller
 // loops on epoll_wait (many events per call), reads each ready socket once
 // with a non-blocking read(2) into that member's wsStream, and parses the
