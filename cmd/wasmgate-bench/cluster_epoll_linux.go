@@ -94,8 +94,8 @@ func (m *epollMember) ping(p []byte) error {
 }
 
 // startEpollReaders takes the members' sockets from conns (closing the
-// websocket.Conns) and starts pollers pollers reading them, member i
-// logging into logs[i].
+// websocket.Conns, also on error) and starts pollers pollers reading them,
+// member i logging into logs[i].
 func startEpollReaders(conns []*websocket.Conn, logs []memberLog, c *memberCounters, pollers int) (*epollReaders, error) {
 	r := &epollReaders{members: make([]epollMember, len(conns))}
 	for i := range r.members {
@@ -103,6 +103,9 @@ func startEpollReaders(conns []*websocket.Conn, logs []memberLog, c *memberCount
 	}
 	fail := func(err error) (*epollReaders, error) {
 		r.close()
+		for _, ws := range conns { // those not taken yet
+			_ = ws.Close()
+		}
 		return nil, err
 	}
 	if len(conns) == 0 {
