@@ -154,6 +154,7 @@ fuzz: redis-server guests
 	$(GO) test ./runtime -run '^$$' -fuzz FuzzGuestModules -fuzztime $(FUZZTIME)
 	$(GO) test ./runtime -run '^$$' -fuzz FuzzDecodeList -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/recording -run '^$$' -fuzz FuzzRead -fuzztime $(FUZZTIME)
+	$(GO) test ./cmd/wasmgate-bench -run '^$$' -fuzz FuzzWSStream -fuzztime $(FUZZTIME)
 
 # Test fixtures in WAT; the .wasm files are committed so `go test` needs no
 # wabt. Regenerate after editing a .wat. A fixture that is invalid on purpose

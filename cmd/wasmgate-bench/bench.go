@@ -41,6 +41,11 @@ type benchFlags struct {
 	// default).
 	clusterSettings []string
 	clusterProcs    int
+	// clusterReader is how the cluster phase's members are read: "epoll"
+	// (-cluster-pollers epoll loops, Linux) or "goroutine" (a websocket.Conn and a
+	// goroutine each); clusterPollers is the epoll reader's goroutines.
+	clusterReader  string
+	clusterPollers int
 	// The hold phase (hold.go): clients, how long they are held, their
 	// route, serve's heartbeat settings, and another binary whose serve
 	// side is measured alternately with this one, holdPairs times.
@@ -128,6 +133,8 @@ func runBench(args []string) error {
 	fs.DurationVar(&f.clusterPaced, "cluster-paced", 4*time.Second, "how long the cluster phase sends 50 group messages/s")
 	clusterSettings := fs.String("cluster-settings", "single,cluster1,cluster3", "cluster phase rows to run, comma-separated: single (1 node, no cluster), cluster1, cluster3")
 	fs.IntVar(&f.clusterProcs, "cluster-gomaxprocs", 0, "GOMAXPROCS of each serve process of the cluster phase (0: the default, the machine's cores)")
+	fs.StringVar(&f.clusterReader, "cluster-reader", defaultClusterReader, "how the cluster phase's members are read: epoll (-cluster-pollers epoll loops parse every member's frames; Linux only) or goroutine (a websocket.Conn and a goroutine per member)")
+	fs.IntVar(&f.clusterPollers, "cluster-pollers", 1, "goroutines (each with its epoll instance) of -cluster-reader epoll; one costs the shared cores least (more events per epoll_wait)")
 	fs.IntVar(&f.holdClients, "hold-clients", 19000, "hold phase: clients held on one server (each its own file here: at most the hard RLIMIT_NOFILE less a few)")
 	fs.DurationVar(&f.holdDuration, "hold-duration", 60*time.Second, "hold phase: how long the clients are held")
 	fs.StringVar(&f.holdPath, "hold-path", "/echo", "hold phase: the clients' route (an echo)")
@@ -145,6 +152,12 @@ func runBench(args []string) error {
 		if !slices.Contains(pushModes, m) {
 			return fmt.Errorf("-push-modes: unknown scenario %q (want some of %s)", m, strings.Join(pushModes, ","))
 		}
+	}
+	if f.clusterReader != "epoll" && f.clusterReader != "goroutine" {
+		return fmt.Errorf("-cluster-reader %q: want epoll or goroutine", f.clusterReader)
+	}
+	if f.clusterPollers < 1 {
+		return fmt.Errorf("-cluster-pollers %d: want at least 1", f.clusterPollers)
 	}
 	switch f.only {
 	case "", "echo", "idle", "tls", "push", "attack", "cluster", "hold":

@@ -161,9 +161,21 @@ func clusterRun(ctx context.Context, f benchFlags, rs *redisProc, key, label str
 	// Each member's reader keeps its own samples (no lock shared by the
 	// 3,000 readers) and reads into its own buffer (no allocation per
 	// message): the clients share the machine with the nodes, so what they
-	// cost is taken from the server.
+	// cost is taken from the server. The epoll reader (the default on
+	// Linux) reads them all from -cluster-pollers goroutines; the
+	// goroutine reader gives each its websocket.Conn and goroutine.
 	base := time.Now()
 	logs := make([]memberLog, len(clients))
+	if f.clusterReader == "epoll" {
+		cnt := &memberCounters{base: base, delivered: &delivered, latN: &latN, pacedOn: &pacedOn}
+		rd, err := startEpollReaders(clients, logs, cnt, f.clusterPollers)
+		clients = nil // closed by startEpollReaders, their sockets now rd's
+		if err != nil {
+			res.err = fmt.Errorf("epoll reader: %w", err)
+			return res
+		}
+		defer rd.close()
+	}
 	for i, ws := range clients {
 		lg := &logs[i]
 		go func() {
@@ -285,6 +297,14 @@ func clusterRun(ctx context.Context, f benchFlags, rs *redisProc, key, label str
 	res.paced = pacedStats(logs, nodeOf, nodes)
 	res.p50, res.p99 = res.paced.p50, res.paced.p99
 	return res
+}
+
+// memberCounters are what the epoll reader's members share in a cluster
+// run: the time base of the logs, and the counters the run waits on.
+type memberCounters struct {
+	base            time.Time
+	delivered, latN *atomic.Int64
+	pacedOn         *atomic.Bool
 }
 
 // memberLog is one member's paced deliveries: each message's send time

@@ -11,6 +11,7 @@
 //	wasmgate-bench [-only echo|idle|tls|push|attack|cluster|deflate|hold] [-duration 10s] [-conns 100]
 //	               [-inflight 10] [-idle 8000] [-push-duration 5s] [-push-clients 1000] [-profile DIR]
 //	               [-hold-clients 19000] [-hold-duration 60s] [-hold-path /echo] [-serve-bin PATH]
+//	               [-cluster-settings single,cluster1,cluster3] [-cluster-reader epoll|goroutine] [-cluster-pollers 1]
 //	wasmgate-bench serve -handlers DIR [-modules echo,rust-echo,notify] [-cpuprofile FILE]
 //	               [-ping-interval 25s] [-idle-timeout 60s]
 //	wasmgate-bench push -mode throughput|paced|inflight|connperpush|http|httpbatch
