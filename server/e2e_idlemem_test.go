@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -23,15 +24,16 @@ const idleChildEnv = "WASMGATE_TEST_IDLE_CLIENTS"
 // stacks whose goroutines have ended).
 func stackBytes() int64 { return int64(memAfterGC().StackInuse) }
 
-// An idle client's reader keeps a small stack. Each client's message runs
-// the Go guest on its reader, which grows the reader's stack to 8 KiB; the
-// idle sweep then moves every reader that has waited since to a fresh
-// goroutine (transport's idle.go), and the heartbeats that follow (a ping
-// every 100 ms, answered by the clients, each pong pushing the idle
-// deadline out) must not grow them again. On the old code every reader
-// kept its grown stack (4 KiB once a GC had halved it). The clients, in a
-// child process so that their goroutines are not counted, are then served
-// as before.
+// An idle client costs no goroutine. Each client's message runs the Go
+// guest on its reader, which grows the reader's stack to 8 KiB; the idle
+// sweep then parks every client whose reader has waited since in the
+// transport's Poller (idle.go), ending the reader, and the heartbeats that
+// follow (a ping every 100 ms, answered by the clients, each pong counted
+// as the client heard from) are handled there, without starting a reader
+// again. On the code before the sweep every reader kept its grown stack
+// (4 KiB once a GC had halved it); before the Poller, every idle client
+// kept a fresh reader's 2 KiB. The clients, in a child process so that
+// their goroutines are not counted, are then served as before.
 func TestIdle_SweepShrinksReaderStacks(t *testing.T) {
 	if arg := os.Getenv(idleChildEnv); arg != "" {
 		idleClients(t, arg)
@@ -42,7 +44,7 @@ func TestIdle_SweepShrinksReaderStacks(t *testing.T) {
 		c.Server.PingInterval.Duration = 100 * time.Millisecond
 		c.Server.IdleTimeout.Duration = time.Second
 	}, server.WithIdleSweep(200*time.Millisecond))
-	before := stackBytes()
+	before, goroutinesBefore := stackBytes(), runtime.NumGoroutine()
 
 	child := startTestChild(t, 2*time.Minute, "TestIdle_SweepShrinksReaderStacks", fmt.Sprintf("%s=%s/echo %d", idleChildEnv, srv.url, n))
 	stdin, stdout, logs := child.stdin, child.stdout, child.logs
@@ -59,18 +61,17 @@ func TestIdle_SweepShrinksReaderStacks(t *testing.T) {
 	expect("READY")
 
 	grown := (stackBytes() - before) / n
-	// A fresh reader's stack is 2 KiB (4 KiB under the race detector).
-	want := int64(3 << 10)
-	if raceEnabled {
-		want *= 2
-	}
-	var per int64
+	// No reader goroutine per idle client: the count falls back to what it
+	// was before them. (The stack bytes are logged, not bounded: the
+	// runtime keeps some of the ended readers' stacks pooled, and gives
+	// them back to the OS only at the memory return after a large sweep,
+	// which the bench's hold measures in RSS.)
+	goroutines := func() int { return runtime.NumGoroutine() - goroutinesBefore }
 	// Sweeps run every 200 ms; ten ping rounds after the last of them.
 	deadline := time.Now().Add(20 * time.Second)
 	var settled time.Time
 	for {
-		per = (stackBytes() - before) / n
-		if per > want {
+		if goroutines() > n/10 {
 			settled = time.Time{}
 		} else if settled.IsZero() {
 			settled = time.Now()
@@ -80,9 +81,10 @@ func TestIdle_SweepShrinksReaderStacks(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	t.Logf("stack per idle client: %d B after the messages (and a GC), %d B after the sweep and 1 s of heartbeats", grown, per)
-	if per > want {
-		t.Fatalf("idle clients keep %d B of stack each; want ≤ %d B (a fresh reader's)\n%s", per, want, grepLines(srv.logs.String(), "idle sweep"))
+	per := (stackBytes() - before) / n
+	t.Logf("stack per idle client: %d B after the messages (and a GC), %d B after the sweep and 1 s of heartbeats; %d goroutines more than before the %d clients", grown, per, goroutines(), n)
+	if g := goroutines(); g > n/10 {
+		t.Fatalf("%d goroutines more than before the %d idle clients; want none per client\n%s", g, n, grepLines(srv.logs.String(), "idle sweep"))
 	}
 	if _, err := stdin.Write([]byte("again\n")); err != nil {
 		t.Fatal(err)

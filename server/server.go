@@ -354,6 +354,10 @@ func (s *Server) Start() error {
 		}
 	}
 	s.served = make(chan struct{})
+	// Before the first client: every reader reads connOpt.Poller.
+	if s.connOpt.Poller, err = transport.NewPoller(); err != nil {
+		return err
+	}
 	s.startPings()
 	s.startSweep()
 	go func() {
@@ -423,6 +427,9 @@ func (s *Server) shutdown(ctx context.Context, code int, reason string) error {
 	s.hub.WaitLanes(ctx)
 	s.hub.Each(func(c *transport.Conn) { _ = c.Close(nil, code, reason) })
 	err := s.waitIdle(ctx)
+	// Every client has ended (or was dropped): any still parked gets its
+	// reader back, to end on its closed socket.
+	s.connOpt.Poller.Close()
 	s.cancel()
 	// After the clients' close events: they remove the clients from
 	// Redis; leaving then drops whatever is left and the heartbeat.

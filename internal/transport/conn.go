@@ -80,7 +80,11 @@ type Conn struct {
 	brSize  int
 	spareBR *bufio.Reader // an empty holder for br's buffer, while not lent
 	rr      *rawReader
-	grown   bool // a message was handled since this goroutine began reading
+	lent    bool // br's buffer is lent (the reader waits, or is parked)
+	// What a reader goroutine started for a parked client runs (Poller):
+	// ReadLoop's arguments, kept by the first ReadLoop.
+	onMessage func(abi.Message)
+	onDone    func()
 
 	// What `wasmgate connections` lists (Info): set once before the reader
 	// starts, then read only.
@@ -116,10 +120,16 @@ type Conn struct {
 	// pong it owes (idle.go); only the reader touches it.
 	ping []byte
 	// The sweep's view of the reader (idle.go): waiting shallow since
-	// sweep number parkedSince, with a grown stack; kicked awake.
+	// sweep number parkedSince; kicked awake.
 	parked, kicked bool
 	parkedSince    uint64
 	expired        bool // silent for IdleTimeout: its read deadline is in the past
+	// The client's place in the Poller: polled, parked there with no
+	// reader goroutine; pin, its socket is in the epoll set; pslot and
+	// pgen, its slot (-1: none) and the slot's generation.
+	polled, pin bool
+	pslot       int32
+	pgen        uint32
 
 	wmu sync.Mutex // owns the socket for writing; guards the fields below
 	// partial is the unwritten end of a frame a direct write began; the
@@ -173,6 +183,9 @@ type Options struct {
 	// SweepEvery is how often the server runs Hub.Sweep: the idle
 	// timeout is counted in sweeps.
 	SweepEvery time.Duration
+	// Poller is where the sweep parks idle clients with no goroutine
+	// (idle.go); nil: their readers move to fresh goroutines instead.
+	Poller *Poller
 }
 
 // slowConsumer is the close reason of a client over its queue bounds.
@@ -182,7 +195,7 @@ const slowConsumer = "slow consumer: send queue full"
 // module. The caller then runs ReadLoop (after WatchLiveness) on one
 // goroutine, and Finish when it returns.
 func NewConn(id, module string, ws *websocket.Conn, opt *Options) *Conn {
-	c := &Conn{id: id, module: module, ws: ws, nc: ws.NetConn(), opt: opt}
+	c := &Conn{id: id, module: module, ws: ws, nc: ws.NetConn(), opt: opt, pslot: -1}
 	c.lastSeen.Store(opt.sweeps.Load())
 	c.tc = c.nc
 	if u, ok := c.nc.(interface{ UnsafeConn() net.Conn }); ok { // fasthttp's hijacked conn
@@ -491,6 +504,7 @@ func (c *Conn) Abort() {
 	c.dropLocked()
 	c.mu.Unlock()
 	_ = c.kill.Close()
+	c.unpoll()
 }
 
 func (c *Conn) startWriterLocked() {
@@ -617,8 +631,10 @@ func (c *Conn) writeLoop() {
 			c.wmu.Lock()
 			_ = c.writeCloseLocked(closeMsg, time.Now().Add(c.opt.WriteTimeout))
 			c.wmu.Unlock()
-			// Give the peer a moment to answer before the reader gives up.
+			// Give the peer a moment to answer before the reader gives up;
+			// a parked client needs its reader back to wait for it.
 			_ = c.ws.SetReadDeadline(time.Now().Add(closeGrace))
+			c.unpoll()
 		}
 		c.writer.Done()
 		return

@@ -16,25 +16,33 @@ import (
 // is in use. The reader calls the guest on every message, which grows its
 // stack to 8 KiB; and a reader blocked in the websocket package's
 // NextReader waits under a dozen frames (NextReader, advanceFrame, bufio,
-// the frame guard, net, the poller), more than fits in 2 KiB. So an idle
-// reader kept a 4 KiB stack, 8 KiB once it had handled a message.
+// the frame guard, net, the poller), more than fits in 2 KiB.
 //
 // So between messages the reader waits for the socket itself, a few frames
 // under ReadLoop (waitShallow): a non-blocking read(2) through the
-// socket's syscall.RawConn, and the poller when there is nothing to read.
-// That wait fits in a fresh goroutine's 2 KiB; a GC cannot shrink a grown
-// stack back to it (see the sweep below), so the sweep moves a reader that
-// has waited a while, after a message, to a fresh goroutine. Pings and
-// pongs would wake NextReader, which
-// handles them inside and then waits deep for the next data frame; so the
-// whole control frames that arrive while waiting are handled here
+// socket's syscall.RawConn, and the runtime's poller when there is
+// nothing to read. Pings and pongs would wake NextReader, which handles
+// them inside and then waits deep for the next data frame; so the whole
+// control frames that arrive while waiting are handled here
 // (stripControl) and the reader waits shallow again. Anything else, or a
 // control frame split across reads, goes to the websocket package as
 // before, through the frame guard (its pending bytes).
 //
-// The read buffer: while the reader waits shallow its bufio.Reader is
-// empty, and its buffer goes back to a pool shared by the server's
-// clients (lendReadBuffer); it is taken again when bytes arrive.
+// A reader that has waited so since before the previous sweep (a client
+// idle for one to two sweep periods) is woken by the sweep and parks its
+// client in the Poller (poller_linux.go): the goroutine ends, its stack
+// is freed, and the idle client costs no goroutine at all. The Poller's
+// one goroutine reads what a parked client sends: pings and pongs are
+// handled there and the client stays parked; anything else starts a
+// reader goroutine again (a fresh one, 2 KiB), handed the bytes read. A
+// busy client is never parked, so a message costs what it did: the
+// goroutine switch of the runtime's poller, no epoll_ctl. Without a
+// Poller (it could not be made) the kicked reader moves to a fresh
+// goroutine instead, which frees the grown stack but keeps 2 KiB.
+//
+// The read buffer: while the reader waits shallow, or is parked, its
+// bufio.Reader is empty, and its buffer goes back to a pool shared by the
+// server's clients (lendReadBuffer); it is taken again when bytes arrive.
 //
 // TLS clients keep the plain path (a *tls.Conn has its own buffers and no
 // raw socket), as do clients whose first bytes came with the handshake.
@@ -47,56 +55,125 @@ const readBufferSize = 1024
 // waitShallow waits until the socket has bytes other than whole pings
 // and pongs, which it handles, and leaves those bytes (or the read's
 // error) to the frame guard for NextReader. It returns at once when it
-// cannot wait shallow: no raw socket, bytes already buffered, or the
-// stream is inside a frame.
+// cannot wait shallow: no raw socket, bytes already buffered or pending
+// (a reader started for a parked client), or the stream is inside a
+// frame.
 //
-// It returns true when a sweep (SweepIdle) woke it to move to a fresh
-// goroutine: the caller starts one to go on reading and returns.
-func (c *Conn) waitShallow() (respawn bool) {
-	if c.rr == nil || c.br.Buffered() > 0 || !c.guard.atBoundary() {
+// It returns true when a sweep woke it (Hub.Sweep): the client is parked
+// in the Poller, or has a fresh reader goroutine, and the caller returns.
+func (c *Conn) waitShallow() (moved bool) {
+	if c.rr == nil || !c.guard.atBoundary() {
 		return false
 	}
-	c.lendReadBuffer()
-	defer c.takeReadBuffer()
+	if c.guard.pending != nil || c.guard.pendingErr != nil {
+		if c.lent {
+			c.takeReadBuffer()
+		}
+		return false
+	}
+	if !c.lent {
+		if c.br.Buffered() > 0 {
+			return false
+		}
+		c.lendReadBuffer()
+	}
 	since := c.opt.sweeps.Load() // pings and pongs handled here do not end the wait
 	for {
-		if c.grown { // only a grown stack is worth a sweep's kick
-			c.mu.Lock()
-			c.parked, c.parkedSince = true, since
-			c.mu.Unlock()
-		}
+		c.mu.Lock()
+		c.parked, c.parkedSince = true, since
+		c.mu.Unlock()
 		chunk, rest, err := c.rr.read()
-		if c.grown && c.unpark() && err != nil {
-			return true // the kick's deadline, not the client's
+		if c.unpark() && err != nil { // the kick's deadline, not the client's
+			if !c.park() {
+				c.resume()
+			}
+			return true // the buffer stays lent
 		}
 		if err != nil {
 			// The poller's error (a deadline, a closed socket) comes back
 			// on NextReader's own read.
+			c.takeReadBuffer()
 			return false
 		}
-		for c.rr.wake {
-			// Written here, not in the poller's loop: the write may fail and
-			// close the socket, and a Close waits for that loop to end.
-			// stripControl stops after each ping, so each gets its pong.
-			c.rr.wake = false
-			c.control(websocket.PongMessage, c.ping)
-			if len(rest) > 0 {
-				rest = c.stripControl(rest)
-			}
-		}
-		if len(rest) == 0 {
-			c.rr.put(chunk)
-		} else {
-			c.guard.pending, c.guard.pendingBuf = rest, chunk
-		}
-		if c.rr.err != nil {
-			// read(2)'s error, or io.EOF, after the bytes read: handed over,
-			// so that NextReader sees what its own read would have.
-			c.guard.pendingErr = c.rr.err
-		}
-		if len(rest) > 0 || c.rr.err != nil {
+		if c.settle(chunk, rest) {
+			c.takeReadBuffer()
 			return false
 		}
+	}
+}
+
+// settle handles what one read of the raw reader brought: it answers
+// the pings read, and hands the rest (bytes from the first frame other
+// than a whole ping or pong, and read(2)'s error after them) to the frame
+// guard for NextReader. It reports whether it handed anything over.
+func (c *Conn) settle(chunk *[]byte, rest []byte) bool {
+	for c.rr.wake {
+		// Written here, not in the poller's loop: the write may fail and
+		// close the socket, and a Close waits for that loop to end.
+		// stripControl stops after each ping, so each gets its pong.
+		c.rr.wake = false
+		c.control(websocket.PongMessage, c.ping)
+		if len(rest) > 0 {
+			rest = c.stripControl(rest)
+		}
+	}
+	if len(rest) == 0 {
+		c.rr.put(chunk)
+	} else {
+		c.guard.pending, c.guard.pendingBuf = rest, chunk
+	}
+	if c.rr.err != nil {
+		// read(2)'s error, or io.EOF, after the bytes read: handed over,
+		// so that NextReader sees what its own read would have.
+		c.guard.pendingErr = c.rr.err
+	}
+	return len(rest) > 0 || c.rr.err != nil
+}
+
+// park puts the client in the Poller, from its reader, which then ends;
+// false if it cannot be parked (no Poller, or it is closed; the client is
+// closing; its socket is closed).
+func (c *Conn) park() bool {
+	p := c.opt.Poller
+	if p == nil {
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closing || c.expired || !p.arm(c) {
+		return false
+	}
+	c.polled = true
+	return true
+}
+
+// pollRead is the Poller's handling of a parked client whose socket is
+// ready (the Poller has taken it out of the parked state: it is the
+// client's reader now). Pings and pongs are answered and counted and the
+// client parked again; anything else goes to a new reader goroutine.
+func (c *Conn) pollRead() {
+	chunk, rest, err := c.rr.readNow()
+	if err == nil && !c.settle(chunk, rest) && c.park() {
+		return
+	}
+	// A poller error (a closed socket, a deadline) comes back on the new
+	// reader's own read.
+	c.resume()
+}
+
+// resume starts a reader goroutine for a client that has none.
+func (c *Conn) resume() { go c.ReadLoop(c.onMessage, c.onDone) }
+
+// unpoll takes a parked client out of the Poller and starts its reader,
+// which then sees what the caller did: a closed socket, a read deadline.
+// It does nothing to a client that is not parked: its reader sees it.
+func (c *Conn) unpoll() {
+	c.mu.Lock()
+	wake := c.polled
+	c.polled = false
+	c.mu.Unlock()
+	if wake {
+		c.resume()
 	}
 }
 
@@ -151,6 +228,7 @@ func (c *Conn) lendReadBuffer() {
 	h.Reset(nil) // the pooled buffer must not keep this client reachable
 	*c.br = bufio.Reader{}
 	c.spareBR = nil
+	c.lent = true
 	c.opt.readers.Put(h)
 }
 
@@ -163,18 +241,19 @@ func (c *Conn) takeReadBuffer() {
 	c.br.Reset(c.guard)
 	*h = bufio.Reader{}
 	c.spareBR = h
+	c.lent = false
 }
 
 // The sweep. A reader waiting shallow keeps the stack its last guest call
 // grew (8 KiB), and a GC shrinks a stack to 2 KiB only if under 224 bytes
 // of it are in use (the runtime counts its 800-byte no-split reserve as
-// used), which no reader is. A fresh goroutine starts at 2 KiB. So a
-// reader that has waited, with a grown stack, for a whole sweep period is
-// woken by the sweep (its read deadline set in the past) and hands the
-// connection to a fresh goroutine; the old stack is freed as it returns.
-// A busy client is never kicked (it does not wait a whole period), and a
-// reader pays nothing for this until it has handled a message: then one
-// lock around each wait.
+// used), which no reader is. Even a fresh reader's 2 KiB is most of what
+// an idle client costs. So a reader that has waited for a whole sweep
+// period is woken by the sweep (its read deadline set in the past) and
+// parks its client in the Poller (or, without one, hands it to a fresh
+// goroutine); its stack is freed as it returns. A busy client is never
+// kicked (it does not wait a whole period); a wait costs two lock
+// round trips for the sweep's view of it.
 
 // unpark ends a wait the sweep may have kicked; it reports whether the
 // reader is to move to a fresh goroutine, having cleared the kick's read
@@ -197,8 +276,8 @@ func (c *Conn) unpark() (respawn bool) {
 
 // sweep is Hub.Sweep's visit of one client, at sweep number now: it ends
 // the client if it has been silent for more than idle sweeps (0: no
-// limit), or kicks its reader if the reader has waited, with a grown
-// stack, since before the previous sweep.
+// limit), or kicks its reader if the reader has waited since before the
+// previous sweep.
 func (c *Conn) sweep(now, idle uint64) (kicked, expired bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -208,6 +287,10 @@ func (c *Conn) sweep(now, idle uint64) (kicked, expired bool) {
 	if idle > 0 && now-c.lastSeen.Load() > idle {
 		c.expired = true
 		_ = c.ws.SetReadDeadline(time.Unix(1, 0))
+		if c.polled { // it needs its reader back to end
+			c.polled = false
+			c.resume()
+		}
 		return false, true
 	}
 	if !c.parked || c.kicked || c.parkedSince+1 >= now {
@@ -220,17 +303,16 @@ func (c *Conn) sweep(now, idle uint64) (kicked, expired bool) {
 
 // SweepResult is what one Hub.Sweep did.
 type SweepResult struct {
-	// Moved is how many readers were woken to move to a fresh goroutine,
-	// each freeing the stack a guest call grew.
+	// Moved is how many readers were woken to park their clients in the
+	// Poller (or move to a fresh goroutine), each freeing its stack.
 	Moved int
 	// Expired is how many clients were ended for silence (IdleTimeout).
 	Expired int
 }
 
 // Sweep visits every client once: it ends those silent for
-// opt.IdleTimeout, and wakes the readers that have waited, with a stack a
-// guest call grew, since the sweep before this one, to move to fresh
-// goroutines. The server calls it every opt.SweepEvery.
+// opt.IdleTimeout, and wakes the readers that have waited since the sweep
+// before this one, to park their clients in opt.Poller. The server calls it every opt.SweepEvery.
 func (h *Hub) Sweep(opt *Options) SweepResult {
 	now := opt.sweeps.Add(1)
 	var idle uint64

@@ -93,7 +93,9 @@ type rawReader struct {
 	rest  []byte
 	err   error
 	wake  bool
-	fn    func(fd uintptr) bool
+	// noWait: readFD returns on EAGAIN instead of waiting (readNow).
+	noWait bool
+	fn     func(fd uintptr) bool
 }
 
 // maxStripPasses bounds the reads of whole pings and pongs one call of
@@ -145,7 +147,7 @@ func (r *rawReader) readFD(fd uintptr) bool {
 		n, err := readRetry(fd, r.small[:])
 		switch {
 		case err == syscall.EAGAIN:
-			return false
+			return r.noWait
 		case err != nil:
 			r.err = err
 			return true
@@ -176,6 +178,15 @@ func (r *rawReader) readFD(fd uintptr) bool {
 		r.put(c)
 	}
 	return true // the pass bound: nothing to hand over, the caller reads again
+}
+
+// readNow is read without the wait: it returns (with nothing) if the
+// socket has nothing to read. The Poller's reads of a ready socket.
+func (r *rawReader) readNow() (chunk *[]byte, rest []byte, err error) {
+	r.noWait = true
+	chunk, rest, err = r.read()
+	r.noWait = false
+	return chunk, rest, err
 }
 
 // keep hands rest (in small, or in chunk c) to the caller, in a chunk.

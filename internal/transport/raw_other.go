@@ -30,3 +30,5 @@ func newRawReader(net.Conn, *Conn, *sync.Pool) *rawReader { return nil }
 func (*rawReader) read() (*[]byte, []byte, error) { return nil, nil, errors.ErrUnsupported }
 
 func (*rawReader) put(*[]byte) {}
+
+func (*rawReader) readNow() (*[]byte, []byte, error) { return nil, nil, errors.ErrUnsupported }

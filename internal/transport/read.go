@@ -32,16 +32,18 @@ var (
 // ReadLoop may return before done is called, and the caller does nothing
 // after it.
 func (c *Conn) ReadLoop(onMessage func(msg abi.Message), done func()) {
+	if c.onDone == nil {
+		c.onMessage, c.onDone = onMessage, done
+	}
 	var mr msgReader
 	for {
 		if c.waitShallow() {
-			c.grown = false
-			go c.ReadLoop(onMessage, done)
-			return
+			return // parked, or moved to a fresh goroutine
 		}
 		typ, r, err := c.ws.NextReader()
 		if err != nil {
 			c.endRead(err)
+			c.opt.Poller.release(c)
 			done()
 			return
 		}
@@ -64,7 +66,6 @@ func (c *Conn) ReadLoop(onMessage func(msg abi.Message), done func()) {
 		c.msgsIn.Add(1)
 		c.bytesIn.Add(uint64(len(data)))
 		onMessage(abi.Message{Data: data, Binary: typ == websocket.BinaryMessage})
-		c.grown = true
 		c.putBuffer(buf)
 		c.touch()
 	}
@@ -208,7 +209,10 @@ func (c *Conn) Finish() {
 
 // Drop closes the socket under the reader and writer (a shutdown out of
 // time): both end at once.
-func (c *Conn) Drop() { _ = c.kill.Close() }
+func (c *Conn) Drop() {
+	_ = c.kill.Close()
+	c.unpoll()
+}
 
 // Liveness: a peer that vanished without closing (a laptop lid shut, a NAT
 // that forgot the mapping) would otherwise hold its connection, uid and

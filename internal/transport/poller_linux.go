@@ -1,0 +1,212 @@
+package transport
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"golang.org/x/sys/unix"
+)
+
+// Poller is where idle clients wait with no goroutine at all: one epoll
+// instance, and one goroutine (loop) that waits on it for every parked
+// client.
+//
+// Goroutine design. A client's reader goroutine that the sweep finds
+// waiting since the sweep before (idle.go) parks its connection here
+// (Conn.park) and ends: the client then has no goroutine and no stack,
+// only its Conn. loop owns a parked client while it handles the client's
+// readiness: it reads what came (Conn.pollRead) and, when that was only
+// pings and pongs, answers and parks the client again, with no goroutine
+// woken or started. Anything else (a message, a close frame, EOF, an
+// error) starts a reader goroutine again (Conn.resume), which takes the
+// bytes read as its frame guard's pending bytes, as the shallow wait hands
+// them over. Whoever else must wake a parked client's reader (a close
+// needing its close reply read, Abort, the sweep's idle expiry, Close of
+// the poller) does so with Conn.unpoll, under the Conn's mutex: of the
+// loop and a waker, exactly one takes a parked client out (polled goes
+// false), so a client never has two readers.
+//
+// Registrations are one-shot (EPOLLONESHOT, level-triggered): an event
+// disarms the client until it is parked again, and parking again re-arms
+// it, which reports at once whatever arrived meanwhile, so nothing is
+// missed between a read and the re-arm. The event carries a slot in conns
+// and the slot's generation, not a file descriptor: a stale event (a
+// client woken by a waker while armed, its slot since reused) finds a
+// different generation or a client that is not parked, and is dropped.
+// Every epoll_ctl runs inside the socket's syscall.RawConn Control, so a
+// socket closed meanwhile is never touched (its number may be reused).
+type Poller struct {
+	epfd   int
+	wakeFD int // an eventfd in the epoll set: Close wakes loop with it
+	closed atomic.Bool
+	done   chan struct{}
+
+	mu    sync.Mutex // guards conns and free
+	conns []*Conn    // by slot; nil: free
+	free  []int32
+	gens  []uint32 // by slot: bumped at every release
+}
+
+// NewPoller starts a Poller. Close stops it.
+func NewPoller() (*Poller, error) {
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("idle poller: epoll_create1: %w", err)
+	}
+	wfd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	if err != nil {
+		_ = unix.Close(epfd)
+		return nil, fmt.Errorf("idle poller: eventfd: %w", err)
+	}
+	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: -1}
+	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, wfd, &ev); err != nil {
+		_ = unix.Close(wfd)
+		_ = unix.Close(epfd)
+		return nil, fmt.Errorf("idle poller: epoll_ctl: %w", err)
+	}
+	p := &Poller{epfd: epfd, wakeFD: wfd, done: make(chan struct{})}
+	go p.loop()
+	return p, nil
+}
+
+// Close stops the loop and wakes every client still parked (each gets a
+// reader goroutine again, which ends as its socket does); no client parks
+// after it.
+func (p *Poller) Close() {
+	if p == nil || p.closed.Swap(true) {
+		return
+	}
+	one := [8]byte{1}
+	_, _ = unix.Write(p.wakeFD, one[:])
+	<-p.done
+	p.mu.Lock()
+	parked := make([]*Conn, 0, len(p.conns))
+	for _, c := range p.conns {
+		if c != nil {
+			parked = append(parked, c)
+		}
+	}
+	p.mu.Unlock()
+	for _, c := range parked {
+		c.unpoll()
+	}
+	_ = unix.Close(p.epfd)
+	_ = unix.Close(p.wakeFD)
+}
+
+// pollBatch is how many events one epoll_wait returns at most.
+const pollBatch = 256
+
+func (p *Poller) loop() {
+	defer close(p.done)
+	events := make([]unix.EpollEvent, pollBatch)
+	for {
+		n, err := unix.EpollWait(p.epfd, events, -1)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil || p.closed.Load() {
+			return
+		}
+		for i := range n {
+			ev := &events[i]
+			if ev.Fd < 0 { // the eventfd: Close
+				return
+			}
+			if c := p.take(ev.Fd, uint32(ev.Pad)); c != nil {
+				c.pollRead()
+			}
+		}
+	}
+}
+
+// take returns the client parked in slot, generation gen, taking it out
+// of the parked state; nil if it is not parked there any more.
+func (p *Poller) take(slot int32, gen uint32) *Conn {
+	p.mu.Lock()
+	var c *Conn
+	if int(slot) < len(p.conns) && p.gens[slot] == gen {
+		c = p.conns[slot]
+	}
+	p.mu.Unlock()
+	if c == nil {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.polled || c.pslot != slot || c.pgen != gen {
+		return nil
+	}
+	c.polled = false
+	return c
+}
+
+// slot gives c a slot (once: it keeps it until release).
+func (p *Poller) slot(c *Conn) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if n := len(p.free); n > 0 {
+		c.pslot = p.free[n-1]
+		p.free = p.free[:n-1]
+	} else {
+		c.pslot = int32(len(p.conns))
+		p.conns = append(p.conns, nil)
+		p.gens = append(p.gens, 0)
+	}
+	p.conns[c.pslot] = c
+	c.pgen = p.gens[c.pslot]
+}
+
+// release frees c's slot, if it has one: its reader is ending.
+func (p *Poller) release(c *Conn) {
+	if p == nil {
+		return
+	}
+	c.mu.Lock()
+	slot := c.pslot
+	c.pslot = -1
+	c.mu.Unlock()
+	if slot < 0 {
+		return
+	}
+	p.mu.Lock()
+	p.conns[slot] = nil
+	p.gens[slot]++
+	p.free = append(p.free, slot)
+	p.mu.Unlock()
+}
+
+// arm registers (or re-arms) c's socket for one readiness event. It runs
+// with c.mu held, inside the socket's RawConn Control: false if the
+// socket is closed, or the poller is.
+func (p *Poller) arm(c *Conn) bool {
+	if p == nil || p.closed.Load() {
+		return false
+	}
+	if c.pslot < 0 {
+		p.slot(c)
+	}
+	ev := unix.EpollEvent{
+		Events: unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT,
+		Fd:     c.pslot,
+		Pad:    int32(c.pgen),
+	}
+	var cerr error
+	err := c.rr.rc.Control(func(fd uintptr) {
+		op := unix.EPOLL_CTL_MOD
+		if !c.pin {
+			op = unix.EPOLL_CTL_ADD
+		}
+		cerr = unix.EpollCtl(p.epfd, op, int(fd), &ev)
+		if op == unix.EPOLL_CTL_MOD && errors.Is(cerr, unix.ENOENT) {
+			cerr = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, int(fd), &ev)
+		}
+	})
+	if err != nil || cerr != nil {
+		return false
+	}
+	c.pin = true
+	return true
+}
