@@ -3,8 +3,10 @@ package transport
 import (
 	"errors"
 	"fmt"
+	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -38,12 +40,17 @@ import (
 // Every epoll_ctl runs inside the socket's syscall.RawConn Control, so a
 // socket closed meanwhile is never touched (its number may be reused).
 type Poller struct {
-	epfd   int
-	wakeFD int // an eventfd in the epoll set: Close wakes loop with it
+	epfd int
+	// ep is epfd as an *os.File in the runtime's poller: loop waits for
+	// the epoll set to have events the way a reader waits for its socket,
+	// parked in the scheduler's own netpoll, not in a blocking
+	// epoll_wait, which would cost a thread handoff per wake-up.
+	ep     *os.File
+	rc     syscall.RawConn
 	closed atomic.Bool
 	done   chan struct{}
 
-	mu    sync.Mutex // guards conns and free
+	mu    sync.Mutex // guards conns, free and gens
 	conns []*Conn    // by slot; nil: free
 	free  []int32
 	gens  []uint32 // by slot: bumped at every release
@@ -55,18 +62,18 @@ func NewPoller() (*Poller, error) {
 	if err != nil {
 		return nil, fmt.Errorf("idle poller: epoll_create1: %w", err)
 	}
-	wfd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	// Non-blocking, so that os.NewFile puts it in the runtime's poller.
+	if err := unix.SetNonblock(epfd, true); err != nil {
+		_ = unix.Close(epfd)
+		return nil, fmt.Errorf("idle poller: %w", err)
+	}
+	ep := os.NewFile(uintptr(epfd), "wasmgate-idle-poller")
+	rc, err := ep.SyscallConn()
 	if err != nil {
-		_ = unix.Close(epfd)
-		return nil, fmt.Errorf("idle poller: eventfd: %w", err)
+		_ = ep.Close()
+		return nil, fmt.Errorf("idle poller: %w", err)
 	}
-	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: -1}
-	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, wfd, &ev); err != nil {
-		_ = unix.Close(wfd)
-		_ = unix.Close(epfd)
-		return nil, fmt.Errorf("idle poller: epoll_ctl: %w", err)
-	}
-	p := &Poller{epfd: epfd, wakeFD: wfd, done: make(chan struct{})}
+	p := &Poller{epfd: epfd, ep: ep, rc: rc, done: make(chan struct{})}
 	go p.loop()
 	return p, nil
 }
@@ -78,8 +85,7 @@ func (p *Poller) Close() {
 	if p == nil || p.closed.Swap(true) {
 		return
 	}
-	one := [8]byte{1}
-	_, _ = unix.Write(p.wakeFD, one[:])
+	_ = p.ep.Close() // ends loop's wait (after the batch it handles)
 	<-p.done
 	p.mu.Lock()
 	parked := make([]*Conn, 0, len(p.conns))
@@ -92,32 +98,47 @@ func (p *Poller) Close() {
 	for _, c := range parked {
 		c.unpoll()
 	}
-	_ = unix.Close(p.epfd)
-	_ = unix.Close(p.wakeFD)
 }
 
 // pollBatch is how many events one epoll_wait returns at most.
 const pollBatch = 256
 
+// loop handles the epoll set's events until Close: it takes them with
+// non-blocking epoll_waits until there are none, then waits in the
+// runtime's poller for the set to have some again.
 func (p *Poller) loop() {
 	defer close(p.done)
 	events := make([]unix.EpollEvent, pollBatch)
-	for {
-		n, err := unix.EpollWait(p.epfd, events, -1)
-		if errors.Is(err, unix.EINTR) {
-			continue
+	var failed error
+	handle := func(fd uintptr) bool {
+		for !p.closed.Load() {
+			n, err := unix.EpollWait(int(fd), events, 0)
+			if errors.Is(err, unix.EINTR) {
+				continue
+			}
+			if err != nil {
+				failed = err
+				return true
+			}
+			if n == 0 {
+				return false // nothing: wait for the set's readiness
+			}
+			for i := range n {
+				if c := p.take(events[i].Fd, uint32(events[i].Pad)); c != nil {
+					c.pollRead()
+				}
+			}
 		}
-		if err != nil || p.closed.Load() {
+		return true
+	}
+	for !p.closed.Load() {
+		if err := p.rc.Read(handle); err != nil || failed != nil {
+			// Closed; or epoll_wait failed on a set that is not (not
+			// expected): the clients parked now get their readers back.
+			if !p.closed.Load() {
+				go p.Close()
+			}
 			return
-		}
-		for i := range n {
-			ev := &events[i]
-			if ev.Fd < 0 { // the eventfd: Close
-				return
-			}
-			if c := p.take(ev.Fd, uint32(ev.Pad)); c != nil {
-				c.pollRead()
-			}
 		}
 	}
 }

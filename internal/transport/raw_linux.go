@@ -176,6 +176,12 @@ func (r *rawReader) readFD(fd uintptr) bool {
 			return true
 		}
 		r.put(c)
+		if r.noWait && n < len(r.small) {
+			// A short read emptied the socket. The Poller's re-arm is
+			// level-triggered: a close or reset behind these bytes is
+			// reported at once, so no read(2) is spent on the EAGAIN.
+			return true
+		}
 	}
 	return true // the pass bound: nothing to hand over, the caller reads again
 }
