@@ -84,7 +84,7 @@ func (c *Conn) waitShallow() (moved bool) {
 		c.mu.Unlock()
 		chunk, rest, err := c.rr.read()
 		if c.unpark() && err != nil { // the kick's deadline, not the client's
-			if !c.park() {
+			if !c.park(true) {
 				c.resume()
 			}
 			return true // the buffer stays lent
@@ -130,17 +130,21 @@ func (c *Conn) settle(chunk *[]byte, rest []byte) bool {
 	return len(rest) > 0 || c.rr.err != nil
 }
 
-// park puts the client in the Poller, from its reader, which then ends;
-// false if it cannot be parked (no Poller, or it is closed; the client is
-// closing; its socket is closed).
-func (c *Conn) park() bool {
+// park puts the client in the Poller; false if it cannot be parked (no
+// Poller, or it is closed; the client is closing; its socket is closed).
+// poke has the Poller look at the socket at once (an epoll_ctl): the
+// reader parks after its last read saw nothing, and bytes that came since
+// raised no event the Poller could act on, as they would have had no
+// parked client to go to. The Poller's own re-park after a read that
+// emptied the socket needs no poke: what comes next raises an event.
+func (c *Conn) park(poke bool) bool {
 	p := c.opt.Poller
 	if p == nil {
 		return false
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.closing || c.expired || !p.arm(c) {
+	if c.closing || c.expired || !p.arm(c, poke) {
 		return false
 	}
 	c.polled = true
@@ -153,11 +157,14 @@ func (c *Conn) park() bool {
 // client parked again; anything else goes to a new reader goroutine.
 func (c *Conn) pollRead() {
 	chunk, rest, err := c.rr.readNow()
-	if err == nil && !c.settle(chunk, rest) && c.park() {
+	if err == nil && !c.settle(chunk, rest) && c.park(c.rr.more) {
 		return
 	}
-	// A poller error (a closed socket, a deadline) comes back on the new
-	// reader's own read.
+	// The client has work: it leaves the epoll set, whose events would
+	// only wake the Poller for nothing while it has a reader. A poller
+	// error (a closed socket, a deadline) comes back on the reader's own
+	// read.
+	c.opt.Poller.disarm(c)
 	c.resume()
 }
 

@@ -30,13 +30,18 @@ import (
 // loop and a waker, exactly one takes a parked client out (polled goes
 // false), so a client never has two readers.
 //
-// Registrations are one-shot (EPOLLONESHOT, level-triggered): an event
-// disarms the client until it is parked again, and parking again re-arms
-// it, which reports at once whatever arrived meanwhile, so nothing is
-// missed between a read and the re-arm. The event carries a slot in conns
-// and the slot's generation, not a file descriptor: a stale event (a
-// client woken by a waker while armed, its slot since reused) finds a
-// different generation or a client that is not parked, and is dropped.
+// Registrations are edge-triggered and stay while the client idles: every
+// arrival of bytes raises an event, so the Poller re-parks a client it has
+// read without a system call (an epoll_ctl per heartbeat cost more than
+// the goroutine wake it replaced). Events that come while the client is
+// not parked are dropped; nothing is lost by it, because a reader that
+// parks pokes the registration (EPOLL_CTL_MOD reports what is already
+// there), the Poller re-parks only after a read that emptied the socket,
+// and a client that goes back to a reader leaves the set. The event
+// carries a slot in conns and the slot's generation, not a file
+// descriptor: a stale event (a client woken by a waker, its slot since
+// reused) finds a different generation or a client that is not parked,
+// and is dropped.
 // Every epoll_ctl runs inside the socket's syscall.RawConn Control, so a
 // socket closed meanwhile is never touched (its number may be reused).
 type Poller struct {
@@ -199,35 +204,50 @@ func (p *Poller) release(c *Conn) {
 	p.mu.Unlock()
 }
 
-// arm registers (or re-arms) c's socket for one readiness event. It runs
-// with c.mu held, inside the socket's RawConn Control: false if the
-// socket is closed, or the poller is.
-func (p *Poller) arm(c *Conn) bool {
+// arm makes sure c's socket is in the epoll set, edge-triggered: an event
+// for every arrival of bytes (or a close, a reset) from then on. poke on a
+// socket already in the set re-registers it (EPOLL_CTL_MOD), which raises
+// an event at once if it has something to read. It runs with c.mu held,
+// the epoll_ctl inside the socket's RawConn Control: false if the socket
+// is closed, or the poller is.
+func (p *Poller) arm(c *Conn, poke bool) bool {
 	if p == nil || p.closed.Load() {
 		return false
+	}
+	if c.pin && !poke {
+		return true
 	}
 	if c.pslot < 0 {
 		p.slot(c)
 	}
 	ev := unix.EpollEvent{
-		Events: unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT,
+		Events: unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLET,
 		Fd:     c.pslot,
 		Pad:    int32(c.pgen),
 	}
+	op := unix.EPOLL_CTL_ADD
+	if c.pin {
+		op = unix.EPOLL_CTL_MOD
+	}
 	var cerr error
-	err := c.rr.rc.Control(func(fd uintptr) {
-		op := unix.EPOLL_CTL_MOD
-		if !c.pin {
-			op = unix.EPOLL_CTL_ADD
-		}
-		cerr = unix.EpollCtl(p.epfd, op, int(fd), &ev)
-		if op == unix.EPOLL_CTL_MOD && errors.Is(cerr, unix.ENOENT) {
-			cerr = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, int(fd), &ev)
-		}
-	})
-	if err != nil || cerr != nil {
+	if err := c.rr.rc.Control(func(fd uintptr) { cerr = unix.EpollCtl(p.epfd, op, int(fd), &ev) }); err != nil || cerr != nil {
 		return false
 	}
 	c.pin = true
 	return true
+}
+
+// disarm takes c's socket out of the epoll set: c has a reader again. It
+// runs on the Poller's loop, which owns c.
+func (p *Poller) disarm(c *Conn) {
+	if p == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.pin {
+		return
+	}
+	c.pin = false
+	_ = c.rr.rc.Control(func(fd uintptr) { _ = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, int(fd), nil) })
 }

@@ -13,6 +13,8 @@ func NewPoller() (*Poller, error) { return nil, nil }
 // Close does nothing.
 func (p *Poller) Close() {}
 
-func (p *Poller) arm(*Conn) bool { return false }
+func (p *Poller) arm(*Conn, bool) bool { return false }
+
+func (p *Poller) disarm(*Conn) {}
 
 func (p *Poller) release(*Conn) {}

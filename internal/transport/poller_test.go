@@ -216,3 +216,51 @@ func TestPoller_FloodDoesNotStarveOthers(t *testing.T) {
 	}
 	t.Logf("canary's worst ping round trip under the flood: %v", worst)
 }
+
+// More pings and pongs than the Poller reads in one turn (maxStripPasses),
+// then a message, in one write: nothing more arrives after it, so only
+// the Poller's own poke of a socket it left bytes in gets the message
+// read (an edge-triggered set raises no event for bytes already there).
+func TestPoller_LongControlBurstThenMessage(t *testing.T) {
+	p := newTestPoller(t)
+	cl, c := polledConn(t, p)
+	_, _, msgs := readLoop(c)
+	parkIt(t, c)
+	// 8-byte pongs: every read (24 bytes, then 1,024) ends on a frame
+	// boundary, so no read leaves a split frame to a reader.
+	burst := bytes.Repeat(maskedFrame(0xA, "xx"), 3*maxStripPasses*readBufferSize/8)
+	burst = append(burst, maskedText("after")...)
+	_, _ = cl.Write(burst)
+	select {
+	case m := <-msgs:
+		if m != "after" {
+			t.Fatalf("message %q", m)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the message behind a long burst of pongs was never read")
+	}
+}
+
+// A message sent as the sweep parks the client (between the reader's last
+// read and its registration) is read: registering a socket reports what
+// it already holds.
+func TestPoller_MessageRacingThePark(t *testing.T) {
+	p := newTestPoller(t)
+	for i := range 40 {
+		cl, c := polledConn(t, p)
+		_, _, msgs := readLoop(c)
+		time.Sleep(5 * time.Millisecond) // the reader waits
+		c.sweep(c.opt.sweeps.Add(1), 0)
+		c.sweep(c.opt.sweeps.Add(1), 0) // parks (kicks) the reader
+		if i%2 == 1 {
+			time.Sleep(time.Duration(i%5) * 50 * time.Microsecond)
+		}
+		_, _ = cl.Write(maskedText("x"))
+		select {
+		case <-msgs:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("round %d: the message sent as the client parked was never read", i)
+		}
+		_ = cl.Close()
+	}
+}

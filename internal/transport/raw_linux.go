@@ -93,9 +93,10 @@ type rawReader struct {
 	rest  []byte
 	err   error
 	wake  bool
-	// noWait: readFD returns on EAGAIN instead of waiting (readNow).
-	noWait bool
-	fn     func(fd uintptr) bool
+	// noWait: readFD returns on EAGAIN instead of waiting (readNow);
+	// more: it returned at the pass bound, with bytes left unread.
+	noWait, more bool
+	fn           func(fd uintptr) bool
 }
 
 // maxStripPasses bounds the reads of whole pings and pongs one call of
@@ -121,7 +122,7 @@ func newRawReader(nc net.Conn, conn *Conn, chunks *sync.Pool) *rawReader {
 // answer, r.wake; or the pass bound): the caller calls again. err is the
 // poller's (a read deadline, a closed socket).
 func (r *rawReader) read() (chunk *[]byte, rest []byte, err error) {
-	r.chunk, r.rest, r.err, r.wake = nil, nil, nil, false
+	r.chunk, r.rest, r.err, r.wake, r.more = nil, nil, nil, false, false
 	err = r.rc.Read(r.fn)
 	chunk, rest, r.chunk, r.rest = r.chunk, r.rest, nil, nil
 	if err != nil {
@@ -177,12 +178,13 @@ func (r *rawReader) readFD(fd uintptr) bool {
 		}
 		r.put(c)
 		if r.noWait && n < len(r.small) {
-			// A short read emptied the socket. The Poller's re-arm is
-			// level-triggered: a close or reset behind these bytes is
-			// reported at once, so no read(2) is spent on the EAGAIN.
+			// A short read emptied the socket: no read(2) is spent on the
+			// EAGAIN. Whatever arrives after it (bytes, a close, a reset)
+			// raises an event of its own in the Poller (edge-triggered).
 			return true
 		}
 	}
+	r.more = true
 	return true // the pass bound: nothing to hand over, the caller reads again
 }
 

@@ -21,8 +21,8 @@ func (*rawWriter) write([]byte) (int, error) { return 0, errors.ErrUnsupported }
 // rawReader is the portable fallback of raw_linux.go's: newRawReader
 // returns nil, and an idle reader waits in NextReader.
 type rawReader struct {
-	err  error
-	wake bool
+	err        error
+	wake, more bool
 }
 
 func newRawReader(net.Conn, *Conn, *sync.Pool) *rawReader { return nil }
