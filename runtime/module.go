@@ -255,6 +255,9 @@ func (m *Module) runWithDeadline(ctx context.Context, inst *instance, fn func(*i
 	inst.seq++
 	start := m.rt.clock.Load() + int64(inst.seq&1023)
 	inst.callStart.Store(start)
+	if m.rt.asleep.Load() { // after the store: see watchdog.go's nap
+		m.rt.wake()
+	}
 	rc, err := fn(inst)
 	if !inst.callStart.CompareAndSwap(start, 0) { // the watchdog stopped it
 		if inst.callStart.Swap(0) == stoppedCancelled {

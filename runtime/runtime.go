@@ -177,6 +177,10 @@ type Runtime struct {
 	// their start with it instead of reading the real clock, which costs
 	// as much as the rest of the deadline bookkeeping.
 	clock atomic.Int64
+	// asleep: the watchdog naps, no call running; a call that begins
+	// wakes it through wakeWatchdog (watchdog.go).
+	asleep       atomic.Bool
+	wakeWatchdog chan struct{}
 }
 
 // New returns a Runtime whose host functions call host. Close it to release

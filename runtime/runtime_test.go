@@ -341,3 +341,38 @@ func TestModule_GuestSeesNoEnvArgsOrFiles(t *testing.T) {
 		t.Errorf("read buffer now holds %q: something was read", d[52:56])
 	}
 }
+
+// The watchdog naps when no call has run for a while, and the first call
+// wakes it: a runaway call after the nap is still stopped at its deadline,
+// and not before it (its start was stamped with the clock of before the
+// nap, which must not count against it).
+func TestModule_WatchdogNapsWhileIdleAndWakesForACall(t *testing.T) {
+	host := &recordingHost{}
+	const timeout = 100 * time.Millisecond
+	m := loadWith(t, Config{PoolSize: 1, EventTimeout: timeout}, host, "loop")
+	if err := m.OnMessage(context.Background(), "c1", abi.Message{Data: []byte("ok")}); err != nil {
+		t.Fatal(err)
+	}
+	for give := time.Now().Add(10 * time.Second); !m.rt.asleep.Load(); {
+		if time.Now().After(give) {
+			t.Fatal("the watchdog never napped with no call running")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(500 * time.Millisecond) // the clock is stale by this much
+	for i := range 3 {
+		start := time.Now()
+		err := m.OnMessage(context.Background(), "c1", abi.Message{Data: []byte("loop")})
+		d := time.Since(start)
+		if !errors.Is(err, ErrTrap) || !strings.Contains(err.Error(), "deadline") {
+			t.Fatalf("runaway %d after the nap: err = %v, want a deadline trap", i, err)
+		}
+		if d < timeout {
+			t.Fatalf("runaway %d after the nap stopped after %v, before its %v deadline", i, d, timeout)
+		}
+		if d > 5*time.Second {
+			t.Fatalf("runaway %d after the nap stopped only after %v", i, d)
+		}
+		time.Sleep(watchdogNapAfter + 300*time.Millisecond) // let it nap again
+	}
+}
