@@ -59,6 +59,7 @@ func (c *Conn) ReadLoop(onMessage func(msg abi.Message), done func()) {
 		if _, err := buf.ReadFrom(&mr); err != nil {
 			c.putBuffer(buf)
 			c.endRead(err)
+			c.opt.Poller.release(c)
 			done()
 			return
 		}
