@@ -154,9 +154,10 @@ func (c *Conn) park(poke bool) bool {
 // pollRead is the Poller's handling of a parked client whose socket is
 // ready (the Poller has taken it out of the parked state: it is the
 // client's reader now). Pings and pongs are answered and counted and the
-// client parked again; anything else goes to a new reader goroutine.
-func (c *Conn) pollRead() {
-	chunk, rest, err := c.rr.readNow()
+// client parked again; anything else goes to a new reader goroutine. hup:
+// the event reported a close or an error (EPOLLRDHUP, EPOLLHUP, EPOLLERR).
+func (c *Conn) pollRead(hup bool) {
+	chunk, rest, err := c.rr.readNow(hup)
 	if err == nil && !c.settle(chunk, rest) && c.park(c.rr.more) {
 		return
 	}

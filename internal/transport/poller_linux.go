@@ -130,7 +130,7 @@ func (p *Poller) loop() {
 			}
 			for i := range n {
 				if c := p.take(events[i].Fd, uint32(events[i].Pad)); c != nil {
-					c.pollRead()
+					c.pollRead(events[i].Events&(unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0)
 				}
 			}
 		}

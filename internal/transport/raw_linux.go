@@ -94,9 +94,12 @@ type rawReader struct {
 	err   error
 	wake  bool
 	// noWait: readFD returns on EAGAIN instead of waiting (readNow);
-	// more: it returned at the pass bound, with bytes left unread.
-	noWait, more bool
-	fn           func(fd uintptr) bool
+	// more: it returned with bytes maybe left unread (the pass bound, or a
+	// ping read by a read that filled its buffer); hup: the Poller's event
+	// reported a close or an error, which a short read may have taken
+	// along with the bytes before it (readNow).
+	noWait, more, hup bool
+	fn                func(fd uintptr) bool
 }
 
 // maxStripPasses bounds the reads of whole pings and pongs one call of
@@ -157,6 +160,8 @@ func (r *rawReader) readFD(fd uintptr) bool {
 			return true
 		}
 		buf, c := r.small[:n], (*[]byte)(nil)
+		// short: the read emptied the socket (or stopped at a FIN).
+		short := n < len(r.small)
 		if n == len(r.small) { // more may wait: read it after these, in a chunk
 			c = r.getChunk()
 			k := copy(*c, r.small[:])
@@ -170,14 +175,23 @@ func (r *rawReader) readFD(fd uintptr) bool {
 				r.err = io.EOF
 			}
 			buf = (*c)[:k+m]
+			short = k+m < len(*c)
 		}
+		// A short read with a close or reset behind it (hup) took the FIN
+		// along (the kernel reads up to it), and nothing raises a new
+		// event: only another read(2) sees it.
+		short = short && !r.hup
 		rest := r.conn.stripControl(buf)
 		if len(rest) > 0 || r.err != nil || r.wake {
+			// A ping's: what this read did not take raises no new event
+			// in the Poller, which must look again (a poke) once it has
+			// answered the pings it holds.
+			r.more = r.wake && !short
 			r.keep(rest, c)
 			return true
 		}
 		r.put(c)
-		if r.noWait && n < len(r.small) {
+		if r.noWait && short && n < len(r.small) {
 			// A short read emptied the socket: no read(2) is spent on the
 			// EAGAIN. Whatever arrives after it (bytes, a close, a reset)
 			// raises an event of its own in the Poller (edge-triggered).
@@ -190,10 +204,11 @@ func (r *rawReader) readFD(fd uintptr) bool {
 
 // readNow is read without the wait: it returns (with nothing) if the
 // socket has nothing to read. The Poller's reads of a ready socket.
-func (r *rawReader) readNow() (chunk *[]byte, rest []byte, err error) {
-	r.noWait = true
+// hup is what the event reported: a close or an error with the bytes.
+func (r *rawReader) readNow(hup bool) (chunk *[]byte, rest []byte, err error) {
+	r.noWait, r.hup = true, hup
 	chunk, rest, err = r.read()
-	r.noWait = false
+	r.noWait, r.hup = false, false
 	return chunk, rest, err
 }
 

@@ -31,4 +31,4 @@ func (*rawReader) read() (*[]byte, []byte, error) { return nil, nil, errors.ErrU
 
 func (*rawReader) put(*[]byte) {}
 
-func (*rawReader) readNow() (*[]byte, []byte, error) { return nil, nil, errors.ErrUnsupported }
+func (*rawReader) readNow(bool) (*[]byte, []byte, error) { return nil, nil, errors.ErrUnsupported }
