@@ -314,6 +314,13 @@ func (s *Server) leaveCluster() {
 
 // Start listens on the configured address and serves in the background.
 func (s *Server) Start() error {
+	// Before anything that may fail half-started, and before the first
+	// client: every reader reads connOpt.Poller.
+	p, err := transport.NewPoller()
+	if err != nil {
+		return err
+	}
+	s.connOpt.Poller = p
 	if s.cluster != nil {
 		if err := s.cluster.Start(s.ctx, s.gw); err != nil {
 			return err
@@ -354,10 +361,6 @@ func (s *Server) Start() error {
 		}
 	}
 	s.served = make(chan struct{})
-	// Before the first client: every reader reads connOpt.Poller.
-	if s.connOpt.Poller, err = transport.NewPoller(); err != nil {
-		return err
-	}
 	s.startPings()
 	s.startSweep()
 	go func() {

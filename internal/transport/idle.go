@@ -37,8 +37,9 @@ import (
 // reader goroutine again (a fresh one, 2 KiB), handed the bytes read. A
 // busy client is never parked, so a message costs what it did: the
 // goroutine switch of the runtime's poller, no epoll_ctl. Without a
-// Poller (it could not be made) the kicked reader moves to a fresh
-// goroutine instead, which frees the grown stack but keeps 2 KiB.
+// Poller (Options.Poller nil: an embedder's, or a test's) the kicked
+// reader moves to a fresh goroutine instead, which frees the grown stack
+// but keeps 2 KiB.
 //
 // The read buffer: while the reader waits shallow, or is parked, its
 // bufio.Reader is empty, and its buffer goes back to a pool shared by the
@@ -108,8 +109,9 @@ func (c *Conn) waitShallow() (moved bool) {
 // guard for NextReader. It reports whether it handed anything over.
 func (c *Conn) settle(chunk *[]byte, rest []byte) bool {
 	for c.rr.wake {
-		// Written here, not in the poller's loop: the write may fail and
-		// close the socket, and a Close waits for that loop to end.
+		// Written here, out of the raw read's callback (the runtime
+		// poller's loop): the write may fail and close the socket, and a
+		// Close waits for that callback to end.
 		// stripControl stops after each ping, so each gets its pong.
 		c.rr.wake = false
 		c.control(websocket.PongMessage, c.ping)

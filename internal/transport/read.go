@@ -211,6 +211,12 @@ func (c *Conn) Finish() {
 // Drop closes the socket under the reader and writer (a shutdown out of
 // time): both end at once.
 func (c *Conn) Drop() {
+	// closing first: a Poller loop about to re-park the client (no system
+	// call when it stays in the epoll set) must not park it on a closed
+	// socket.
+	c.mu.Lock()
+	c.closing = true
+	c.mu.Unlock()
 	_ = c.kill.Close()
 	c.unpoll()
 }
