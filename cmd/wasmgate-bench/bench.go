@@ -36,6 +36,7 @@ type benchFlags struct {
 	clusterMembers  int
 	clusterBurst    int
 	clusterPaced    time.Duration
+	clusterRate     int // paced group messages per second
 	// clusterSettings are the cluster phase's rows to run (clusterSettings'
 	// keys); clusterProcs is GOMAXPROCS of every serve of the phase (0: the
 	// default).
@@ -129,8 +130,9 @@ func runBench(args []string) error {
 	fs.DurationVar(&f.pushDuration, "push-duration", 5*time.Second, "measured time per push scenario")
 	fs.IntVar(&f.pushClients, "push-clients", 1000, "WebSocket clients the push scenarios push to")
 	fs.IntVar(&f.clusterMembers, "cluster-members", 3000, "members of the cluster phase's group, spread over the nodes")
-	fs.IntVar(&f.clusterBurst, "cluster-burst", 100, "sendToGroup messages of the cluster phase's burst")
-	fs.DurationVar(&f.clusterPaced, "cluster-paced", 4*time.Second, "how long the cluster phase sends 50 group messages/s")
+	fs.IntVar(&f.clusterBurst, "cluster-burst", 300, "sendToGroup messages of the cluster phase's burst")
+	fs.DurationVar(&f.clusterPaced, "cluster-paced", 4*time.Second, "how long the cluster phase sends -cluster-rate group messages/s")
+	fs.IntVar(&f.clusterRate, "cluster-rate", 50, "group messages per second of the cluster phase's paced window (the issue's figure: 50, 150,000 deliveries/s to 3,000 members)")
 	clusterSettings := fs.String("cluster-settings", "single,cluster1,cluster3", "cluster phase rows to run, comma-separated: single (1 node, no cluster), cluster1, cluster3")
 	fs.IntVar(&f.clusterProcs, "cluster-gomaxprocs", 0, "GOMAXPROCS of each serve process of the cluster phase (0: the default, the machine's cores)")
 	fs.StringVar(&f.clusterReader, "cluster-reader", defaultClusterReader, "how the cluster phase's members are read: epoll (-cluster-pollers epoll loops parse every member's frames; Linux only) or goroutine (a websocket.Conn and a goroutine per member)")

@@ -26,7 +26,7 @@ import (
 //
 //	burst   -cluster-burst messages pipelined on one text-port connection;
 //	        deliveries/s = messages × members / (first write → last delivery)
-//	paced   50 messages/s for -cluster-paced; push → client latency of
+//	paced   -cluster-rate (50) messages/s for -cluster-paced; push → client latency of
 //	        every delivery (p50, p99)
 //	redis   Redis commands per group message during the burst, from INFO
 //	        commandstats (every command Redis ran, heartbeats included)
@@ -253,7 +253,7 @@ func clusterRun(ctx context.Context, f benchFlags, rs *redisProc, key, label str
 		res.cmdBreakout = strings.Join(parts, ", ")
 	}
 
-	// Paced: 50 messages/s, each carrying its send time.
+	// Paced: -cluster-rate messages/s, each carrying its send time.
 	nc, err := net.DialTimeout("tcp", addrs[0].text, 5*time.Second)
 	if err != nil {
 		res.err = err
@@ -270,7 +270,7 @@ func clusterRun(ctx context.Context, f benchFlags, rs *redisProc, key, label str
 	}()
 	pacedOn.Store(true)
 	meter.begin("paced")
-	tick := time.NewTicker(20 * time.Millisecond)
+	tick := time.NewTicker(time.Second / time.Duration(max(f.clusterRate, 1)))
 	defer tick.Stop()
 	end := time.Now().Add(f.clusterPaced)
 	sent := 0
@@ -542,8 +542,8 @@ func (r *redisProc) commandStats() (map[string]int64, error) {
 
 // printClusterRows prints the cluster table.
 func printClusterRows(f benchFlags, rows []clusterResult) {
-	fmt.Printf("\n## Cluster: sendToGroup to one group of %d members (burst of %d, paced at 50/s for %s)\n\n", f.clusterMembers, f.clusterBurst, f.clusterPaced)
-	fmt.Println("| setting | deliveries/s (burst) | push→client p50 | p99 (paced, 50 msg/s) | Redis commands per message | Redis µs per PUBLISH |")
+	fmt.Printf("\n## Cluster: sendToGroup to one group of %d members (burst of %d, paced at %d/s for %s)\n\n", f.clusterMembers, f.clusterBurst, f.clusterRate, f.clusterPaced)
+	fmt.Printf("| setting | deliveries/s (burst) | push→client p50 | p99 (paced, %d msg/s) | Redis commands per message | Redis µs per PUBLISH |\n", f.clusterRate)
 	fmt.Println("| --- | --- | --- | --- | --- | --- |")
 	for _, r := range rows {
 		if r.err != nil {
