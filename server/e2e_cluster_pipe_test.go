@@ -6,10 +6,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/wasmgate/wasmgate/internal/redistest"
-	"github.com/wasmgate/wasmgate/server"
 )
 
 // TestCluster_PipelinedMixedSendsKeepOrder pipelines, on one text-port
@@ -19,15 +15,8 @@ import (
 // the client receives every message once, in the order sent. Two nodes
 // run in this process, so the race detector sees the batching.
 func TestCluster_PipelinedMixedSendsKeepOrder(t *testing.T) {
-	rs := redistest.Start(t)
-	dir := handlersWith(t, "chat")
-	cluster := func(c *server.Config) {
-		c.Cluster.Redis = rs.URL()
-		c.Cluster.NodeTTL.Duration = 3 * time.Second
-		c.Cluster.Heartbeat.Duration = 250 * time.Millisecond
-		c.Modules = map[string]server.ModuleConfig{"chat": {Config: "rate_limit=0"}}
-	}
-	a, b := startServer(t, dir, cluster), startServer(t, dir, cluster)
+	nodes := startChatCluster(t)
+	a, b := nodes[0], nodes[1]
 	c := b.chat(t)
 	c.login("u")
 	c.join("g")

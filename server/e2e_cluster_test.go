@@ -12,12 +12,10 @@ import (
 	"github.com/wasmgate/wasmgate/server"
 )
 
-// TestCluster_ConcurrentChurnInProcess runs two cluster nodes in this
-// process (so the race detector sees the cluster code) on one real
-// redis-server, and has clients of both join, leave and rejoin groups while
-// backends on both nodes send to those groups. The internal/cluster tests
-// run real wasmgate processes; this one is about concurrency.
-func TestCluster_ConcurrentChurnInProcess(t *testing.T) {
+// startChatCluster starts two cluster nodes in this process on one real
+// redis-server, serving the chat module without its rate limit.
+func startChatCluster(t *testing.T) []*testServer {
+	t.Helper()
 	rs := redistest.Start(t)
 	dir := handlersWith(t, "chat")
 	cluster := func(c *server.Config) {
@@ -26,7 +24,16 @@ func TestCluster_ConcurrentChurnInProcess(t *testing.T) {
 		c.Cluster.Heartbeat.Duration = 250 * time.Millisecond
 		c.Modules = map[string]server.ModuleConfig{"chat": {Config: "rate_limit=0"}}
 	}
-	nodes := []*testServer{startServer(t, dir, cluster), startServer(t, dir, cluster)}
+	return []*testServer{startServer(t, dir, cluster), startServer(t, dir, cluster)}
+}
+
+// TestCluster_ConcurrentChurnInProcess runs two cluster nodes in this
+// process (so the race detector sees the cluster code) on one real
+// redis-server, and has clients of both join, leave and rejoin groups while
+// backends on both nodes send to those groups. The internal/cluster tests
+// run real wasmgate processes; this one is about concurrency.
+func TestCluster_ConcurrentChurnInProcess(t *testing.T) {
+	nodes := startChatCluster(t)
 	if nodes[0].Status().NodeID == nodes[1].Status().NodeID {
 		t.Fatalf("both nodes claimed id %d", nodes[0].Status().NodeID)
 	}

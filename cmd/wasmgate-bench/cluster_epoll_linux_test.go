@@ -5,7 +5,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -18,18 +17,7 @@ import (
 // timeout of a few ping intervals never drops them), log every group
 // message with its number, and stop at the server's shutdown.
 func TestEpollReaderAgainstServer(t *testing.T) {
-	dir, err := copyModules("../../handlers", []string{"notify"})
-	if dir != "" {
-		defer os.RemoveAll(dir)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := startServer(dir, 2, time.Second, 0, "", [2]string{}, "", "", "", liveness{ping: 50 * time.Millisecond, idle: 200 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Shutdown(context.Background())
+	srv := liveServer(t, "notify")
 
 	const n = 20
 	conns := make([]*websocket.Conn, n)

@@ -5,17 +5,18 @@ import (
 	"os"
 	"testing"
 	"time"
+
+	"github.com/wasmgate/wasmgate/server"
 )
 
-// TestHeldClientsAnswerPingsAndCountDrops runs the hold phase's clients
-// (idle -send-one) against a real server whose idle_timeout would end any
-// client that did not answer its pings: they get their echo, stay
-// connected over several idle timeouts, and a server shutdown is counted
-// as drops.
-func TestHeldClientsAnswerPingsAndCountDrops(t *testing.T) {
-	dir, err := copyModules("../../handlers", []string{"echo"})
+// liveServer starts a server with module (from make guests' handlers)
+// that pings every 50 ms and ends a client silent for 200 ms; it is shut
+// down when the test ends.
+func liveServer(t *testing.T, module string) *server.Server {
+	t.Helper()
+	dir, err := copyModules("../../handlers", []string{module})
 	if dir != "" {
-		defer os.RemoveAll(dir)
+		t.Cleanup(func() { _ = os.RemoveAll(dir) })
 	}
 	if err != nil {
 		t.Fatal(err)
@@ -24,7 +25,17 @@ func TestHeldClientsAnswerPingsAndCountDrops(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer srv.Shutdown(context.Background())
+	t.Cleanup(func() { _ = srv.Shutdown(context.Background()) })
+	return srv
+}
+
+// TestHeldClientsAnswerPingsAndCountDrops runs the hold phase's clients
+// (idle -send-one) against a real server whose idle_timeout would end any
+// client that did not answer its pings: they get their echo, stay
+// connected over several idle timeouts, and a server shutdown is counted
+// as drops.
+func TestHeldClientsAnswerPingsAndCountDrops(t *testing.T) {
+	srv := liveServer(t, "echo")
 
 	const n = 20
 	h := &heldClients{}

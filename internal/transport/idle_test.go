@@ -55,6 +55,34 @@ func waitEnded(t *testing.T, ended chan struct{}, what string) {
 	}
 }
 
+// controlThenMessages is a ping, a pong and two text messages (the second
+// longer than the 24 bytes of a first read) in one write: the messages
+// must come out in order (controlThenMessagesWant) behind the control
+// frames of the same read.
+func controlThenMessages() []byte {
+	b := append(maskedFrame(0x9, ""), maskedFrame(0xA, "")...)
+	b = append(b, maskedText(controlThenMessagesWant[0])...)
+	return append(b, maskedText(controlThenMessagesWant[1])...)
+}
+
+var controlThenMessagesWant = []string{"b", "cdefghijklmnopqrstuvwxyz0123456789"}
+
+// expectMessages waits for wants on msgs, in order; what names the case
+// in a failure.
+func expectMessages(t *testing.T, msgs chan string, what string, wants ...string) {
+	t.Helper()
+	for _, want := range wants {
+		select {
+		case m := <-msgs:
+			if m != want {
+				t.Fatalf("%s: message %q, want %q", what, m, want)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s: no message %q within 5 s", what, want)
+		}
+	}
+}
+
 // maskedFrame is a client frame (final, masked) of opcode op.
 func maskedFrame(op byte, payload string) []byte {
 	f := []byte{0x80 | op, 0x80 | byte(len(payload)), 1, 2, 3, 4}
@@ -185,20 +213,8 @@ func TestShallowWait_KickMovesReaderOnce(t *testing.T) {
 	if !kicked {
 		t.Fatal("the sweep never kicked the idle reader")
 	}
-	b := append(maskedFrame(0x9, ""), maskedFrame(0xA, "")...)
-	b = append(b, maskedText("b")...)
-	b = append(b, maskedText("cdefghijklmnopqrstuvwxyz0123456789")...)
-	_, _ = cl.Write(b)
-	for _, want := range []string{"b", "cdefghijklmnopqrstuvwxyz0123456789"} {
-		select {
-		case m := <-msgs:
-			if m != want {
-				t.Fatalf("message %q, want %q", m, want)
-			}
-		case <-time.After(5 * time.Second):
-			t.Fatalf("no message %q after the kick", want)
-		}
-	}
+	_, _ = cl.Write(controlThenMessages())
+	expectMessages(t, msgs, "after the kick", controlThenMessagesWant...)
 	_ = cl.Close()
 	waitEnded(t, ended, "close after the kick")
 	time.Sleep(50 * time.Millisecond)

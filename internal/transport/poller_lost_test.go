@@ -9,7 +9,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -100,14 +99,7 @@ func TestPoller_PingBurstThenMessage(t *testing.T) {
 		return n == len(burst)
 	})
 	release()
-	select {
-	case m := <-msgs:
-		if m != "after" {
-			t.Fatalf("message %q", m)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("the message behind a burst of pings to a parked client was never read")
-	}
+	expectMessages(t, msgs, "behind a burst of pings to a parked client", "after")
 }
 
 // A client that was parked once and is then ended by a bad message (here

@@ -107,20 +107,8 @@ func TestPoller_ParkedClientHasNoGoroutine(t *testing.T) {
 		t.Fatal("the client left the Poller for a ping and a pong")
 	}
 
-	b := append(maskedFrame(0x9, ""), maskedFrame(0xA, "")...)
-	b = append(b, maskedText("b")...)
-	b = append(b, maskedText("cdefghijklmnopqrstuvwxyz0123456789")...)
-	_, _ = cl.Write(b)
-	for _, want := range []string{"b", "cdefghijklmnopqrstuvwxyz0123456789"} {
-		select {
-		case m := <-msgs:
-			if m != want {
-				t.Fatalf("message %q, want %q", m, want)
-			}
-		case <-time.After(5 * time.Second):
-			t.Fatalf("no message %q from the parked client", want)
-		}
-	}
+	_, _ = cl.Write(controlThenMessages())
+	expectMessages(t, msgs, "from the parked client", controlThenMessagesWant...)
 	parkIt(t, c) // again, after a message
 	_ = cl.Close()
 	waitEnded(t, ended, "close of a parked client")
@@ -231,14 +219,7 @@ func TestPoller_LongControlBurstThenMessage(t *testing.T) {
 	burst := bytes.Repeat(maskedFrame(0xA, "xx"), 3*maxStripPasses*readBufferSize/8)
 	burst = append(burst, maskedText("after")...)
 	_, _ = cl.Write(burst)
-	select {
-	case m := <-msgs:
-		if m != "after" {
-			t.Fatalf("message %q", m)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("the message behind a long burst of pongs was never read")
-	}
+	expectMessages(t, msgs, "behind a long burst of pongs", "after")
 }
 
 // A message sent as the sweep parks the client (between the reader's last
