@@ -194,7 +194,7 @@ func TestIdle_ControlFloodKeepsCanary(t *testing.T) {
 		c.Server.WriteTimeout.Duration = time.Second
 	})
 	canary := srv.startCanary(t, "/echo")
-	rss0 := rssBytes()
+	rss0, heap0 := rssBytes(), memAfterGC().HeapInuse
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	for _, op := range []int{websocket.PingMessage, websocket.PongMessage} {
@@ -221,9 +221,13 @@ func TestIdle_ControlFloodKeepsCanary(t *testing.T) {
 	close(stop)
 	wg.Wait()
 	worst := canary.check()
-	rss := rssBytes()
-	t.Logf("canary worst round trip %v; RSS %d → %d MiB", worst, rss0>>20, rss>>20)
-	if rss0 > 0 && rss > rss0+64<<20 {
-		t.Errorf("RSS grew by %d MiB under a 3 s control-frame flood", (rss-rss0)>>20)
+	// What the flood left held, with its clients still connected: the Go
+	// heap after a GC. (RSS is logged only: under the race detector it
+	// also moves with garbage not yet collected and the detector's own
+	// memory, by 30–140 MiB between runs here.)
+	rss, heap := rssBytes(), memAfterGC().HeapInuse
+	t.Logf("canary worst round trip %v; RSS %d → %d MiB; heap in use after a GC %d → %d MiB", worst, rss0>>20, rss>>20, heap0>>20, heap>>20)
+	if heap > heap0+16<<20 {
+		t.Errorf("the heap holds %d MiB more after a 3 s control-frame flood", (heap-heap0)>>20)
 	}
 }
