@@ -3,6 +3,7 @@ package server_test
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 	"testing"
@@ -65,5 +66,37 @@ func TestCluster_PipelinedMixedSendsKeepOrder(t *testing.T) {
 			t.Fatalf("the client of the other node got m=%d, want m=%d", got, want)
 		}
 		want++
+	}
+}
+
+// TestCluster_PipelinedFloodKeepsCanary: a backend pipelining as many
+// large sends as it can, in cluster mode, is answered in order while a
+// canary on the same node keeps getting answers: the pipe holds at most a
+// bounded batch (publishpipe.go, TestPublishPipe_BoundsWhatItHolds) and
+// sends it whenever it fills.
+func TestCluster_PipelinedFloodKeepsCanary(t *testing.T) {
+	nodes := startChatCluster(t)
+	a := nodes[0]
+	canary := a.startCanary(t, "/echo")
+	heap0 := memAfterGC().HeapInuse
+	const k, size = 1500, 8 << 10
+	line := fmt.Sprintf(`{"cmd":"sendToGroup","group":"nobody","data":%q}`, strings.Repeat("x", size))
+	var lines strings.Builder
+	for range k {
+		lines.WriteString(line)
+		lines.WriteByte('\n')
+	}
+	be := a.backend(t)
+	go func() { _, _ = io.WriteString(be.nc, lines.String()) }() // 12 MiB, answers read as it is written
+	for i := 1; i <= k; i++ {
+		if ans := be.readLine(); !strings.Contains(ans, `"ok":true`) {
+			t.Fatalf("answer %d: %s", i, ans)
+		}
+	}
+	worst := canary.check()
+	heap := memAfterGC().HeapInuse
+	t.Logf("%d pipelined sends of %d KiB: canary's worst round trip %v; heap after a GC %d → %d MiB", k, size>>10, worst, heap0>>20, heap>>20)
+	if heap > heap0+16<<20 {
+		t.Errorf("the heap holds %d MiB more after the flood", (heap-heap0)>>20)
 	}
 }

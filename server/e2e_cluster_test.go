@@ -13,11 +13,12 @@ import (
 )
 
 // startChatCluster starts two cluster nodes in this process on one real
-// redis-server, serving the chat module without its rate limit.
+// redis-server, serving the chat module without its rate limit (and echo,
+// for canaries).
 func startChatCluster(t *testing.T) []*testServer {
 	t.Helper()
 	rs := redistest.Start(t)
-	dir := handlersWith(t, "chat")
+	dir := handlersWith(t, "chat", "echo")
 	cluster := func(c *server.Config) {
 		c.Cluster.Redis = rs.URL()
 		c.Cluster.NodeTTL.Duration = 3 * time.Second
