@@ -183,15 +183,12 @@ func (p *Ports) apiBatch(ctx *fasthttp.RequestCtx) {
 			}
 		}
 		out = pipe.settle(out, appendItem)
-		if len(out) > 1 {
-			out = append(out, ',')
-		}
-		if err != nil {
-			out = appendParseError(out, err)
-		} else {
-			out = p.apiExecute(gw, "", &r, out)
-		}
-		out = bytes.TrimSuffix(out, []byte{'\n'})
+		out = appendBatchItem(out, func(dst []byte) []byte {
+			if err != nil {
+				return appendParseError(dst, err)
+			}
+			return p.apiExecute(gw, "", &r, dst)
+		})
 	}
 	out = pipe.settle(out, appendItem)
 	ctx.SetBody(append(out, "]\n"...))
@@ -199,10 +196,17 @@ func (p *Ports) apiBatch(ctx *fasthttp.RequestCtx) {
 
 // appendItem appends an answer to a batch's JSON array (dst begins '[').
 func appendItem(dst, id []byte, result any, err error) []byte {
+	return appendBatchItem(dst, func(dst []byte) []byte { return appendResult(dst, id, result, err) })
+}
+
+// appendBatchItem appends what answer appends, as the next item of a
+// batch's JSON array (dst begins '['): after a comma, without the line's
+// newline.
+func appendBatchItem(dst []byte, answer func([]byte) []byte) []byte {
 	if len(dst) > 1 {
 		dst = append(dst, ',')
 	}
-	return bytes.TrimSuffix(appendResult(dst, id, result, err), []byte{'\n'})
+	return bytes.TrimSuffix(answer(dst), []byte{'\n'})
 }
 
 func (p *Ports) adminAuthorized(ctx *fasthttp.RequestCtx) bool {
