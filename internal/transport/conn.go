@@ -690,6 +690,17 @@ func (c *Conn) writeBatchLocked(batch []outMsg, ping bool, pong []byte) error {
 	if c.closeSent {
 		return nil
 	}
+	if len(batch) > 0 {
+		// Counted before the write, as a direct write counts (sendNow): a
+		// client that has read its messages must find them counted (the
+		// count after the write raced with the client's read of it).
+		n := 0
+		for _, m := range batch {
+			n += len(m.Data)
+		}
+		c.msgsOut.Add(uint64(len(batch)))
+		c.bytesOut.Add(uint64(n))
+	}
 	bp := getFrameBuf()
 	defer putFrameBuf(bp)
 	b := (*bp)[:0]
@@ -723,18 +734,7 @@ func (c *Conn) writeBatchLocked(batch []outMsg, ping bool, pong []byte) error {
 		}
 	}
 	*bp = b
-	if err := c.writeLocked(b, nil); err != nil {
-		return err
-	}
-	if len(batch) > 0 {
-		n := 0
-		for _, m := range batch {
-			n += len(m.Data)
-		}
-		c.msgsOut.Add(uint64(len(batch)))
-		c.bytesOut.Add(uint64(n))
-	}
-	return nil
+	return c.writeLocked(b, nil)
 }
 
 // writeLocked writes what a direct write left, then b and more, blocking
